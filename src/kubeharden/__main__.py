@@ -1,0 +1,3 @@
+from kubeharden.cli import main
+
+main()

@@ -1,0 +1,241 @@
+"""Command-line interface."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import click
+
+from kubeharden import __version__
+from kubeharden.catalog import Settings, all_controls, get_control, profiles
+from kubeharden.engine import ScanResult
+from kubeharden.loader import LoadContext
+from kubeharden.model import Severity
+from kubeharden.scanner import ScanRequest, UsageError, run_scan
+from kubeharden.versions import parse_minor
+from kubeharden.yamlsafe import Limits
+
+FORMATS = ("table", "json", "sarif", "junit", "markdown", "html")
+_EXTENSION_FORMATS = {
+    ".json": "json", ".sarif": "sarif", ".xml": "junit", ".md": "markdown", ".html": "html",
+    ".htm": "html", ".txt": "table",
+}
+# Modules under kubeharden.commands that contribute sub-commands (each has COMMANDS: list).
+_DEFAULT_LIMITS = Limits()
+COMMAND_MODULES = ("netpol", "rbac", "node", "generate", "snapshot")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="kubeharden")
+def cli() -> None:
+    """Harden Kubernetes with the NSA/CISA Kubernetes Hardening Guidance (v1.2)."""
+
+
+def _fail_on(value: str) -> Severity | None:
+    if value.lower() == "none":
+        return None
+    try:
+        return Severity.parse(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+def plan_outputs(formats: Sequence[str], outputs: Sequence[str]) -> list[tuple[str, str | None]]:
+    """Pair formats with output files: in order; a file without a format takes it from its
+    extension; formats without a file go to stdout. Returns (format, file-or-None)."""
+    plan: list[tuple[str, str | None]] = []
+    for i, out in enumerate(outputs):
+        if i < len(formats):
+            plan.append((formats[i], out))
+        else:
+            fmt = _EXTENSION_FORMATS.get(Path(out).suffix.lower())
+            if fmt is None:
+                raise click.BadParameter(
+                    f"cannot tell the format of {out!r} from its extension; add --format", param_hint="-o"
+                )
+            plan.append((fmt, out))
+    plan.extend((fmt, None) for fmt in formats[len(outputs):])
+    if not plan:
+        plan.append(("table", None))
+    return plan
+
+
+def write_reports(result: ScanResult, plan: list[tuple[str, str | None]], protected: set[str]) -> None:
+    from kubeharden.reporters import reporters
+
+    available = reporters()
+    for fmt, out in plan:
+        if fmt == "table" and out is None:
+            from kubeharden.reporters.table import print_table
+
+            print_table(result)
+            continue
+        text = available[fmt].render(result)
+        if out is None or out == "-":
+            click.echo(text, nl=False)
+            continue
+        if os.path.abspath(out) in protected:
+            raise click.UsageError(f"refusing to overwrite input file {out}")
+        Path(out).write_text(text, encoding="utf-8")
+        click.echo(f"wrote {fmt} report to {out}", err=True)
+
+
+def report_options(fn: Any) -> Any:
+    """Options shared by every command that produces a scan report (scan, node ...)."""
+    options = [
+        click.option("--format", "-f", "formats", multiple=True, type=click.Choice(FORMATS),
+                     help="Report format; repeat for several (paired in order with -o)."),
+        click.option("--output", "-o", "outputs", multiple=True, metavar="FILE",
+                     help="Write a report to FILE (format from --format or the extension)."),
+        click.option("--fail-on", default="high", show_default=True, metavar="SEVERITY",
+                     help="Exit 1 when a finding is at or above: low, medium, high, critical, none."),
+        click.option("--exceptions", "exceptions_file", type=click.Path(dir_okay=False), metavar="FILE",
+                     help="YAML file of accepted risks (control, resource selector, reason, owner, expires)."),
+        click.option("--show-unused-exceptions", is_flag=True,
+                     help="List exceptions that matched no finding."),
+        click.option("--control", "-c", "only", multiple=True, metavar="ID",
+                     help="Run only these controls (ids or wildcards such as KH-POD-*)."),
+        click.option("--skip", "skip", multiple=True, metavar="ID", help="Do not run these controls."),
+        click.option("--kubernetes-version", metavar="X.Y",
+                     help="Kubernetes version the controls assume (default: newest supported)."),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+def settings_from(kubernetes_version: str | None, **extra: Any) -> Settings:
+    settings = Settings()
+    if kubernetes_version:
+        try:
+            settings.kubernetes_version = parse_minor(kubernetes_version)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--kubernetes-version") from None
+    settings.extra.update({k: v for k, v in extra.items() if v not in (None, ())})
+    return settings
+
+
+def finish(result: ScanResult, formats: Sequence[str], outputs: Sequence[str], fail_on: str,
+           show_unused: bool, protected: set[str]) -> None:
+    threshold = _fail_on(fail_on)
+    plan = plan_outputs(formats, outputs)
+    write_reports(result, plan, protected)
+    for error in result.errors:
+        where = error.source + (f":{error.line}" if error.line else "")
+        click.echo(f"error: {where}: {error.message}", err=True)
+    for rule in result.exceptions.expired:
+        click.echo(f"warning: exception expired on {rule.expires} ({rule.origin}); it no longer applies",
+                   err=True)
+    if show_unused:
+        for rule in result.exceptions.unused:
+            click.echo(f"unused exception: {rule.origin} ({rule.control})", err=True)
+    code = result.exit_code(threshold) if threshold is not None else (2 if result.errors else 0)
+    sys.exit(code)
+
+
+@cli.command()
+@click.argument("paths", nargs=-1)
+@click.option("--profile", "-p", default="nsa", show_default=True, help="Control profile.")
+@report_options
+@click.option("--pss-version", metavar="v1.N|latest", help="Pod Security Standards policy version.")
+@click.option("--allowed-registry", "allowed_registries", multiple=True, metavar="HOST[/PATH]",
+              help="Registries images may come from (off unless given).")
+@click.option("--as-cluster", is_flag=True,
+              help="Treat the inputs as the complete contents of one cluster.")
+@click.option("--cluster", "live", is_flag=True, help="Scan the live cluster of the kubeconfig.")
+@click.option("--kubeconfig", type=click.Path(dir_okay=False), help="Kubeconfig for --cluster.")
+@click.option("--context", "kube_context", help="Kubeconfig context for --cluster.")
+@click.option("--namespace", "-n", "namespaces", multiple=True, help="Limit --cluster to namespaces.")
+@click.option("--values", "helm_values", multiple=True, type=click.Path(dir_okay=False),
+              help="Helm values file for chart directories.")
+@click.option("--set", "helm_set", multiple=True, metavar="KEY=VALUE", help="Helm --set for charts.")
+@click.option("--max-file-size", type=click.IntRange(min=1), default=_DEFAULT_LIMITS.max_file_bytes,
+              show_default=True, help="Largest input file in bytes.")
+@click.option("--max-depth", type=click.IntRange(1, 5000), default=_DEFAULT_LIMITS.max_depth, show_default=True,
+              help="Deepest YAML nesting accepted.")
+@click.option("--max-aliases", type=click.IntRange(min=0), default=_DEFAULT_LIMITS.max_aliases, show_default=True,
+              help="Most YAML alias uses accepted per document.")
+def scan(paths: tuple[str, ...], profile: str, formats: tuple[str, ...], outputs: tuple[str, ...],
+         fail_on: str, exceptions_file: str | None, show_unused_exceptions: bool, only: tuple[str, ...],
+         skip: tuple[str, ...], kubernetes_version: str | None, pss_version: str | None,
+         allowed_registries: tuple[str, ...], as_cluster: bool, live: bool, kubeconfig: str | None,
+         kube_context: str | None, namespaces: tuple[str, ...], helm_values: tuple[str, ...],
+         helm_set: tuple[str, ...], max_file_size: int, max_depth: int, max_aliases: int) -> None:
+    """Scan manifests (files, directories, '-' for stdin), snapshots or a live cluster."""
+    _fail_on(fail_on)
+    if not paths and not live:
+        raise click.UsageError("give at least one path ('-' for stdin) or --cluster")
+    settings = settings_from(kubernetes_version, pss_version=pss_version)
+    settings.allowed_registries = allowed_registries
+    settings.as_cluster = as_cluster
+    request = ScanRequest(
+        paths=paths,
+        profile=profile,
+        settings=settings,
+        load=LoadContext(
+            Limits(max_file_bytes=max_file_size, max_depth=max_depth, max_aliases=max_aliases),
+            {"helm_values": helm_values, "helm_set": helm_set},
+        ),
+        only=only,
+        skip=skip,
+        exceptions_file=exceptions_file,
+    )
+    if live:
+        request.sources["cluster"] = {
+            "kubeconfig": kubeconfig, "context": kube_context, "namespaces": namespaces,
+        }
+    try:
+        result = run_scan(request)
+    except UsageError as exc:
+        raise click.UsageError(str(exc)) from None
+    protected = {os.path.abspath(p) for p in paths if p != "-"}
+    finish(result, formats, outputs, fail_on, show_unused_exceptions, protected)
+
+
+@cli.command("controls")
+@click.option("--profile", "-p", default=None, help="Only controls of this profile.")
+@click.option("--format", "-f", "fmt", type=click.Choice(["table", "json"]), default="table")
+def list_controls(profile: str | None, fmt: str) -> None:
+    """List the control catalog."""
+    from kubeharden.reporters.catalog import print_catalog, catalog_json
+
+    if profile is not None and profile not in profiles():
+        raise click.BadParameter(f"unknown profile {profile!r} (known: {', '.join(sorted(profiles()))})",
+                                 param_hint="--profile")
+    controls = [c for c in all_controls() if profile is None or profile in c.profiles]
+    if fmt == "json":
+        click.echo(catalog_json(controls))
+    else:
+        print_catalog(controls)
+
+
+@cli.command()
+@click.argument("control_id")
+def explain(control_id: str) -> None:
+    """Explain a control: what, why, how to fix, guidance references, examples."""
+    from kubeharden.reporters.catalog import print_explanation
+
+    ctrl = get_control(control_id)
+    if ctrl is None:
+        raise click.BadParameter(f"unknown control {control_id!r} (see `kubeharden controls`)",
+                                 param_hint="CONTROL_ID")
+    print_explanation(ctrl)
+
+
+def _register_commands() -> None:
+    for name in COMMAND_MODULES:
+        module = importlib.import_module(f"kubeharden.commands.{name}")
+        for command in module.COMMANDS:
+            cli.add_command(command)
+
+
+_register_commands()
+
+
+def main() -> None:
+    cli(prog_name="kubeharden")

@@ -1,0 +1,1 @@
+"""Controls, one module per guidance section. Every module here is imported by the catalog."""

@@ -1,0 +1,285 @@
+"""The engine: runs controls over an inventory and turns violations into findings.
+
+Every control ends a scan in one of three states: pass, fail (with findings) or
+not_assessed (with the reason). A control whose evidence is absent never passes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from fnmatch import fnmatchcase
+from typing import Any
+
+from kubeharden import __version__
+from kubeharden.catalog import Context, Control, KubeVersion, Settings
+from kubeharden.exceptions import ExceptionRule, ExceptionsOutcome, parse_inline
+from kubeharden.inventory import Inventory
+from kubeharden.loader import REDACTED, LineLocator, LoadStats
+from kubeharden.model import (
+    Finding,
+    InputError,
+    NotAssessed,
+    Section,
+    Severity,
+    Status,
+    Violation,
+    format_path,
+)
+
+# How much a control counts in a score, by severity.
+SEVERITY_WEIGHT = {Severity.LOW: 1, Severity.MEDIUM: 3, Severity.HIGH: 6, Severity.CRITICAL: 10}
+_SENSITIVE_KEYS = {"data", "stringData", "binaryData"}
+
+
+@dataclass
+class ControlResult:
+    control: Control
+    status: Status
+    findings: list[Finding] = field(default_factory=list)
+    reason: str | None = None
+
+
+@dataclass
+class ScanResult:
+    profile: str
+    kubernetes_version: KubeVersion
+    controls: list[ControlResult]
+    findings: list[Finding]
+    errors: list[InputError]
+    warnings: list[InputError] = field(default_factory=list)
+    stats: LoadStats = field(default_factory=LoadStats)
+    resources: int = 0
+    exceptions: ExceptionsOutcome = field(default_factory=ExceptionsOutcome)
+    notes: list[str] = field(default_factory=list)  # e.g. the date of shipped version data
+    duration: float = 0.0
+    tool: dict[str, str] = field(default_factory=lambda: {"name": "kubeharden", "version": __version__})
+
+    def active_findings(self) -> list[Finding]:
+        return [f for f in self.findings if not f.excepted]
+
+    def by_severity(self) -> dict[str, int]:
+        counts = {s.label: 0 for s in Severity}
+        for f in self.active_findings():
+            counts[f.severity.label] += 1
+        return counts
+
+    def section_scores(self) -> dict[str, dict[str, Any]]:
+        out: dict[str, dict[str, Any]] = {}
+        for section in Section:
+            results = [r for r in self.controls if r.control.section is section]
+            if not results:
+                continue
+            out[section.value] = _score(results)
+        return out
+
+    def score(self) -> float | None:
+        return _score(self.controls)["score"]
+
+    def exit_code(self, fail_on: Severity) -> int:
+        if self.errors:
+            return 2
+        if any(f.severity >= fail_on for f in self.active_findings()):
+            return 1
+        return 0
+
+
+def _score(results: Iterable[ControlResult]) -> dict[str, Any]:
+    passed = failed = not_assessed = 0
+    got = total = 0
+    for r in results:
+        weight = SEVERITY_WEIGHT[r.control.severity]
+        if r.status is Status.PASS:
+            passed += 1
+            got += weight
+            total += weight
+        elif r.status is Status.FAIL:
+            failed += 1
+            total += weight
+        else:
+            not_assessed += 1
+    score = round(100.0 * got / total, 1) if total else None
+    return {"passed": passed, "failed": failed, "not_assessed": not_assessed, "score": score}
+
+
+def _redact(violation: Violation) -> Any:
+    if not violation.has_value:
+        return None
+    path = violation.path
+    res = violation.resource
+    if res is not None and res.kind in ("Secret", "ConfigMap") and _SENSITIVE_KEYS.intersection(
+        p for p in path if isinstance(p, str)
+    ):
+        return REDACTED
+    # env[i].value of a container may carry a credential; controls that report it pass no value
+    if len(path) >= 3 and path[-1] == "value" and path[-3] == "env":
+        return REDACTED
+    return violation.value
+
+
+def _requirement_reason(ctrl: Control, ctx: Context) -> str | None:
+    if ctrl.manual:
+        return ctrl.manual
+    if not ctrl.applies_to_version(ctx.kubernetes_version):
+        major, minor = ctx.kubernetes_version
+        return f"does not apply to Kubernetes {major}.{minor}"
+    if ctrl.requires is not None:
+        reason = ctrl.requires(ctx)
+        if reason:
+            return reason
+    if ctrl.kinds and not ctx.inventory.has_kind(*ctrl.kinds):
+        return f"no {', '.join(ctrl.kinds)} in the input"
+    return None
+
+
+class Engine:
+    def __init__(
+        self,
+        controls: list[Control],
+        settings: Settings,
+        exceptions: list[ExceptionRule] | None = None,
+        today: dt.date | None = None,
+    ) -> None:
+        self.controls = controls
+        self.settings = settings
+        self.rules = exceptions or []
+        self.today = today or dt.date.today()
+        self.locator = LineLocator()
+
+    def _finding(self, ctrl: Control, v: Violation) -> Finding:
+        res = v.resource
+        source = v.source or (res.source if res is not None else None)
+        line = v.line
+        if line is None and res is not None:
+            line = self.locator.line_of(res.source, v.path)
+        elif line is None and source is not None:
+            line = source.line
+        file = source.file if source is not None else None
+        evidence = dict(v.evidence)
+        if source is not None and source.origin:
+            evidence.setdefault("origin", source.origin)
+        return Finding(
+            control_id=ctrl.id,
+            severity=v.severity or ctrl.severity,
+            resource=res.ref() if res is not None else None,
+            file=file,
+            line=line,
+            path=format_path(v.path),
+            message=v.message,
+            remediation=v.remediation or ctrl.fix,
+            value=_redact(v),
+            has_value=v.has_value,
+            evidence=evidence,
+            section=ctrl.section,
+            title=ctrl.title,
+        )
+
+    def run(
+        self,
+        inventory: Inventory,
+        *,
+        profile: str = "nsa",
+        errors: list[InputError] | None = None,
+        warnings: list[InputError] | None = None,
+        stats: LoadStats | None = None,
+    ) -> ScanResult:
+        started = time.perf_counter()
+        from kubeharden.versions import NEWEST_SUPPORTED
+
+        version = self.settings.kubernetes_version or NEWEST_SUPPORTED
+        ctx = Context(inventory, self.settings, version)
+        errors = list(errors or [])
+        known_ids = {c.id for c in self.controls}
+        inline: dict[int, dict[str, str]] = {}
+        for res in inventory.resources:
+            if "kubeharden.io/ignore" in res.annotations:
+                parsed, problems = parse_inline(res, known_ids)
+                inline[id(res.obj)] = parsed
+                errors.extend(problems)
+        active_rules = [r for r in self.rules if not r.expired(self.today)]
+        results: list[ControlResult] = []
+        all_findings: list[Finding] = []
+        for ctrl in self.controls:
+            reason = _requirement_reason(ctrl, ctx)
+            if reason is not None:
+                results.append(ControlResult(ctrl, Status.NOT_ASSESSED, reason=reason))
+                continue
+            assert ctrl.check is not None
+            try:
+                violations = list(ctrl.check(ctx))
+            except NotAssessed as na:
+                results.append(ControlResult(ctrl, Status.NOT_ASSESSED, reason=na.reason))
+                continue
+            except Exception as exc:  # a bug in one control must not sink the scan
+                errors.append(InputError(f"control {ctrl.id}", f"internal error: {type(exc).__name__}: {exc}"))
+                results.append(ControlResult(ctrl, Status.NOT_ASSESSED, reason=f"internal error: {exc}"))
+                continue
+            findings = []
+            for v in violations:
+                finding = self._finding(ctrl, v)
+                self._apply_exceptions(finding, v, inline, active_rules)
+                findings.append(finding)
+            status = Status.FAIL if any(not f.excepted for f in findings) else Status.PASS
+            results.append(ControlResult(ctrl, status, findings))
+            all_findings.extend(findings)
+        outcome = ExceptionsOutcome(
+            expired=[r for r in self.rules if r.expired(self.today)],
+            unused=[r for r in active_rules if r.uses == 0],
+        )
+        notes = list(inventory.facts.get("notes", []))
+        return ScanResult(
+            profile=profile,
+            kubernetes_version=version,
+            controls=results,
+            findings=all_findings,
+            errors=errors,
+            warnings=list(warnings or []),
+            stats=stats or LoadStats(),
+            resources=len(inventory.resources),
+            exceptions=outcome,
+            notes=notes,
+            duration=time.perf_counter() - started,
+        )
+
+    def _apply_exceptions(
+        self, finding: Finding, v: Violation, inline: dict[int, dict[str, str]], rules: list[ExceptionRule]
+    ) -> None:
+        if v.resource is not None:
+            reason = inline.get(id(v.resource.obj), {}).get(finding.control_id)
+            if reason is not None:
+                finding.exception = {"kind": "annotation", "reason": reason}
+                return
+        for rule in rules:
+            if rule.matches(finding):
+                rule.uses += 1
+                finding.exception = {
+                    "kind": "file",
+                    "reason": rule.reason,
+                    "owner": rule.owner,
+                    "expires": rule.expires.isoformat() if rule.expires else None,
+                    "origin": rule.origin,
+                }
+                return
+
+
+def select_controls(
+    controls: list[Control], only: Iterable[str] = (), skip: Iterable[str] = ()
+) -> list[Control]:
+    """Filter by ids or wildcards; an id or pattern that matches nothing is an error."""
+    ids = [c.id for c in controls]
+
+    def expand(patterns: Iterable[str]) -> set[str]:
+        out: set[str] = set()
+        for pattern in patterns:
+            pat = pattern.strip().upper()
+            matched = {i for i in ids if fnmatchcase(i, pat)}
+            if not matched:
+                raise ValueError(f"unknown control {pattern!r} (see `kubeharden controls`)")
+            out |= matched
+        return out
+
+    only_set = expand(only)
+    skip_set = expand(skip)
+    return [c for c in controls if (not only_set or c.id in only_set) and c.id not in skip_set]

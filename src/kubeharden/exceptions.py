@@ -1,0 +1,161 @@
+"""Accepted risks: inline annotations and an exceptions file. Excepted findings stay in the
+report, marked as such; expired exceptions stop applying and are reported."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from fnmatch import fnmatchcase
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from kubeharden.model import Finding, InputError, Resource
+
+INLINE_ANNOTATION = "kubeharden.io/ignore"
+
+
+class ExceptionsFileError(Exception):
+    def __init__(self, message: str, line: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.line = line
+
+
+@dataclass
+class ExceptionRule:
+    control: str  # control id or a wildcard pattern (KH-POD-*)
+    kind: str = "*"
+    namespace: str = "*"
+    name: str = "*"
+    reason: str = ""
+    owner: str = ""
+    expires: dt.date | None = None
+    origin: str = ""  # file:line
+    uses: int = 0
+
+    def expired(self, today: dt.date) -> bool:
+        return self.expires is not None and self.expires < today
+
+    def matches(self, finding: Finding) -> bool:
+        if not fnmatchcase(finding.control_id, self.control):
+            return False
+        res = finding.resource or {}
+        return (
+            fnmatchcase(str(res.get("kind") or ""), self.kind)
+            and fnmatchcase(str(res.get("namespace") or ""), self.namespace)
+            and fnmatchcase(str(res.get("name") or ""), self.name)
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "control": self.control,
+            "resource": {"kind": self.kind, "namespace": self.namespace, "name": self.name},
+            "reason": self.reason,
+            "owner": self.owner,
+            "expires": self.expires.isoformat() if self.expires else None,
+            "origin": self.origin,
+        }
+
+
+def _parse_date(value: Any, where: str) -> dt.date | None:
+    if value is None:
+        return None
+    if isinstance(value, dt.datetime):
+        return value.date()
+    if isinstance(value, dt.date):
+        return value
+    try:
+        return dt.date.fromisoformat(str(value))
+    except ValueError:
+        raise ExceptionsFileError(f"{where}: expires must be a date (YYYY-MM-DD), got {value!r}") from None
+
+
+def load_exceptions_file(path: str) -> list[ExceptionRule]:
+    """Format::
+
+        exceptions:
+          - control: KH-POD-005          # id or wildcard
+            resource: {kind: DaemonSet, namespace: kube-system, name: "calico-*"}
+            reason: CNI needs privileged mode
+            owner: platform-team
+            expires: 2027-03-31
+    """
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ExceptionsFileError(f"cannot read exceptions file: {exc.strerror or exc}") from None
+    try:
+        node = yaml.compose(text, Loader=yaml.CSafeLoader)
+        data = yaml.load(text, Loader=yaml.CSafeLoader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        raise ExceptionsFileError(f"invalid YAML: {exc}", mark.line + 1 if mark else None) from None
+    entries = data.get("exceptions") if isinstance(data, dict) else data
+    if not isinstance(entries, list):
+        raise ExceptionsFileError("expected a list under 'exceptions:'")
+    lines: list[int] = []
+    if node is not None:
+        seq = node
+        if isinstance(data, dict):
+            for key, value in node.value:
+                if key.value == "exceptions":
+                    seq = value
+        lines = [item.start_mark.line + 1 for item in getattr(seq, "value", [])]
+    rules = []
+    for i, entry in enumerate(entries):
+        line = lines[i] if i < len(lines) else None
+        where = f"{path}:{line}" if line else f"{path} entry {i + 1}"
+        if not isinstance(entry, dict) or not entry.get("control"):
+            raise ExceptionsFileError(f"{where}: each exception needs a 'control'", line)
+        if not entry.get("reason"):
+            raise ExceptionsFileError(f"{where}: each exception needs a 'reason'", line)
+        selector = entry.get("resource") or {}
+        if not isinstance(selector, dict):
+            raise ExceptionsFileError(f"{where}: 'resource' must be a mapping (kind, namespace, name)", line)
+        rules.append(
+            ExceptionRule(
+                control=str(entry["control"]).upper(),
+                kind=str(selector.get("kind", "*")),
+                namespace=str(selector.get("namespace", "*")),
+                name=str(selector.get("name", "*")),
+                reason=str(entry["reason"]),
+                owner=str(entry.get("owner") or ""),
+                expires=_parse_date(entry.get("expires"), where),
+                origin=where,
+            )
+        )
+    return rules
+
+
+def parse_inline(resource: Resource, known_ids: set[str]) -> tuple[dict[str, str], list[InputError]]:
+    """``kubeharden.io/ignore: "KH-POD-005,KH-POD-006: reason"`` -> {id: reason}."""
+    raw = resource.annotations.get(INLINE_ANNOTATION)
+    if raw is None:
+        return {}, []
+    errors: list[InputError] = []
+    ids_part, sep, reason = str(raw).partition(":")
+    reason = reason.strip()
+    out: dict[str, str] = {}
+    if not sep or not reason:
+        errors.append(
+            InputError(resource.source.file, f"{resource.display()}: {INLINE_ANNOTATION} must be "
+                       f"'<ID>[,<ID>...]: reason'", resource.source.line)
+        )
+        return {}, errors
+    for cid in (p.strip().upper() for p in ids_part.split(",")):
+        if cid not in known_ids:
+            errors.append(
+                InputError(resource.source.file, f"{resource.display()}: {INLINE_ANNOTATION} names "
+                           f"unknown control {cid!r}", resource.source.line)
+            )
+            continue
+        out[cid] = reason
+    return out, errors
+
+
+@dataclass
+class ExceptionsOutcome:
+    expired: list[ExceptionRule] = field(default_factory=list)
+    unused: list[ExceptionRule] = field(default_factory=list)

@@ -1,0 +1,371 @@
+"""Loaders: turn files, directories and stdin into Resources. They read; they never judge."""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path as FsPath
+from typing import Any
+
+import orjson
+
+from kubeharden.model import InputError, Path, Resource, Source
+from kubeharden.yamlsafe import Limits, YamlInputError, compose_documents, iter_yaml_documents, locate
+
+YAML_SUFFIXES = (".yaml", ".yml")
+JSON_SUFFIXES = (".json",)
+STDIN = "-"
+STDIN_NAME = "<stdin>"
+
+# Hooks for inputs that are not plain manifests: a directory that is a Helm chart or a
+# Kustomize overlay is rendered; a snapshot file is opened. Each hook claims a path and
+# yields (data, Source) pairs or raises InputProblem. Registered by kubeharden.sources.
+PathHook = Callable[[FsPath, "LoadContext"], "Iterable[tuple[Any, Source]] | None"]
+_PATH_HOOKS: list[PathHook] = []
+
+
+def register_path_hook(hook: PathHook) -> None:
+    if hook not in _PATH_HOOKS:
+        _PATH_HOOKS.append(hook)
+
+
+class InputProblem(Exception):
+    """Raised by a hook when its input cannot be read; becomes an InputError."""
+
+    def __init__(self, message: str, line: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.line = line
+
+
+@dataclass
+class LoadStats:
+    files: int = 0
+    documents: int = 0
+    resources: int = 0
+    skipped_non_kubernetes: int = 0
+    skipped_empty: int = 0
+    bytes: int = 0
+
+
+@dataclass
+class LoadContext:
+    limits: Limits = field(default_factory=Limits)
+    options: dict[str, Any] = field(default_factory=dict)  # renderer options (helm values, --set ...)
+
+
+@dataclass
+class LoadResult:
+    resources: list[Resource] = field(default_factory=list)
+    errors: list[InputError] = field(default_factory=list)
+    warnings: list[InputError] = field(default_factory=list)
+    stats: LoadStats = field(default_factory=LoadStats)
+
+    def extend(self, other: LoadResult) -> None:
+        self.resources.extend(other.resources)
+        self.errors.extend(other.errors)
+        self.warnings.extend(other.warnings)
+        for name in vars(self.stats):
+            setattr(self.stats, name, getattr(self.stats, name) + getattr(other.stats, name))
+
+
+def display_path(path: str | os.PathLike[str]) -> str:
+    """Relative to the working directory when below it, so reports are portable."""
+    text = os.fspath(path)
+    if text == STDIN_NAME:
+        return text
+    try:
+        rel = os.path.relpath(text)
+    except ValueError:
+        return text
+    return text if rel.startswith("..") else rel
+
+
+# ---------------------------------------------------------------------------------------------
+# Retention: what is kept of each object. Bulky fields that no control reads are dropped so a
+# 100,000-object input fits in memory; secret values are never kept at all.
+
+REDACTED = "<redacted>"
+_DROP_ANNOTATIONS = ("kubectl.kubernetes.io/last-applied-configuration",)
+
+
+def _slim(obj: dict[str, Any]) -> None:
+    meta = obj.get("metadata")
+    if isinstance(meta, dict):
+        meta.pop("managedFields", None)
+        ann = meta.get("annotations")
+        if isinstance(ann, dict):
+            for key in _DROP_ANNOTATIONS:
+                ann.pop(key, None)
+    kind = obj.get("kind")
+    if kind == "Secret":
+        for key in ("data", "stringData"):
+            values = obj.get(key)
+            if isinstance(values, dict):
+                obj[key] = dict.fromkeys(values, REDACTED)
+    elif kind == "CustomResourceDefinition":
+        spec = obj.get("spec")
+        if isinstance(spec, dict):
+            spec.pop("validation", None)
+            versions = spec.get("versions")
+            if isinstance(versions, list):
+                for version in versions:
+                    if isinstance(version, dict):
+                        version.pop("schema", None)
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def _is_kubernetes(data: dict[str, Any]) -> bool:
+    return bool(data.get("apiVersion")) and bool(data.get("kind"))
+
+
+def _list_items(data: dict[str, Any]) -> list[Any] | None:
+    kind = data.get("kind")
+    items = data.get("items")
+    if isinstance(kind, str) and kind.endswith("List") and isinstance(items, list):
+        return items
+    return None
+
+
+def explode(data: Any, source: Source, result: LoadResult) -> None:
+    """Add one document's object(s): a single object, or the items of a List / *List."""
+    result.stats.documents += 1
+    if data is None:
+        result.stats.skipped_empty += 1
+        return
+    if not isinstance(data, dict):
+        result.errors.append(
+            InputError(source.file, f"document is a {type(data).__name__}, not a mapping", source.line)
+        )
+        return
+    items = _list_items(data)
+    if items is not None:
+        item_kind = str(data["kind"])[: -len("List")] or None
+        api_version = data.get("apiVersion")
+        for i, item in enumerate(items):
+            item_source = Source(
+                source.file, source.line, source.end_line, source.doc_index,
+                (*source.base_path, "items", i), source.origin, source.text,
+            )
+            if not isinstance(item, dict):
+                result.errors.append(InputError(source.file, f"items[{i}] is not a mapping", source.line))
+                continue
+            if item_kind and item_kind != "" and "kind" not in item:
+                item["kind"] = item_kind  # typed lists (PodList) omit per-item kind
+            if api_version and "apiVersion" not in item:
+                item["apiVersion"] = api_version
+            _add(item, item_source, result)
+        return
+    _add(data, source, result)
+
+
+def _add(data: dict[str, Any], source: Source, result: LoadResult) -> None:
+    if not _is_kubernetes(data):
+        result.stats.skipped_non_kubernetes += 1
+        return
+    _slim(data)
+    result.resources.append(Resource.from_obj(data, source))
+    result.stats.resources += 1
+
+
+_HELM_SOURCE_RE = re.compile(rb"^# Source: (\S.*)$", re.M)
+
+
+def _template_origins(data: bytes) -> list[tuple[int, str]]:
+    """(1-based line, template) of every `# Source:` comment that `helm template` writes."""
+    if b"# Source: " not in data:
+        return []
+    out = []
+    for match in _HELM_SOURCE_RE.finditer(data):
+        line = data.count(b"\n", 0, match.start()) + 1
+        out.append((line, match.group(1).decode("utf-8", "replace").strip()))
+    return out
+
+
+def _origin_for(origins: list[tuple[int, str]], line: int) -> str | None:
+    found = None
+    for origin_line, template in origins:
+        if origin_line > line:
+            break
+        found = template
+    return found
+
+
+def _looks_binary(data: bytes) -> bool:
+    return b"\x00" in data[:8192]
+
+
+def load_bytes(data: bytes, name: str, ctx: LoadContext, keep_text: bool = False) -> LoadResult:
+    """Load one file's (or stdin's) content."""
+    result = LoadResult()
+    result.stats.files = 1
+    result.stats.bytes = len(data)
+    if len(data) > ctx.limits.max_file_bytes:
+        result.errors.append(
+            InputError(name, f"file is larger than {ctx.limits.max_file_bytes} bytes (limit: max_file_bytes)")
+        )
+        return result
+    if _looks_binary(data):
+        result.errors.append(InputError(name, "binary file (contains NUL bytes), not YAML or JSON"))
+        return result
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        result.errors.append(InputError(name, f"not valid UTF-8 text: {exc.reason}", line))
+        return result
+    if not text.strip():
+        result.errors.append(InputError(name, "file is empty"))
+        return result
+    kept = text if keep_text else None
+    if name.endswith(JSON_SUFFIXES) or (name == STDIN_NAME and text.lstrip()[:1] in "{["):
+        try:
+            value = orjson.loads(data)
+        except orjson.JSONDecodeError as exc:
+            if name.endswith(JSON_SUFFIXES):
+                result.errors.append(InputError(name, f"invalid JSON: {exc.msg}", exc.lineno))
+                return result
+            # stdin starting with '[' or '{' may still be YAML flow style: fall through
+        else:
+            explode(value, Source(name, None, None, 0, (), None, kept), result)
+            return result
+    yaml_errors: list[YamlInputError] = []
+    origins = _template_origins(data)
+    for doc in iter_yaml_documents(data, ctx.limits, yaml_errors):
+        for warning in doc.warnings:
+            result.errors.append(InputError(name, warning.message, warning.line))
+        origin = _origin_for(origins, doc.start_line) if origins else None
+        explode(doc.data, Source(name, doc.start_line, doc.end_line, doc.index, (), origin, kept), result)
+    result.errors.extend(InputError(name, e.message, e.line) for e in yaml_errors)
+    return result
+
+
+def _run_hooks(path: FsPath, ctx: LoadContext, result: LoadResult) -> bool:
+    for hook in _PATH_HOOKS:
+        try:
+            claimed = hook(path, ctx)
+            if claimed is None:
+                continue
+            for data, source in claimed:
+                explode(data, source, result)
+        except InputProblem as problem:
+            result.errors.append(InputError(display_path(path), problem.message, problem.line))
+        return True
+    return False
+
+
+def load_path(path: str, ctx: LoadContext) -> LoadResult:
+    result = LoadResult()
+    if path == STDIN:
+        data = sys.stdin.buffer.read()
+        result.extend(load_bytes(data, STDIN_NAME, ctx, keep_text=True))
+        return result
+    fs_path = FsPath(path)
+    if not fs_path.exists():
+        result.errors.append(InputError(path, "no such file or directory"))
+        return result
+    if _run_hooks(fs_path, ctx, result):
+        return result
+    if fs_path.is_dir():
+        for root, dirs, files in os.walk(fs_path):
+            root_path = FsPath(root)
+            if root_path != fs_path and _run_hooks(root_path, ctx, result):
+                dirs[:] = []  # a chart or overlay is rendered as a whole, not read file by file
+                continue
+            dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+            for fname in sorted(files):
+                if fname.endswith(YAML_SUFFIXES + JSON_SUFFIXES):
+                    result.extend(_load_file(root_path / fname, ctx))
+        return result
+    result.extend(_load_file(fs_path, ctx))
+    return result
+
+
+def _load_file(path: FsPath, ctx: LoadContext) -> LoadResult:
+    name = display_path(path)
+    try:
+        size = path.stat().st_size
+        if size > ctx.limits.max_file_bytes:
+            result = LoadResult()
+            result.stats.files = 1
+            result.errors.append(
+                InputError(name, f"file is larger than {ctx.limits.max_file_bytes} bytes (limit: max_file_bytes)")
+            )
+            return result
+        data = path.read_bytes()
+    except OSError as exc:
+        result = LoadResult()
+        result.errors.append(InputError(name, f"cannot read: {exc.strerror or exc}"))
+        return result
+    return load_bytes(data, name, ctx)
+
+
+def load_paths(paths: Iterable[str], ctx: LoadContext | None = None) -> LoadResult:
+    import kubeharden.sources  # noqa: F401  (registers path hooks: charts, overlays, snapshots)
+
+    ctx = ctx or LoadContext()
+    result = LoadResult()
+    for path in paths:
+        result.extend(load_path(path, ctx))
+    return result
+
+
+class LineLocator:
+    """Finds the line of a path inside a resource's document, lazily: only documents that
+    have findings are composed again, so the bulk of the input is parsed once."""
+
+    def __init__(self, max_docs: int = 256) -> None:
+        self._docs: OrderedDict[tuple[str, int], Any] = OrderedDict()
+        self._files: OrderedDict[str, list[Any]] = OrderedDict()
+        self._max_docs = max_docs
+
+    def _file_text(self, source: Source) -> bytes | None:
+        if source.text is not None:
+            return source.text.encode()
+        try:
+            return FsPath(source.file).read_bytes()
+        except OSError:
+            return None
+
+    def _root(self, source: Source) -> Any:
+        key = (source.file, source.doc_index if source.line is None else source.line)
+        if key in self._docs:
+            self._docs.move_to_end(key)
+            return self._docs[key]
+        text = self._file_text(source)
+        root = None
+        if text is not None:
+            if source.line is None:  # JSON or unknown: compose the whole file once
+                docs = self._files.get(source.file)
+                if docs is None:
+                    docs = compose_documents(text)
+                    self._files[source.file] = docs
+                    if len(self._files) > 4:
+                        self._files.popitem(last=False)
+                root = docs[source.doc_index] if source.doc_index < len(docs) else None
+            else:
+                lines = text.split(b"\n")
+                fragment = b"\n".join(lines[source.line - 1 : (source.end_line or source.line)])
+                docs = compose_documents(fragment)
+                root = docs[0] if docs else None
+        self._docs[key] = root
+        if len(self._docs) > self._max_docs:
+            self._docs.popitem(last=False)
+        return root
+
+    def line_of(self, source: Source, path: Path) -> int | None:
+        if not source.file or source.file.startswith("<") and source.text is None:
+            return source.line
+        root = self._root(source)
+        if root is None:
+            return source.line
+        line0 = locate(root, (*source.base_path, *path))
+        if line0 is None:
+            return source.line
+        return line0 + (source.line if source.line is not None else 1)

@@ -1,0 +1,208 @@
+"""Core data types shared by loaders, controls, the engine and reporters."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+PathItem = str | int
+Path = tuple[PathItem, ...]
+
+
+class Severity(enum.IntEnum):
+    LOW = 1
+    MEDIUM = 2
+    HIGH = 3
+    CRITICAL = 4
+
+    @property
+    def label(self) -> str:
+        return self.name.lower()
+
+    @classmethod
+    def parse(cls, text: str) -> Severity:
+        try:
+            return cls[text.strip().upper()]
+        except KeyError:
+            raise ValueError(f"unknown severity {text!r} (expected low, medium, high or critical)") from None
+
+
+class Status(str, enum.Enum):
+    PASS = "pass"
+    FAIL = "fail"
+    NOT_ASSESSED = "not_assessed"
+
+
+class Section(str, enum.Enum):
+    """Guidance sections, used to group controls and to score a report."""
+
+    POD = "pod-security"
+    NETWORK = "network"
+    AUTH = "authentication-authorization"
+    CONTROL_PLANE = "control-plane"
+    NODE = "node"
+    SECRETS = "encryption-secrets"
+    LOGGING = "logging"
+    UPGRADES = "upgrades"
+
+    @property
+    def title(self) -> str:
+        return _SECTION_TITLES[self]
+
+
+_SECTION_TITLES = {
+    Section.POD: "Pod security",
+    Section.NETWORK: "Network separation and resource policies",
+    Section.AUTH: "Authentication and authorization",
+    Section.CONTROL_PLANE: "Control plane and etcd",
+    Section.NODE: "Worker nodes and kubelet",
+    Section.SECRETS: "Encryption and Secrets",
+    Section.LOGGING: "Audit logging and threat detection",
+    Section.UPGRADES: "Upgrading and patching",
+}
+
+
+def format_path(path: Sequence[PathItem]) -> str:
+    """Render a path tuple as a kubectl-style JSONPath: ``spec.containers[0].image``."""
+    out: list[str] = []
+    for item in path:
+        if isinstance(item, int):
+            out.append(f"[{item}]")
+        elif out and (not item.replace("-", "").replace("_", "").isalnum()):
+            out.append(f"[{item!r}]")
+        else:
+            out.append(("." if out else "") + item)
+    return "".join(out)
+
+
+@dataclass(slots=True)
+class Source:
+    """Where a resource came from: a file (with the document's line range) or another origin."""
+
+    file: str
+    line: int | None = None  # 1-based line of the document's first content line
+    end_line: int | None = None
+    doc_index: int = 0
+    base_path: Path = ()  # where the resource sits inside its document (e.g. ("items", 3))
+    origin: str | None = None  # e.g. "helm template chart/templates/deploy.yaml", "cluster"
+    text: str | None = None  # kept only for inputs that cannot be re-read (stdin)
+
+
+@dataclass(slots=True)
+class Resource:
+    """One Kubernetes object read from an input, with where it came from."""
+
+    obj: dict[str, Any]
+    source: Source
+    api_version: str = ""
+    kind: str = ""
+    name: str = ""
+    namespace: str | None = None
+
+    @classmethod
+    def from_obj(cls, obj: dict[str, Any], source: Source) -> Resource:
+        meta = obj.get("metadata")
+        if not isinstance(meta, dict):
+            meta = {}
+        name = meta.get("name") or meta.get("generateName") or ""
+        ns = meta.get("namespace")
+        return cls(
+            obj=obj,
+            source=source,
+            api_version=str(obj.get("apiVersion") or ""),
+            kind=str(obj.get("kind") or ""),
+            name=str(name),
+            namespace=str(ns) if ns not in (None, "") else None,
+        )
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        meta = self.obj.get("metadata")
+        return meta if isinstance(meta, dict) else {}
+
+    @property
+    def labels(self) -> dict[str, str]:
+        labels = self.metadata.get("labels")
+        return labels if isinstance(labels, dict) else {}
+
+    @property
+    def annotations(self) -> dict[str, str]:
+        ann = self.metadata.get("annotations")
+        return ann if isinstance(ann, dict) else {}
+
+    @property
+    def group(self) -> str:
+        return self.api_version.rpartition("/")[0] if "/" in self.api_version else ""
+
+    def ref(self) -> dict[str, Any]:
+        return {
+            "apiVersion": self.api_version,
+            "kind": self.kind,
+            "namespace": self.namespace,
+            "name": self.name,
+        }
+
+    def display(self) -> str:
+        ns = f"{self.namespace}/" if self.namespace else ""
+        return f"{self.kind}/{ns}{self.name}"
+
+
+@dataclass(slots=True)
+class Violation:
+    """What a control reports: the engine turns it into a Finding with source line and metadata."""
+
+    resource: Resource | None
+    path: Path
+    message: str
+    value: Any = None
+    has_value: bool = False
+    severity: Severity | None = None  # overrides the control's severity when set
+    remediation: str | None = None  # overrides the control's fix text when set
+    evidence: dict[str, Any] = field(default_factory=dict)  # extra structured evidence (chains, PSS ids)
+    source: Source | None = None  # for evidence that is not a resource (node files, live probes)
+    line: int | None = None  # known line, when the evidence is not a YAML document
+
+
+@dataclass(slots=True)
+class Finding:
+    control_id: str
+    severity: Severity
+    resource: dict[str, Any] | None
+    file: str | None
+    line: int | None
+    path: str
+    message: str
+    remediation: str
+    value: Any = None
+    has_value: bool = False
+    evidence: dict[str, Any] = field(default_factory=dict)
+    exception: dict[str, Any] | None = None  # set when an exception covers the finding
+    section: Section = Section.POD
+    title: str = ""
+
+    @property
+    def excepted(self) -> bool:
+        return self.exception is not None
+
+
+@dataclass(slots=True)
+class InputError:
+    source: str
+    message: str
+    line: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"source": self.source, "message": self.message}
+        if self.line is not None:
+            out["line"] = self.line
+        return out
+
+
+class NotAssessed(Exception):
+    """Raised by a control when the input lacks the evidence it needs."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason

@@ -1,0 +1,78 @@
+"""Rendering of the control catalog (`kubeharden controls`, `kubeharden explain`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from rich.console import Console
+from rich.markdown import Markdown
+from rich.syntax import Syntax
+from rich.table import Table
+
+from kubeharden.catalog import Control
+
+
+def control_to_dict(c: Control) -> dict[str, Any]:
+    return {
+        "id": c.id,
+        "title": c.title,
+        "section": c.section.value,
+        "guidance": list(c.guidance),
+        "severity": c.severity.label,
+        "kinds": list(c.kinds),
+        "needs": c.needs or (", ".join(c.kinds) if c.kinds else ""),
+        "profiles": sorted(c.profiles),
+        "what": c.what,
+        "why": c.why,
+        "fix": c.fix,
+        "manual": c.manual,
+        "status": "not_assessed" if c.manual else None,
+        "min_version": ".".join(map(str, c.min_version)) if c.min_version else None,
+        "max_version": ".".join(map(str, c.max_version)) if c.max_version else None,
+    }
+
+
+def catalog_json(controls: list[Control]) -> str:
+    return orjson.dumps([control_to_dict(c) for c in controls], option=orjson.OPT_INDENT_2).decode()
+
+
+def print_catalog(controls: list[Control], console: Console | None = None) -> None:
+    console = console or Console()
+    table = Table(title=f"{len(controls)} controls", title_justify="left", expand=True)
+    table.add_column("ID", no_wrap=True)
+    table.add_column("Severity", no_wrap=True)
+    table.add_column("Section", no_wrap=True)
+    table.add_column("Guidance", overflow="fold")
+    table.add_column("Title", overflow="fold", ratio=2)
+    table.add_column("Needs", overflow="fold")
+    for c in controls:
+        needs = c.needs or ", ".join(c.kinds)
+        if c.manual:
+            needs = f"not assessed: {c.manual}"
+        table.add_row(c.id, c.severity.label, c.section.value, ", ".join(c.guidance), c.title, needs)
+    console.print(table)
+
+
+def print_explanation(c: Control, console: Console | None = None) -> None:
+    console = console or Console()
+    lines = [
+        f"# {c.id}: {c.title}",
+        f"**Severity:** {c.severity.label}  **Section:** {c.section.title}  "
+        f"**Guidance:** {', '.join(c.guidance)}",
+        "",
+        f"**What:** {c.what}",
+        "",
+        f"**Why:** {c.why}",
+        "",
+        f"**How to fix:** {c.fix}",
+    ]
+    if c.kinds or c.needs:
+        lines += ["", f"**Applies to:** {c.needs or ', '.join(c.kinds)}"]
+    if c.manual:
+        lines += ["", f"**Not assessed automatically:** {c.manual}"]
+    console.print(Markdown("\n".join(lines)))
+    for ex in c.examples:
+        console.print(f"\n[bold]{'Violates' if ex.bad else 'Complies'}[/bold]"
+                      + (f": {ex.description}" if ex.description else ""))
+        console.print(Syntax(ex.yaml.strip("\n"), "yaml", theme="ansi_dark"))

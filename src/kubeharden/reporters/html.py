@@ -1,0 +1,11 @@
+from __future__ import annotations
+
+from kubeharden.engine import ScanResult
+from kubeharden.reporters import Reporter
+
+
+def render(result: ScanResult) -> str:
+    raise NotImplementedError("html")
+
+
+REPORTER = Reporter("html", render, "html")

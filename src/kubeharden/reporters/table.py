@@ -1,0 +1,102 @@
+"""Terminal report: findings grouped by section, then a summary with a score per section."""
+
+from __future__ import annotations
+
+import io
+from collections import defaultdict
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from kubeharden.engine import ScanResult
+from kubeharden.model import Finding, Section, Severity, Status
+from kubeharden.reporters import Reporter
+
+SEVERITY_STYLE = {
+    Severity.CRITICAL: "bold white on red",
+    Severity.HIGH: "bold red",
+    Severity.MEDIUM: "yellow",
+    Severity.LOW: "cyan",
+}
+
+
+def _location(f: Finding) -> str:
+    if f.file is None:
+        return ""
+    return f"{f.file}:{f.line}" if f.line else f.file
+
+
+def _resource(f: Finding) -> str:
+    if not f.resource:
+        return ""
+    ns = f.resource.get("namespace")
+    return f"{f.resource.get('kind')}/{ns + '/' if ns else ''}{f.resource.get('name')}"
+
+
+def _score_text(score: float | None) -> Text:
+    if score is None:
+        return Text("n/a", style="dim")
+    style = "green" if score >= 80 else "yellow" if score >= 50 else "red"
+    return Text(f"{score:.0f}%", style=style)
+
+
+def print_table(result: ScanResult, console: Console | None = None) -> None:
+    console = console or Console()
+    grouped: dict[Section, list[Finding]] = defaultdict(list)
+    for f in result.findings:
+        grouped[f.section].append(f)
+    for section in Section:
+        findings = sorted(grouped.get(section, []), key=lambda f: (-f.severity, f.control_id, _location(f)))
+        if not findings:
+            continue
+        table = Table(title=section.title, title_justify="left", show_lines=False, expand=True)
+        table.add_column("Severity", no_wrap=True)
+        table.add_column("Control", no_wrap=True)
+        table.add_column("Resource", overflow="fold")
+        table.add_column("Location", overflow="fold")
+        table.add_column("Message", overflow="fold", ratio=2)
+        for f in findings:
+            sev = Text(f.severity.label.upper(), style=SEVERITY_STYLE[f.severity])
+            msg = Text(f.message)
+            if f.excepted and f.exception:
+                sev.stylize("dim strike")
+                msg.append(f"  [excepted: {f.exception.get('reason')}]", style="dim")
+            table.add_row(sev, f.control_id, _resource(f), _location(f), msg)
+        console.print(table)
+
+    summary = Table(title="Summary by guidance section", title_justify="left")
+    summary.add_column("Section")
+    summary.add_column("Passed", justify="right")
+    summary.add_column("Failed", justify="right")
+    summary.add_column("Not assessed", justify="right")
+    summary.add_column("Score", justify="right")
+    for name, s in result.section_scores().items():
+        summary.add_row(Section(name).title, str(s["passed"]), str(s["failed"]), str(s["not_assessed"]),
+                        _score_text(s["score"]))
+    console.print(summary)
+    counts = result.by_severity()
+    sev_text = ", ".join(f"{counts[s.label]} {s.label}" for s in sorted(Severity, reverse=True))
+    excepted = len(result.findings) - len(result.active_findings())
+    line = Text(f"{result.resources} resources, {len(result.active_findings())} findings ({sev_text})")
+    if excepted:
+        line.append(f", {excepted} excepted")
+    line.append(", score ")
+    line.append_text(_score_text(result.score()))
+    console.print(line)
+    not_assessed = sum(1 for r in result.controls if r.status is Status.NOT_ASSESSED)
+    if not_assessed:
+        console.print(Text(f"{not_assessed} controls not assessed (see JSON report for reasons)", style="dim"))
+    if result.errors:
+        console.print(Text(f"{len(result.errors)} input errors (listed on stderr)", style="bold red"))
+    for note in result.notes:
+        console.print(Text(note, style="dim"))
+
+
+def render(result: ScanResult) -> str:
+    buf = io.StringIO()
+    print_table(result, Console(file=buf, width=160, no_color=True))
+    return buf.getvalue()
+
+
+REPORTER = Reporter("table", render, "txt")

@@ -1,0 +1,90 @@
+"""The scan pipeline: inputs -> inventory -> engine -> ScanResult. Shared by every command."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from kubeharden.catalog import Settings, controls_for_profile, profiles
+from kubeharden.engine import Engine, ScanResult, select_controls
+from kubeharden.exceptions import ExceptionRule, ExceptionsFileError, load_exceptions_file
+from kubeharden.inventory import Inventory
+from kubeharden.loader import LoadContext, LoadResult, load_paths
+from kubeharden.model import InputError
+
+# Other input sources (a live cluster, node files) register a loader here by name; each takes
+# the request and returns a LoadResult plus facts for the inventory.
+SourceLoader = Callable[["ScanRequest"], tuple[LoadResult, dict[str, Any]]]
+_SOURCES: dict[str, SourceLoader] = {}
+
+
+def register_source(name: str, loader: SourceLoader) -> None:
+    _SOURCES[name] = loader
+
+
+class UsageError(Exception):
+    """Bad usage: unknown profile or control, unreadable exceptions file (exit code 2)."""
+
+
+@dataclass
+class ScanRequest:
+    paths: Sequence[str] = ()
+    profile: str = "nsa"
+    settings: Settings = field(default_factory=Settings)
+    load: LoadContext = field(default_factory=LoadContext)
+    only: Sequence[str] = ()
+    skip: Sequence[str] = ()
+    exceptions_file: str | None = None
+    sources: dict[str, dict[str, Any]] = field(default_factory=dict)  # e.g. {"cluster": {...}}
+    today: dt.date | None = None
+
+
+def build_inventory(request: ScanRequest) -> tuple[Inventory, LoadResult]:
+    loaded = load_paths(request.paths, request.load) if request.paths else LoadResult()
+    facts: dict[str, Any] = {}
+    for name in request.sources:
+        if name not in _SOURCES:
+            _import_source(name)
+        extra, extra_facts = _SOURCES[name](request)
+        loaded.extend(extra)
+        facts.update(extra_facts)
+    return Inventory(loaded.resources, facts), loaded
+
+
+def _import_source(name: str) -> None:
+    import importlib
+
+    try:
+        importlib.import_module(f"kubeharden.sources.{name}")
+    except ImportError as exc:
+        raise UsageError(f"input source {name!r} is not available: {exc}") from None
+    if name not in _SOURCES:
+        raise UsageError(f"input source {name!r} is not available")
+
+
+def run_scan(request: ScanRequest) -> ScanResult:
+    if request.profile not in profiles():
+        raise UsageError(f"unknown profile {request.profile!r} (known: {', '.join(sorted(profiles()))})")
+    try:
+        controls = select_controls(controls_for_profile(request.profile), request.only, request.skip)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    rules: list[ExceptionRule] = []
+    errors: list[InputError] = []
+    if request.exceptions_file:
+        try:
+            rules = load_exceptions_file(request.exceptions_file)
+        except ExceptionsFileError as exc:
+            raise UsageError(f"{request.exceptions_file}: {exc.message}") from None
+    inventory, loaded = build_inventory(request)
+    engine = Engine(controls, request.settings, rules, request.today)
+    result = engine.run(
+        inventory,
+        profile=request.profile,
+        errors=loaded.errors + errors,
+        warnings=loaded.warnings,
+        stats=loaded.stats,
+    )
+    return result

@@ -1,0 +1,13 @@
+"""Inputs other than plain manifest files (rendered charts, snapshots, live clusters, node files).
+
+Importing this package registers the path hooks of the modules listed in HOOK_MODULES.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+HOOK_MODULES: tuple[str, ...] = ()
+
+for _name in HOOK_MODULES:
+    importlib.import_module(f"{__name__}.{_name}")
