@@ -129,6 +129,10 @@ def _requirement_reason(ctrl: Control, ctx: Context) -> str | None:
         reason = ctrl.requires(ctx)
         if reason:
             return reason
+    forbidden = ctx.inventory.facts.get("forbidden_kinds") or {}
+    blocked = [kind for kind in ctrl.kinds if kind in forbidden]
+    if blocked:
+        return "; ".join(f"cannot read {kind}: {forbidden[kind]}" for kind in blocked)
     if ctrl.kinds and not ctx.inventory.has_kind(*ctrl.kinds):
         return f"no {', '.join(ctrl.kinds)} in the input"
     return None

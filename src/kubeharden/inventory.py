@@ -230,3 +230,32 @@ class Inventory:
 
     def pod_specs(self) -> list[PodSpecView]:
         return self._pod_specs
+
+
+def service_account_name(pod: PodSpecView) -> str:
+    """The ServiceAccount a pod runs as (``serviceAccount`` is the deprecated alias)."""
+    name = pod.spec.get("serviceAccountName") or pod.spec.get("serviceAccount")
+    return str(name) if name else "default"
+
+
+@dataclass(frozen=True, slots=True)
+class TokenMount:
+    mounted: bool
+    decided_by: str  # "pod", "serviceaccount" or "default"
+    service_account: str
+    service_account_known: bool  # the ServiceAccount object is part of the input
+
+
+def token_automount(pod: PodSpecView, inventory: Inventory) -> TokenMount:
+    """Whether the API token is mounted: the pod's automountServiceAccountToken wins over the
+    ServiceAccount's; when neither is set, Kubernetes mounts it."""
+    sa_name = service_account_name(pod)
+    sa = inventory.get("ServiceAccount", pod.namespace, sa_name)
+    pod_value = pod.spec.get("automountServiceAccountToken")
+    if isinstance(pod_value, bool):
+        return TokenMount(pod_value, "pod", sa_name, sa is not None)
+    if sa is not None:
+        sa_value = sa.obj.get("automountServiceAccountToken")
+        if isinstance(sa_value, bool):
+            return TokenMount(sa_value, "serviceaccount", sa_name, True)
+    return TokenMount(True, "default", sa_name, sa is not None)

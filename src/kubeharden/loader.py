@@ -23,8 +23,10 @@ STDIN_NAME = "<stdin>"
 
 # Hooks for inputs that are not plain manifests: a directory that is a Helm chart or a
 # Kustomize overlay is rendered; a snapshot file is opened. Each hook claims a path and
-# yields (data, Source) pairs or raises InputProblem. Registered by kubeharden.sources.
-PathHook = Callable[[FsPath, "LoadContext"], "Iterable[tuple[Any, Source]] | None"]
+# returns (data, Source) pairs, or a LoadResult when it also brings facts (use explode() to
+# fill it), or None when the path is not its kind; it raises InputProblem when the input
+# cannot be read. Registered by kubeharden.sources.
+PathHook = Callable[[FsPath, "LoadContext"], "Iterable[tuple[Any, Source]] | LoadResult | None"]
 _PATH_HOOKS: list[PathHook] = []
 
 
@@ -64,9 +66,11 @@ class LoadResult:
     errors: list[InputError] = field(default_factory=list)
     warnings: list[InputError] = field(default_factory=list)
     stats: LoadStats = field(default_factory=LoadStats)
+    facts: dict[str, Any] = field(default_factory=dict)  # evidence that is not a resource (snapshots)
 
     def extend(self, other: LoadResult) -> None:
         self.resources.extend(other.resources)
+        self.facts.update(other.facts)
         self.errors.extend(other.errors)
         self.warnings.extend(other.warnings)
         for name in vars(self.stats):
@@ -252,8 +256,11 @@ def _run_hooks(path: FsPath, ctx: LoadContext, result: LoadResult) -> bool:
             claimed = hook(path, ctx)
             if claimed is None:
                 continue
-            for data, source in claimed:
-                explode(data, source, result)
+            if isinstance(claimed, LoadResult):  # a hook that also brings facts (snapshots)
+                result.extend(claimed)
+            else:
+                for data, source in claimed:
+                    explode(data, source, result)
         except InputProblem as problem:
             result.errors.append(InputError(display_path(path), problem.message, problem.line))
         return True

@@ -43,7 +43,7 @@ class ScanRequest:
 
 def build_inventory(request: ScanRequest) -> tuple[Inventory, LoadResult]:
     loaded = load_paths(request.paths, request.load) if request.paths else LoadResult()
-    facts: dict[str, Any] = {}
+    facts: dict[str, Any] = dict(loaded.facts)
     for name in request.sources:
         if name not in _SOURCES:
             _import_source(name)

@@ -1,11 +1,64 @@
+"""JUnit XML report: a test suite per guidance section, a test case per control; failures list
+the findings, not-assessed controls are skipped with their reason."""
+
 from __future__ import annotations
 
-from kubeharden.engine import ScanResult
+import xml.etree.ElementTree as ET
+from collections import defaultdict
+
+from kubeharden.engine import ControlResult, ScanResult
+from kubeharden.model import Section, Status
 from kubeharden.reporters import Reporter
 
 
+def _finding_lines(r: ControlResult) -> str:
+    lines = []
+    for f in r.findings:
+        if f.excepted:
+            continue
+        where = f"{f.file}:{f.line}" if f.file and f.line else (f.file or "")
+        res = f.resource or {}
+        ns = f"{res.get('namespace')}/" if res.get("namespace") else ""
+        lines.append(f"[{f.severity.label}] {res.get('kind', '')}/{ns}{res.get('name', '')} {where} "
+                     f"{f.path}: {f.message}")
+    return "\n".join(lines)
+
+
 def render(result: ScanResult) -> str:
-    raise NotImplementedError("junit")
+    grouped: dict[Section, list[ControlResult]] = defaultdict(list)
+    for r in result.controls:
+        grouped[r.control.section].append(r)
+    root = ET.Element("testsuites", name="kubeharden", tests=str(len(result.controls)),
+                      failures=str(sum(r.status is Status.FAIL for r in result.controls)),
+                      errors=str(len(result.errors)), time=f"{result.duration:.3f}")
+    for section in Section:
+        results = grouped.get(section)
+        if not results:
+            continue
+        suite = ET.SubElement(
+            root, "testsuite", name=section.title, tests=str(len(results)),
+            failures=str(sum(r.status is Status.FAIL for r in results)), errors="0",
+            skipped=str(sum(r.status is Status.NOT_ASSESSED for r in results)),
+        )
+        for r in results:
+            case = ET.SubElement(suite, "testcase", name=f"{r.control.id} {r.control.title}",
+                                 classname=f"kubeharden.{section.value}")
+            if r.status is Status.FAIL:
+                count = sum(not f.excepted for f in r.findings)
+                failure = ET.SubElement(case, "failure", type=r.control.severity.label,
+                                        message=f"{count} finding(s); fix: {r.control.fix}")
+                failure.text = _finding_lines(r)
+            elif r.status is Status.NOT_ASSESSED:
+                ET.SubElement(case, "skipped", message=r.reason or "not assessed")
+    if result.errors:
+        suite = ET.SubElement(root, "testsuite", name="Input", tests=str(len(result.errors)),
+                              failures="0", errors=str(len(result.errors)))
+        for e in result.errors:
+            case = ET.SubElement(suite, "testcase", name=e.source + (f":{e.line}" if e.line else ""),
+                                 classname="kubeharden.input")
+            ET.SubElement(case, "error", type="input", message=e.message)
+    ET.indent(root)
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
 
 
-REPORTER = Reporter("junit", render, "junit")
+REPORTER = Reporter("junit", render, "xml")

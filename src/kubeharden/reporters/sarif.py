@@ -1,11 +1,121 @@
+"""SARIF 2.1.0 report (valid against the OASIS schema): one rule per control that ran, one
+result per finding with a relative path and the real line; excepted findings are suppressed."""
+
 from __future__ import annotations
 
+import os
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import orjson
+
 from kubeharden.engine import ScanResult
+from kubeharden.model import Finding, Severity, Status
 from kubeharden.reporters import Reporter
+
+SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
+INFORMATION_URI = "https://github.com/kubeharden/kubeharden"
+_LEVEL = {Severity.CRITICAL: "error", Severity.HIGH: "error", Severity.MEDIUM: "warning", Severity.LOW: "note"}
+# GitHub code scanning reads this property to rank security results (0.0-10.0).
+_SECURITY_SEVERITY = {Severity.CRITICAL: "9.5", Severity.HIGH: "8.0", Severity.MEDIUM: "5.5", Severity.LOW: "3.0"}
+
+
+def _artifact(file: str) -> dict[str, Any]:
+    if os.path.isabs(file):
+        return {"uri": Path(file).as_uri()}
+    return {"uri": quote(Path(file).as_posix()), "uriBaseId": "SRCROOT"}
+
+
+def _location(f: Finding) -> dict[str, Any]:
+    loc: dict[str, Any] = {}
+    if f.file and not f.file.startswith(("<", "cluster:")):
+        physical: dict[str, Any] = {"artifactLocation": _artifact(f.file)}
+        if f.line:
+            physical["region"] = {"startLine": f.line}
+        loc["physicalLocation"] = physical
+    if f.resource:
+        res = f.resource
+        ns = f"{res.get('namespace')}/" if res.get("namespace") else ""
+        name = f"{res.get('kind')}/{ns}{res.get('name')}"
+        loc["logicalLocations"] = [{"fullyQualifiedName": f"{name}:{f.path}" if f.path else name,
+                                    "kind": "resource"}]
+    return loc
+
+
+def to_sarif(result: ScanResult) -> dict[str, Any]:
+    ran = [r for r in result.controls if r.status is not Status.NOT_ASSESSED or r.findings]
+    rule_index = {r.control.id: i for i, r in enumerate(ran)}
+    rules = []
+    for r in ran:
+        c = r.control
+        help_md = (f"**What:** {c.what}\n\n**Why:** {c.why}\n\n**How to fix:** {c.fix}\n\n"
+                   f"**Guidance:** {', '.join(c.guidance)}")
+        rules.append({
+            "id": c.id,
+            "name": "".join(w.capitalize() for w in c.title.replace("/", " ").split() if w.isalnum()) or c.id,
+            "shortDescription": {"text": c.title},
+            "fullDescription": {"text": c.what},
+            "help": {"text": f"{c.why} Fix: {c.fix}", "markdown": help_md},
+            "defaultConfiguration": {"level": _LEVEL[c.severity]},
+            "properties": {
+                "tags": ["security", "kubernetes", c.section.value, *c.guidance],
+                "security-severity": _SECURITY_SEVERITY[c.severity],
+                "precision": "high",
+            },
+        })
+    results = []
+    for f in result.findings:
+        item: dict[str, Any] = {
+            "ruleId": f.control_id,
+            "ruleIndex": rule_index[f.control_id],
+            "level": _LEVEL[f.severity],
+            "message": {"text": f"{f.message}. Fix: {f.remediation}"},
+            "locations": [_location(f)],
+            "properties": {"severity": f.severity.label, "path": f.path, "resource": f.resource},
+        }
+        if f.exception:
+            item["suppressions"] = [{
+                "kind": "inSource" if f.exception.get("kind") == "annotation" else "external",
+                "justification": str(f.exception.get("reason", "")),
+            }]
+        results.append(item)
+    notifications = [
+        {
+            "level": "error",
+            "message": {"text": e.message},
+            "locations": [{"physicalLocation": {
+                "artifactLocation": _artifact(e.source),
+                **({"region": {"startLine": e.line}} if e.line else {}),
+            }}] if not e.source.startswith(("<", "control ")) else [],
+        }
+        for e in result.errors
+    ]
+    return {
+        "$schema": SARIF_SCHEMA,
+        "version": "2.1.0",
+        "runs": [{
+            "tool": {"driver": {
+                "name": "kubeharden",
+                "version": result.tool["version"],
+                "semanticVersion": result.tool["version"],
+                "informationUri": INFORMATION_URI,
+                "rules": rules,
+            }},
+            "originalUriBaseIds": {"SRCROOT": {"uri": Path.cwd().as_uri() + "/"}},
+            "invocations": [{
+                "executionSuccessful": not result.errors,
+                "toolExecutionNotifications": notifications,
+            }],
+            "results": results,
+            "properties": {"profile": result.profile, "score": result.score()},
+        }],
+    }
 
 
 def render(result: ScanResult) -> str:
-    raise NotImplementedError("sarif")
+    return orjson.dumps(to_sarif(result), option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS,
+                        default=str).decode() + "\n"
 
 
 REPORTER = Reporter("sarif", render, "sarif")

@@ -42,7 +42,10 @@ def _score_text(score: float | None) -> Text:
 
 
 def print_table(result: ScanResult, console: Console | None = None) -> None:
-    console = console or Console()
+    if console is None:
+        console = Console()
+        if not console.is_terminal:
+            console = Console(width=140)  # pipes and CI logs: wide enough to stay readable
     grouped: dict[Section, list[Finding]] = defaultdict(list)
     for f in result.findings:
         grouped[f.section].append(f)
@@ -50,19 +53,23 @@ def print_table(result: ScanResult, console: Console | None = None) -> None:
         findings = sorted(grouped.get(section, []), key=lambda f: (-f.severity, f.control_id, _location(f)))
         if not findings:
             continue
-        table = Table(title=section.title, title_justify="left", show_lines=False, expand=True)
-        table.add_column("Severity", no_wrap=True)
-        table.add_column("Control", no_wrap=True)
-        table.add_column("Resource", overflow="fold")
-        table.add_column("Location", overflow="fold")
-        table.add_column("Message", overflow="fold", ratio=2)
+        table = Table(title=section.title, title_justify="left", expand=True)
+        table.add_column("Severity", no_wrap=True, min_width=8)
+        table.add_column("Control", no_wrap=True, min_width=10)
+        table.add_column("Resource / location", overflow="fold", ratio=2)
+        table.add_column("Finding", overflow="fold", ratio=3, min_width=30)
         for f in findings:
             sev = Text(f.severity.label.upper(), style=SEVERITY_STYLE[f.severity])
+            where = Text(_resource(f))
+            if _location(f):
+                where.append("\n" + _location(f), style="dim")
             msg = Text(f.message)
+            if f.path:
+                msg.append("\n" + f.path, style="dim")
             if f.excepted and f.exception:
                 sev.stylize("dim strike")
-                msg.append(f"  [excepted: {f.exception.get('reason')}]", style="dim")
-            table.add_row(sev, f.control_id, _resource(f), _location(f), msg)
+                msg.append(f"\nexcepted: {f.exception.get('reason')}", style="dim")
+            table.add_row(sev, f.control_id, where, msg)
         console.print(table)
 
     summary = Table(title="Summary by guidance section", title_justify="left")
