@@ -1,0 +1,85 @@
+"""Accepted risks: inline annotations, the exceptions file, expiry, unused exceptions."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from helpers import PRIVILEGED_POD, run, write
+
+ONLY = ("-c", "KH-POD-005", "-c", "KH-POD-007")
+ANNOTATED = PRIVILEGED_POD.replace(
+    "  namespace: apps\n",
+    "  namespace: apps\n  annotations:\n    kubeharden.io/ignore: \"KH-POD-005: node agent needs it\"\n",
+)
+
+
+def scan(*args: str) -> tuple[int, dict]:
+    result = run("scan", *args, *ONLY, "-f", "json")
+    return result.exit_code, json.loads(result.stdout)
+
+
+def test_inline_annotation_excepts_but_keeps_the_finding(tmp_path: Path) -> None:
+    code, report = scan(str(write(tmp_path, "p.yaml", ANNOTATED)))
+    assert code == 0
+    [finding] = report["findings"]
+    assert finding["excepted"] is True
+    assert finding["exception"] == {"kind": "annotation", "reason": "node agent needs it"}
+    assert report["summary"]["findings"] == 0 and report["summary"]["excepted"] == 1
+    assert next(c for c in report["controls"] if c["id"] == "KH-POD-005")["status"] == "pass"
+
+
+def test_inline_annotation_with_unknown_control_is_an_error(tmp_path: Path) -> None:
+    text = ANNOTATED.replace("KH-POD-005:", "KH-POD-05:")
+    code, report = scan(str(write(tmp_path, "p.yaml", text)))
+    assert code == 2
+    assert "unknown control" in report["errors"][0]["message"]
+    assert report["findings"][0]["excepted"] is False
+
+
+def exceptions_file(tmp_path: Path, expires: str, name: str = "pr*") -> Path:
+    return write(tmp_path, "exceptions.yaml", f"""\
+exceptions:
+  - control: KH-POD-00*
+    resource: {{kind: Pod, namespace: apps, name: "{name}"}}
+    reason: accepted by security review 42
+    owner: platform-team
+    expires: {expires}
+""")
+
+
+def test_exceptions_file_with_wildcards(tmp_path: Path) -> None:
+    pod = str(write(tmp_path, "p.yaml", PRIVILEGED_POD))
+    exc = str(exceptions_file(tmp_path, "2999-01-01"))
+    code, report = scan(pod, "--exceptions", exc)
+    assert code == 0
+    [finding] = report["findings"]
+    assert finding["exception"]["owner"] == "platform-team"
+    assert finding["exception"]["origin"].endswith("exceptions.yaml:2")
+
+
+def test_expired_exception_stops_applying_and_is_reported(tmp_path: Path) -> None:
+    pod = str(write(tmp_path, "p.yaml", PRIVILEGED_POD))
+    exc = str(exceptions_file(tmp_path, "2020-01-01"))
+    result = run("scan", pod, *ONLY, "-f", "json", "--exceptions", exc)
+    assert result.exit_code == 1
+    report = json.loads(result.stdout)
+    assert report["findings"][0]["excepted"] is False
+    assert report["exceptions"]["expired"][0]["expires"] == "2020-01-01"
+    assert "expired" in result.stderr
+
+
+def test_unused_exceptions_are_listed_on_request(tmp_path: Path) -> None:
+    pod = str(write(tmp_path, "p.yaml", PRIVILEGED_POD))
+    exc = str(exceptions_file(tmp_path, "2999-01-01", name="other-*"))
+    result = run("scan", pod, *ONLY, "-f", "json", "--exceptions", exc, "--show-unused-exceptions")
+    assert result.exit_code == 1
+    assert json.loads(result.stdout)["exceptions"]["unused"][0]["resource"]["name"] == "other-*"
+    assert "unused exception" in result.stderr
+
+
+def test_malformed_exceptions_file_is_usage_error(tmp_path: Path) -> None:
+    pod = str(write(tmp_path, "p.yaml", PRIVILEGED_POD))
+    bad = write(tmp_path, "exc.yaml", "exceptions:\n  - control: KH-POD-005\n")  # no reason
+    result = run("scan", pod, "--exceptions", str(bad))
+    assert result.exit_code == 2 and "reason" in result.output

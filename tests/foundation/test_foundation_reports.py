@@ -1,0 +1,174 @@
+"""Exit codes, the JSON contract, SARIF and JUnit validity, and the other report formats."""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from helpers import CLEAN_POD, PRIVILEGED_POD, run, scan_json, write
+
+ONLY_POD = ("-c", "KH-POD-005", "-c", "KH-POD-006", "-c", "KH-POD-007")
+
+
+def test_exit_code_0_when_nothing_at_or_above_threshold(tmp_path: Path) -> None:
+    code, report = scan_json(str(write(tmp_path, "p.yaml", CLEAN_POD)))
+    assert code == 0 and report["findings"] == []
+
+
+def test_exit_code_1_on_findings_at_threshold(tmp_path: Path) -> None:
+    path = str(write(tmp_path, "p.yaml", PRIVILEGED_POD))
+    assert run("scan", path, *ONLY_POD, "-f", "json").exit_code == 1
+    host_net = CLEAN_POD.replace("spec:\n", "spec:\n  hostNetwork: true\n")
+    path2 = str(write(tmp_path, "h.yaml", host_net))
+    assert run("scan", path2, *ONLY_POD, "--fail-on", "critical", "-f", "json").exit_code == 0
+    assert run("scan", path2, *ONLY_POD, "--fail-on", "high", "-f", "json").exit_code == 1
+    assert run("scan", path, *ONLY_POD, "--fail-on", "none", "-f", "json").exit_code == 0
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("--profile", "nope"),
+        ("-c", "KH-NOPE-999"),
+        ("--skip", "KH-TYPO-*"),
+        ("--fail-on", "severe"),
+        ("--kubernetes-version", "one.two"),
+        ("--exceptions", "/nonexistent/exceptions.yaml"),
+    ],
+)
+def test_bad_usage_exits_2(tmp_path: Path, args: tuple[str, ...]) -> None:
+    path = str(write(tmp_path, "p.yaml", CLEAN_POD))
+    result = run("scan", path, *args)
+    assert result.exit_code == 2, result.output
+
+
+def test_scan_without_inputs_is_usage_error() -> None:
+    assert run("scan").exit_code == 2
+
+
+def test_json_contract(tmp_path: Path) -> None:
+    code, report = scan_json(str(write(tmp_path, "p.yaml", PRIVILEGED_POD)))
+    assert code == 1
+    assert {"tool", "profile", "kubernetes_version", "summary", "controls", "findings", "errors"} <= set(report)
+    assert report["tool"]["name"] == "kubeharden" and report["tool"]["version"]
+    assert report["profile"] == "nsa"
+    assert report["kubernetes_version"].startswith("1.")
+    summary = report["summary"]
+    assert {"resources", "findings", "by_severity", "score", "sections"} <= set(summary)
+    assert summary["resources"] == 1 and summary["findings"] == 1
+    assert summary["by_severity"] == {"low": 0, "medium": 0, "high": 0, "critical": 1}
+    assert set(summary["sections"]["pod-security"]) == {"passed", "failed", "not_assessed", "score"}
+    assert summary["sections"]["pod-security"]["failed"] == 1
+    assert 0 <= summary["score"] < 100
+    control = next(c for c in report["controls"] if c["id"] == "KH-POD-005")
+    assert {"id", "title", "section", "guidance", "severity", "status", "findings"} <= set(control)
+    assert control["status"] == "fail" and control["guidance"] == ["NSA-POD-5"] and control["findings"] == 1
+    [finding] = report["findings"]
+    assert {"control_id", "severity", "resource", "source", "path", "message", "remediation"} <= set(finding)
+    assert finding["resource"] == {"apiVersion": "v1", "kind": "Pod", "namespace": "apps", "name": "priv"}
+    assert finding["source"]["line"] == 11 and finding["source"]["file"].endswith("p.yaml")
+    assert finding["value"] is True
+    assert report["errors"] == []
+
+
+def test_not_assessed_when_evidence_is_absent(tmp_path: Path) -> None:
+    cm = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n"
+    code, report = scan_json(str(write(tmp_path, "cm.yaml", cm)))
+    assert code == 0
+    for control in report["controls"]:
+        assert control["status"] == "not_assessed", control
+        assert "no " in control["reason"]
+    assert report["summary"]["score"] is None
+
+
+def test_sarif_is_valid_with_relative_paths_and_real_lines(
+    tmp_path: Path, shared_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import jsonschema
+
+    monkeypatch.chdir(tmp_path)
+    write(tmp_path, "k8s/p.yaml", CLEAN_POD + "---\n" + PRIVILEGED_POD)
+    result = run("scan", "k8s", *ONLY_POD, "-f", "sarif", "-o", "out.sarif")
+    assert result.exit_code == 1
+    sarif = json.loads((tmp_path / "out.sarif").read_text())
+    schema = json.loads((shared_dir / "schemas" / "sarif-schema-2.1.0.json").read_text())
+    jsonschema.validate(sarif, schema)
+    run_ = sarif["runs"][0]
+    [res] = run_["results"]
+    loc = res["locations"][0]["physicalLocation"]
+    assert loc["artifactLocation"] == {"uri": "k8s/p.yaml", "uriBaseId": "SRCROOT"}
+    assert loc["region"]["startLine"] == 21
+    rule = run_["tool"]["driver"]["rules"][res["ruleIndex"]]
+    assert rule["id"] == "KH-POD-005" and rule["help"]["text"]
+    assert res["level"] == "error"
+
+
+def test_junit_is_well_formed_and_valid(tmp_path: Path, shared_dir: Path) -> None:
+    import xmlschema
+
+    out = tmp_path / "out.xml"
+    result = run("scan", str(write(tmp_path, "p.yaml", PRIVILEGED_POD)), *ONLY_POD, "-f", "junit", "-o", str(out))
+    assert result.exit_code == 1
+    xmlschema.XMLSchema(str(shared_dir / "schemas" / "junit.xsd")).validate(str(out))
+    root = ET.parse(out).getroot()
+    failures = root.findall(".//failure")
+    assert len(failures) == 1 and "privileged" in (failures[0].text or "")
+
+
+def test_junit_well_formed_without_shared(tmp_path: Path) -> None:
+    out = tmp_path / "out.xml"
+    cm = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n"
+    run("scan", str(write(tmp_path, "cm.yaml", cm)), *ONLY_POD, "-o", str(out))
+    root = ET.parse(out).getroot()
+    assert root.tag == "testsuites" and len(root.findall(".//skipped")) == 3
+
+
+def test_several_formats_in_one_run(tmp_path: Path) -> None:
+    path = str(write(tmp_path, "p.yaml", PRIVILEGED_POD))
+    outs = {fmt: tmp_path / f"r.{ext}" for fmt, ext in
+            [("json", "json"), ("sarif", "sarif"), ("junit", "xml"), ("markdown", "md"), ("html", "html")]}
+    args = [a for fmt, p in outs.items() for a in ("-f", fmt, "-o", str(p))]
+    result = run("scan", path, *ONLY_POD, *args)
+    assert result.exit_code == 1
+    assert json.loads(outs["json"].read_text())["summary"]["findings"] == 1
+    assert "KH-POD-005" in outs["markdown"].read_text()
+    html = outs["html"].read_text()
+    assert "<table>" in html and "privileged" in html and "http://" not in html.split("<body>")[0]
+
+
+def test_format_inferred_from_extension_and_input_never_overwritten(tmp_path: Path) -> None:
+    path = write(tmp_path, "p.yaml", PRIVILEGED_POD)
+    out = tmp_path / "report.sarif"
+    assert run("scan", str(path), *ONLY_POD, "-o", str(out)).exit_code == 1
+    assert json.loads(out.read_text())["version"] == "2.1.0"
+    result = run("scan", str(path), *ONLY_POD, "-f", "json", "-o", str(path))
+    assert result.exit_code == 2
+    assert path.read_text() == PRIVILEGED_POD
+
+
+def test_table_output_has_summary(tmp_path: Path) -> None:
+    result = run("scan", str(write(tmp_path, "p.yaml", PRIVILEGED_POD)), *ONLY_POD)
+    assert result.exit_code == 1
+    assert "KH-POD-005" in result.output and "Summary by guidance section" in result.output
+
+
+def test_controls_and_explain() -> None:
+    listing = run("controls", "-f", "json")
+    assert listing.exit_code == 0
+    ids = {c["id"] for c in json.loads(listing.output)}
+    assert "KH-POD-005" in ids
+    explained = run("explain", "kh-pod-005")
+    assert explained.exit_code == 0 and "NSA-POD-5" in explained.output and "privileged" in explained.output
+    assert run("explain", "KH-NOPE-001").exit_code == 2
+    assert run("controls", "--profile", "nope").exit_code == 2
+
+
+def test_python_m_entry_point() -> None:
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-m", "kubeharden", "--version"], capture_output=True, text=True)
+    assert out.returncode == 0 and "kubeharden" in out.stdout
