@@ -1,7 +1,302 @@
-"""Sub-commands of this area (owned by its issue; registered by kubeharden.cli)."""
+"""`kubeharden netpol`: answers from the NetworkPolicy engine (status, can, matrix)."""
 
 from __future__ import annotations
 
-import click
+import csv
+import io
+import sys
+from collections.abc import Sequence
+from typing import Any, NoReturn
 
-COMMANDS: list[click.Command] = []
+import click
+import orjson
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from kubeharden.inventory import Inventory
+from kubeharden.loader import LineLocator, load_paths
+from kubeharden.model import InputError
+from kubeharden.netpol import (
+    EGRESS,
+    INGRESS,
+    Endpoint,
+    NetworkModel,
+    PortQuery,
+    Verdict,
+    model_for,
+    parse_address,
+    parse_port_query,
+)
+
+EXIT_ALLOWED, EXIT_DENIED, EXIT_ERROR = 0, 1, 2
+
+
+def _console() -> Console:
+    console = Console()
+    if not console.is_terminal:
+        console = Console(width=160)  # pipes and CI logs: wide enough to stay readable
+    return console
+
+
+def _load(paths: Sequence[str]) -> tuple[NetworkModel, list[InputError]]:
+    """Load the inputs, print input errors and ignored policies to stderr (file:line)."""
+    if not paths:
+        raise click.UsageError("give at least one path ('-' for stdin)")
+    loaded = load_paths(paths)
+    inventory = Inventory(loaded.resources, dict(loaded.facts))
+    model = model_for(inventory)
+    errors = list(loaded.errors)
+    for error in errors:
+        where = error.source + (f":{error.line}" if error.line else "")
+        click.echo(f"error: {where}: {error.message}", err=True)
+    locator = LineLocator()
+    for problem in model.problems:
+        line = locator.line_of(problem.resource.source, problem.path)
+        where = problem.resource.source.file + (f":{line}" if line else "")
+        click.echo(f"warning: {where}: NetworkPolicy {problem.resource.namespace or 'default'}/"
+                   f"{problem.resource.name} ignored (the API server would reject it): {problem.message}",
+                   err=True)
+    return model, errors
+
+
+def _problems_json(model: NetworkModel) -> list[dict[str, Any]]:
+    return [
+        {"policy": f"{p.resource.namespace or 'default'}/{p.resource.name}", "file": p.resource.source.file,
+         "message": p.message}
+        for p in model.problems
+    ]
+
+
+def _emit_json(data: Any) -> None:
+    click.echo(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode())
+
+
+def _exit(code: int) -> NoReturn:
+    sys.exit(code)
+
+
+def _namespaces(model: NetworkModel, namespace: str | None) -> list[str]:
+    if namespace is not None:
+        return [namespace]
+    return [ns for ns in model.namespaces() if model.endpoints_by_namespace.get(ns)]
+
+
+@click.group("netpol")
+def netpol() -> None:
+    """Answer NetworkPolicy questions with real Kubernetes semantics."""
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+@netpol.command("status")
+@click.argument("paths", nargs=-1)
+@click.option("--namespace", "-n", default=None, help="Only this namespace.")
+@click.option("--format", "-f", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+def status(paths: tuple[str, ...], namespace: str | None, fmt: str) -> None:
+    """Per pod or workload: isolated for ingress? for egress? which policies select it."""
+    model, errors = _load(paths)
+    rows = [
+        model.status(ep)
+        for ns in _namespaces(model, namespace)
+        for ep in sorted(model.endpoints_by_namespace.get(ns, ()), key=lambda e: (e.name, e.kind))
+    ]
+    if fmt == "json":
+        _emit_json({"endpoints": rows, "ignored_policies": _problems_json(model),
+                    "errors": [e.to_dict() for e in errors]})
+    else:
+        table = Table(title="NetworkPolicy isolation")
+        for column in ("Namespace", "Pod / workload", "Ingress", "Egress", "Selected by"):
+            table.add_column(column)
+        for row in rows:
+            policies = ", ".join(f"{p['name'].split('/', 1)[1]} ({'+'.join(p['types'])})" for p in row["policies"])
+            name = f"{row['kind']}/{row['name']}" + (" [hostNetwork]" if row["host_network"] else "")
+            table.add_row(row["namespace"], name, _isolation(row["ingress_isolated"]),
+                          _isolation(row["egress_isolated"]), policies or Text("none", style="red"))
+        console = _console()
+        if rows:
+            console.print(table)
+        else:
+            console.print("no pods or workloads in the input")
+    _exit(EXIT_ERROR if errors else 0)
+
+
+def _isolation(isolated: bool) -> Text:
+    return Text("isolated", style="green") if isolated else Text("open", style="red")
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+@netpol.command("can")
+@click.argument("paths", nargs=-1)
+@click.option("--from", "source", metavar="NS/NAME", help="Source pod or workload (NS/NAME or NS/KIND/NAME).")
+@click.option("--from-ip", "source_ip", metavar="IP", help="Source address outside the cluster.")
+@click.option("--to", "destination", metavar="NS/NAME", help="Destination pod or workload.")
+@click.option("--to-ip", "destination_ip", metavar="IP", help="Destination address (e.g. 169.254.169.254).")
+@click.option("--port", "port_text", metavar="PORT[/PROTO]",
+              help="Port number or name, protocol TCP (default), UDP or SCTP. Without it: any traffic?")
+@click.option("--format", "-f", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+def can(paths: tuple[str, ...], source: str | None, source_ip: str | None, destination: str | None,
+        destination_ip: str | None, port_text: str | None, fmt: str) -> None:
+    """Can SOURCE open a connection to DESTINATION? Exit 0 yes, 1 no, 2 error."""
+    if (source is None) == (source_ip is None):
+        raise click.UsageError("give exactly one of --from and --from-ip")
+    if (destination is None) == (destination_ip is None):
+        raise click.UsageError("give exactly one of --to and --to-ip")
+    if source_ip is not None and destination_ip is not None:
+        raise click.UsageError("at least one side must be a pod or workload")
+    port: PortQuery | None = None
+    if port_text is not None:
+        try:
+            port = parse_port_query(port_text)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--port") from None
+    model, errors = _load(paths)
+    try:
+        if source is not None and destination is not None:
+            verdict = model.can(model.find(source), model.find(destination), port)
+        elif source is not None:
+            assert destination_ip is not None
+            verdict = model.can_reach_address(model.find(source), _address(destination_ip, "--to-ip"), port)
+        else:
+            assert source_ip is not None and destination is not None
+            verdict = model.can_be_reached_from_address(_address(source_ip, "--from-ip"),
+                                                        model.find(destination), port)
+    except LookupError as exc:
+        click.echo(f"error: {exc.args[0]}", err=True)
+        _exit(EXIT_ERROR)
+    if fmt == "json":
+        data = verdict.to_json()
+        data["errors"] = [e.to_dict() for e in errors]
+        data["ignored_policies"] = _problems_json(model)
+        _emit_json(data)
+    else:
+        _print_verdict(verdict)
+    if errors:
+        click.echo("error: the input has errors; the answer may be incomplete", err=True)
+        _exit(EXIT_ERROR)
+    _exit(EXIT_ALLOWED if verdict.allowed else EXIT_DENIED)
+
+
+def _address(text: str, hint: str) -> Any:
+    try:
+        return parse_address(text)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint=hint) from None
+
+
+def _print_verdict(verdict: Verdict) -> None:
+    on = f" on {verdict.port.describe()}" if verdict.port else ""
+    answer = "yes" if verdict.allowed else "no"
+    click.echo(f"{answer}: {verdict.source} -> {verdict.destination}{on}")
+    if verdict.port is None and verdict.allowed:
+        click.echo(f"  allowed ports: {verdict.ports.describe()}")
+    for reason in verdict.reasons:
+        click.echo(f"  {reason}")
+    for note in verdict.notes:
+        click.echo(f"  note: {note}")
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+@netpol.command("matrix")
+@click.argument("paths", nargs=-1)
+@click.option("--namespace", "-n", default=None, help="Only this namespace (default: each namespace).")
+@click.option("--format", "-f", "fmt", type=click.Choice(["table", "json", "csv", "dot"]), default="table",
+              show_default=True)
+def matrix(paths: tuple[str, ...], namespace: str | None, fmt: str) -> None:
+    """Reachability between the pods and workloads of each namespace (rows: sources)."""
+    model, errors = _load(paths)
+    blocks = [(ns, *model.matrix(ns)) for ns in _namespaces(model, namespace)]
+    if fmt == "json":
+        _emit_json({
+            "namespaces": [_matrix_json(model, ns, eps, rows) for ns, eps, rows in blocks],
+            "ignored_policies": _problems_json(model),
+            "errors": [e.to_dict() for e in errors],
+        })
+    elif fmt == "csv":
+        buf = io.StringIO()
+        writer = csv.writer(buf, lineterminator="\n")
+        writer.writerow(["namespace", "source", "destination", "allowed", "ports"])
+        for ns, eps, rows in blocks:
+            for src, row in zip(eps, rows, strict=True):
+                for dst, verdict in zip(eps, row, strict=True):
+                    writer.writerow([ns, model.label(src), model.label(dst), "yes" if verdict.allowed else "no",
+                                     verdict.ports.describe()])
+        click.echo(buf.getvalue(), nl=False)
+    elif fmt == "dot":
+        click.echo(_dot(model, blocks), nl=False)
+    else:
+        console = _console()
+        if not blocks:
+            console.print("no pods or workloads in the input")
+        for ns, eps, rows in blocks:
+            console.print(_matrix_table(model, ns, eps, rows))
+    _exit(EXIT_ERROR if errors else 0)
+
+
+def _short(model: NetworkModel, ep: Endpoint) -> str:
+    return model.label(ep).split("/", 1)[1]
+
+
+def _matrix_json(model: NetworkModel, ns: str, eps: list[Endpoint], rows: list[list[Verdict]]) -> dict[str, Any]:
+    return {
+        "namespace": ns,
+        "endpoints": [model.status(ep) for ep in eps],
+        "pairs": [
+            {
+                "source": model.label(src),
+                "destination": model.label(dst),
+                "allowed": verdict.allowed,
+                "ports": verdict.ports.describe(),
+                "port_ranges": verdict.ports.to_json(),
+                "allowed_by": [m.to_json() for m in verdict.deciding],
+            }
+            for src, row in zip(eps, rows, strict=True)
+            for dst, verdict in zip(eps, row, strict=True)
+        ],
+    }
+
+
+def _matrix_table(model: NetworkModel, ns: str, eps: list[Endpoint], rows: list[list[Verdict]]) -> Table:
+    table = Table(title=f"namespace {ns}: can ROW reach COLUMN", show_lines=True)
+    table.add_column("from \\ to")
+    for ep in eps:
+        table.add_column(_short(model, ep), overflow="fold")
+    for src, row in zip(eps, rows, strict=True):
+        cells: list[Text | str] = [_short(model, src)]
+        for verdict in row:
+            if not verdict.allowed:
+                cells.append(Text("-", style="red"))
+            else:
+                cells.append(Text(verdict.ports.describe(), style="green"))
+        table.add_row(*cells)
+    return table
+
+
+def _dot(model: NetworkModel, blocks: list[tuple[str, list[Endpoint], list[list[Verdict]]]]) -> str:
+    def quote(text: str) -> str:
+        return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+    lines = ["digraph netpol {", "  rankdir=LR;", "  node [shape=box];"]
+    for i, (ns, eps, rows) in enumerate(blocks):
+        lines.append(f"  subgraph cluster_{i} {{")
+        lines.append(f"    label={quote(ns)};")
+        for ep in eps:
+            isolated = model.isolated(ep, INGRESS) and model.isolated(ep, EGRESS)
+            lines.append(f"    {quote(model.label(ep))} [label={quote(_short(model, ep))}"
+                         f"{'' if isolated else ', color=red'}];")
+        lines.append("  }")
+        for src, row in zip(eps, rows, strict=True):
+            for dst, verdict in zip(eps, row, strict=True):
+                if verdict.allowed:
+                    lines.append(f"  {quote(model.label(src))} -> {quote(model.label(dst))} "
+                                 f"[label={quote(verdict.ports.describe())}];")
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+COMMANDS: list[click.Command] = [netpol]

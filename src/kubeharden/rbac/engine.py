@@ -1,0 +1,662 @@
+"""RBAC evaluation: who may do what, computed from Roles, ClusterRoles and their bindings.
+
+Matching follows the Kubernetes RBAC authorizer (rbac.authorization.k8s.io/v1):
+
+* a verb matches when the rule lists it or ``*``; an API group likewise;
+* a resource matches ``*`` (every resource and subresource), its exact ``resource/subresource``
+  form, or ``*/subresource`` (that subresource of every resource). ``pods/*`` is *not* a
+  wildcard upstream: it only matches a resource literally named so;
+* ``resourceNames`` restricts a rule only when non-empty, and then a request without a name
+  (list, watch, create, deletecollection) does not match;
+* a non-resource URL matches ``*``, itself, or a rule entry ending in ``*`` as a prefix;
+* a ClusterRoleBinding grants everywhere; a RoleBinding grants only in its namespace, also when
+  it references a ClusterRole; non-resource URLs are granted by ClusterRoleBindings only;
+* a ClusterRole with an ``aggregationRule`` has exactly the rules of the ClusterRoles its
+  selectors match (the controller overwrites its own ``rules``).
+
+The built-in ClusterRoles and ClusterRoleBindings of a cluster (data/rbac-bootstrap.yaml) are
+known too, so that a binding to ``view`` or ``cluster-admin`` means something offline; an input
+object with the same name replaces the built-in one.
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections import defaultdict
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from functools import cache
+from importlib import resources as importlib_resources
+from typing import Any
+
+import yaml
+
+from kubeharden.inventory import Inventory, as_dict, as_list
+from kubeharden.model import Path, Resource
+
+RBAC_KINDS = ("Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding")
+BINDING_KINDS = ("RoleBinding", "ClusterRoleBinding")
+ROLE_KINDS = ("Role", "ClusterRole")
+# Namespace a namespaced object without metadata.namespace lands in (kubectl's default).
+DEFAULT_NAMESPACE = "default"
+SA_USER_PREFIX = "system:serviceaccount:"
+ALL_AUTHENTICATED = "system:authenticated"
+ALL_UNAUTHENTICATED = "system:unauthenticated"
+ALL_SERVICEACCOUNTS = "system:serviceaccounts"
+ANONYMOUS = "system:anonymous"
+
+
+# ---------------------------------------------------------------------------------------------
+# Subjects and users
+
+
+@dataclass(frozen=True, slots=True)
+class Subject:
+    """A binding subject: ``User``, ``Group`` or ``ServiceAccount`` (with its namespace)."""
+
+    kind: str
+    name: str
+    namespace: str | None = None
+
+    @property
+    def username(self) -> str | None:
+        """The user name this subject stands for (None for groups)."""
+        if self.kind == "ServiceAccount":
+            return f"{SA_USER_PREFIX}{self.namespace}:{self.name}"
+        if self.kind == "User":
+            return self.name
+        return None
+
+    def display(self) -> str:
+        if self.kind == "ServiceAccount":
+            return f"ServiceAccount {self.namespace}/{self.name}"
+        return f"{self.kind} {self.name}"
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"kind": self.kind, "name": self.name}
+        if self.namespace is not None:
+            out["namespace"] = self.namespace
+        return out
+
+
+def parse_service_account_user(username: str) -> tuple[str, str] | None:
+    """``system:serviceaccount:<ns>:<name>`` -> (ns, name)."""
+    if not username.startswith(SA_USER_PREFIX):
+        return None
+    rest = username[len(SA_USER_PREFIX):]
+    ns, sep, name = rest.partition(":")
+    if not sep or not ns or not name or ":" in name:
+        return None
+    return ns, name
+
+
+@dataclass(frozen=True, slots=True)
+class UserInfo:
+    """An authenticated identity: a user name and the groups it is in."""
+
+    name: str
+    groups: frozenset[str]
+
+    @classmethod
+    def for_name(cls, name: str, extra_groups: Iterable[str] = ()) -> UserInfo:
+        """The groups Kubernetes gives this user: service accounts are in system:serviceaccounts
+        and system:serviceaccounts:<ns>; system:anonymous is unauthenticated; everyone else is
+        in system:authenticated."""
+        groups = set(extra_groups)
+        sa = parse_service_account_user(name)
+        if name == ANONYMOUS:
+            groups.add(ALL_UNAUTHENTICATED)
+        else:
+            groups.add(ALL_AUTHENTICATED)
+        if sa is not None:
+            groups.update((ALL_SERVICEACCOUNTS, f"{ALL_SERVICEACCOUNTS}:{sa[0]}"))
+        return cls(name, frozenset(groups))
+
+    @classmethod
+    def of_subject(cls, subject: Subject) -> UserInfo | None:
+        name = subject.username
+        return cls.for_name(name) if name is not None else None
+
+
+# ---------------------------------------------------------------------------------------------
+# Rules, roles and bindings
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Rule:
+    """One PolicyRule of a role; ``role`` is the role that carries it (for an aggregated role,
+    the role it was aggregated from)."""
+
+    role: Role
+    index: int
+    verbs: frozenset[str]
+    api_groups: frozenset[str]
+    resources: tuple[str, ...]
+    resource_names: frozenset[str]
+    non_resource_urls: tuple[str, ...]
+
+    @property
+    def path(self) -> Path:
+        return ("rules", self.index)
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"verbs": sorted(self.verbs)}
+        if self.non_resource_urls:
+            out["nonResourceURLs"] = list(self.non_resource_urls)
+        if self.api_groups or self.resources:
+            out["apiGroups"] = sorted(self.api_groups)
+            out["resources"] = list(self.resources)
+        if self.resource_names:
+            out["resourceNames"] = sorted(self.resource_names)
+        return out
+
+    def display(self) -> str:
+        verbs = ",".join(sorted(self.verbs))
+        if self.non_resource_urls:
+            return f"{verbs} {','.join(self.non_resource_urls)}"
+        groups = ",".join(g or "core" for g in sorted(self.api_groups))
+        text = f"{verbs} {','.join(self.resources)} [{groups}]"
+        if self.resource_names:
+            text += f" names={','.join(sorted(self.resource_names))}"
+        return text
+
+
+@dataclass(eq=False)
+class Role:
+    kind: str  # Role or ClusterRole
+    name: str
+    namespace: str | None
+    resource: Resource | None  # None for a built-in role
+    labels: dict[str, str] = field(default_factory=dict)
+    own_rules: list[Rule] = field(default_factory=list)
+    selectors: list[dict[str, Any]] | None = None  # aggregationRule.clusterRoleSelectors
+    rules: list[Rule] = field(default_factory=list)  # effective rules (after aggregation)
+
+    @property
+    def builtin(self) -> bool:
+        return self.resource is None
+
+    @property
+    def aggregated(self) -> bool:
+        return self.selectors is not None
+
+    def display(self) -> str:
+        ns = f"{self.namespace}/" if self.namespace else ""
+        return f"{self.kind}/{ns}{self.name}" + (" (built-in)" if self.builtin else "")
+
+    def ref(self) -> dict[str, Any]:
+        return {"kind": self.kind, "name": self.name, "namespace": self.namespace, "builtin": self.builtin}
+
+
+@dataclass(eq=False)
+class Binding:
+    kind: str  # RoleBinding or ClusterRoleBinding
+    name: str
+    namespace: str | None  # None for a ClusterRoleBinding
+    role_kind: str
+    role_name: str
+    subjects: list[tuple[int, Subject]]
+    resource: Resource | None  # None for a built-in binding
+    role: Role | None = None  # resolved; None when missing or invalid
+
+    @property
+    def builtin(self) -> bool:
+        return self.resource is None
+
+    @property
+    def scope(self) -> str | None:
+        """Namespace the binding grants in (None: every namespace and cluster scope)."""
+        return self.namespace if self.kind == "RoleBinding" else None
+
+    def display(self) -> str:
+        ns = f"{self.namespace}/" if self.namespace else ""
+        return f"{self.kind}/{ns}{self.name}" + (" (built-in)" if self.builtin else "")
+
+    def ref(self) -> dict[str, Any]:
+        return {"kind": self.kind, "name": self.name, "namespace": self.namespace, "builtin": self.builtin}
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """Something wrong with the RBAC input (missing role, invalid reference...)."""
+
+    resource: Resource | None
+    path: Path
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class Grant:
+    """Why a subject may do something: binding -> role -> rule (in ``scope``)."""
+
+    subject: Subject
+    subject_index: int
+    binding: Binding
+    role: Role
+    rule: Rule
+
+    @property
+    def scope(self) -> str | None:
+        return self.binding.scope
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {
+            "subject": self.subject.to_dict(),
+            "binding": self.binding.ref(),
+            "role": self.role.ref(),
+            "rule": self.rule.to_dict(),
+            "rule_index": self.rule.index,
+            "scope": self.scope or "cluster",
+        }
+        if self.rule.role is not self.role:
+            out["aggregated_from"] = self.rule.role.ref()
+        return out
+
+    def chain(self) -> str:
+        via = f" (aggregated from {self.rule.role.display()})" if self.rule.role is not self.role else ""
+        return (f"{self.subject.display()} -> {self.binding.display()} -> {self.role.display()}"
+                f" -> rules[{self.rule.index}] {self.rule.display()}{via}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Requests and matching
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """An API request to authorize. ``api_group`` None means "in whichever group" (a bare
+    resource name whose group is unknown offline). ``namespace`` None is cluster scope."""
+
+    verb: str
+    resource: str = ""
+    subresource: str = ""
+    api_group: str | None = ""
+    name: str = ""
+    namespace: str | None = None
+    non_resource_url: str | None = None
+
+    @property
+    def combined_resource(self) -> str:
+        return f"{self.resource}/{self.subresource}" if self.subresource else self.resource
+
+    def display(self) -> str:
+        if self.non_resource_url is not None:
+            return f"{self.verb} {self.non_resource_url}"
+        group = "" if not self.api_group else f".{self.api_group}"
+        name = f"/{self.name}" if self.name else ""
+        where = f" in namespace {self.namespace}" if self.namespace else " (cluster scope)"
+        return f"{self.verb} {self.combined_resource}{group}{name}{where}"
+
+
+def verb_matches(rule: Rule, verb: str) -> bool:
+    return "*" in rule.verbs or verb in rule.verbs
+
+
+def api_group_matches(rule: Rule, group: str | None) -> bool:
+    if group is None:
+        return bool(rule.api_groups)
+    return "*" in rule.api_groups or group in rule.api_groups
+
+
+def resource_matches(rule: Rule, resource: str, subresource: str) -> bool:
+    combined = f"{resource}/{subresource}" if subresource else resource
+    for entry in rule.resources:
+        if entry == "*" or entry == combined:
+            return True
+        if subresource and entry == f"*/{subresource}":
+            return True
+    return False
+
+
+def resource_name_matches(rule: Rule, name: str) -> bool:
+    return not rule.resource_names or name in rule.resource_names
+
+
+def non_resource_url_matches(rule: Rule, url: str) -> bool:
+    for entry in rule.non_resource_urls:
+        if entry == "*" or entry == url:
+            return True
+        if entry.endswith("*") and url.startswith(entry.rstrip("*")):
+            return True
+    return False
+
+
+def rule_allows(rule: Rule, request: Request) -> bool:
+    if not verb_matches(rule, request.verb):
+        return False
+    if request.non_resource_url is not None:
+        return non_resource_url_matches(rule, request.non_resource_url)
+    return (
+        api_group_matches(rule, request.api_group)
+        and resource_matches(rule, request.resource, request.subresource)
+        and resource_name_matches(rule, request.name)
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Label selectors (aggregation)
+
+
+def selector_matches(selector: dict[str, Any], labels: dict[str, str]) -> bool:
+    """A metav1.LabelSelector: every matchLabels pair and every matchExpression must hold; an
+    empty selector matches everything."""
+    for key, value in as_dict(selector.get("matchLabels")).items():
+        if labels.get(str(key)) != str(value):
+            return False
+    for expr in as_list(selector.get("matchExpressions")):
+        expr = as_dict(expr)
+        key = str(expr.get("key", ""))
+        op = expr.get("operator")
+        values = {str(v) for v in as_list(expr.get("values"))}
+        if op == "In" and labels.get(key) not in values:
+            return False
+        if op == "NotIn" and key in labels and labels[key] in values:
+            return False
+        if op == "Exists" and key not in labels:
+            return False
+        if op == "DoesNotExist" and key in labels:
+            return False
+        if op not in ("In", "NotIn", "Exists", "DoesNotExist"):
+            return False  # an invalid selector selects nothing
+    return True
+
+
+# ---------------------------------------------------------------------------------------------
+# Parsing
+
+
+def _strings(value: Any) -> list[str]:
+    return [str(v) for v in as_list(value) if isinstance(v, (str, int, float)) and not isinstance(v, bool)]
+
+
+def _parse_rules(role: Role, raw: Any) -> list[Rule]:
+    out = []
+    for i, item in enumerate(as_list(raw)):
+        item = as_dict(item)
+        out.append(Rule(
+            role=role,
+            index=i,
+            verbs=frozenset(_strings(item.get("verbs"))),
+            api_groups=frozenset(_strings(item.get("apiGroups"))),
+            resources=tuple(_strings(item.get("resources"))),
+            resource_names=frozenset(_strings(item.get("resourceNames"))),
+            non_resource_urls=tuple(_strings(item.get("nonResourceURLs"))),
+        ))
+    return out
+
+
+def _role_from(kind: str, obj: dict[str, Any], resource: Resource | None, namespace: str | None) -> Role:
+    meta = as_dict(obj.get("metadata"))
+    labels = {str(k): str(v) for k, v in as_dict(meta.get("labels")).items()}
+    role = Role(kind, str(meta.get("name") or ""), namespace, resource, labels)
+    role.own_rules = _parse_rules(role, obj.get("rules"))
+    aggregation = obj.get("aggregationRule")
+    if kind == "ClusterRole" and isinstance(aggregation, dict):
+        role.selectors = [as_dict(s) for s in as_list(aggregation.get("clusterRoleSelectors"))]
+    return role
+
+
+def _subjects(raw: Any, binding_namespace: str | None) -> list[tuple[int, Subject]]:
+    out = []
+    for i, item in enumerate(as_list(raw)):
+        item = as_dict(item)
+        kind, name = str(item.get("kind") or ""), str(item.get("name") or "")
+        if not name:
+            continue
+        if kind == "ServiceAccount":
+            # A RoleBinding's ServiceAccount subject without a namespace means its own namespace.
+            ns = item.get("namespace") or binding_namespace
+            if not ns:
+                continue  # invalid: a ClusterRoleBinding must name the namespace
+            out.append((i, Subject(kind, name, str(ns))))
+        elif kind in ("User", "Group"):
+            out.append((i, Subject(kind, name)))
+    return out
+
+
+@cache
+def _bootstrap() -> dict[str, Any]:
+    text = importlib_resources.files("kubeharden").joinpath("data/rbac-bootstrap.yaml").read_text("utf-8")
+    data = yaml.load(text, Loader=yaml.CSafeLoader)
+    return data if isinstance(data, dict) else {}
+
+
+def builtin_cluster_role_names() -> frozenset[str]:
+    return frozenset(str(as_dict(r.get("metadata")).get("name")) for r in as_list(_bootstrap().get("clusterRoles")))
+
+
+# ---------------------------------------------------------------------------------------------
+# The model
+
+
+@dataclass(frozen=True, slots=True)
+class _BoundRule:
+    binding: Binding
+    role: Role
+    rule: Rule
+
+
+class RbacModel:
+    """Every role and binding of an input plus the built-ins, resolved and indexed."""
+
+    def __init__(self, resources: Iterable[Resource], *, builtins: bool = True) -> None:
+        self.cluster_roles: dict[str, Role] = {}
+        self.roles: dict[tuple[str, str], Role] = {}
+        self.bindings: list[Binding] = []
+        self.problems: list[Problem] = []
+        input_crb_names: set[str] = set()
+        for res in resources:
+            if res.kind not in RBAC_KINDS or not res.api_version.startswith("rbac.authorization.k8s.io/"):
+                continue
+            ns = None if res.kind.startswith("Cluster") else (res.namespace or DEFAULT_NAMESPACE)
+            if res.kind in ROLE_KINDS:
+                role = _role_from(res.kind, res.obj, res, ns)
+                if res.kind == "ClusterRole":
+                    self.cluster_roles[role.name] = role
+                else:
+                    self.roles[(ns or DEFAULT_NAMESPACE, role.name)] = role
+            else:
+                self._add_binding(res.obj, res, ns)
+                if res.kind == "ClusterRoleBinding":
+                    input_crb_names.add(res.name)
+        if builtins:
+            self._add_builtins(input_crb_names)
+        self._aggregate()
+        self._resolve()
+        self._index()
+
+    # -- construction --------------------------------------------------------------------------
+
+    def _add_binding(self, obj: dict[str, Any], res: Resource | None, ns: str | None) -> None:
+        meta = as_dict(obj.get("metadata"))
+        ref = as_dict(obj.get("roleRef"))
+        kind = str(obj.get("kind"))
+        self.bindings.append(Binding(
+            kind=kind,
+            name=str(meta.get("name") or ""),
+            namespace=ns,
+            role_kind=str(ref.get("kind") or ""),
+            role_name=str(ref.get("name") or ""),
+            subjects=_subjects(obj.get("subjects"), ns),
+            resource=res,
+        ))
+
+    def _add_builtins(self, input_crb_names: set[str]) -> None:
+        data = _bootstrap()
+        for raw in as_list(data.get("clusterRoles")):
+            role = _role_from("ClusterRole", as_dict(raw), None, None)
+            self.cluster_roles.setdefault(role.name, role)  # an input role of that name wins
+        for raw in as_list(data.get("clusterRoleBindings")):
+            raw = as_dict(raw)
+            name = str(raw.get("name"))
+            if name in input_crb_names:
+                continue
+            self._add_binding(
+                {"kind": "ClusterRoleBinding", "metadata": {"name": name},
+                 "roleRef": {"kind": "ClusterRole", "name": raw.get("role")},
+                 "subjects": raw.get("subjects")},
+                None, None,
+            )
+
+    def _aggregate(self) -> None:
+        """Effective rules: own rules, or for aggregated ClusterRoles the union of the rules of
+        every ClusterRole a selector matches (transitively; cycles are cut)."""
+        done: dict[str, list[Rule]] = {}
+        visiting: set[str] = set()
+        roles = list(self.cluster_roles.values())
+
+        def effective(role: Role) -> list[Rule]:
+            if role.name in done:
+                return done[role.name]
+            if role.selectors is None:
+                done[role.name] = role.own_rules
+                return role.own_rules
+            if role.name in visiting:
+                return []
+            visiting.add(role.name)
+            seen: set[int] = set()
+            rules: list[Rule] = []
+            for other in roles:
+                if other is role or not any(selector_matches(s, other.labels) for s in role.selectors):
+                    continue
+                for rule in effective(other):
+                    if id(rule) not in seen:
+                        seen.add(id(rule))
+                        rules.append(rule)
+            visiting.discard(role.name)
+            done[role.name] = rules
+            return rules
+
+        for role in roles:
+            role.rules = effective(role)
+        for role in self.roles.values():
+            role.rules = role.own_rules
+
+    def _resolve(self) -> None:
+        for b in self.bindings:
+            if b.kind == "ClusterRoleBinding" and b.role_kind != "ClusterRole":
+                self.problems.append(Problem(b.resource, ("roleRef", "kind"),
+                                             f"{b.display()} references a {b.role_kind or 'role of no kind'}: "
+                                             "a ClusterRoleBinding can only reference a ClusterRole"))
+                continue
+            if b.role_kind == "ClusterRole":
+                b.role = self.cluster_roles.get(b.role_name)
+            elif b.role_kind == "Role":
+                b.role = self.roles.get((b.namespace or DEFAULT_NAMESPACE, b.role_name))
+            else:
+                self.problems.append(Problem(b.resource, ("roleRef", "kind"),
+                                             f"{b.display()} has roleRef.kind {b.role_kind!r} (expected Role or ClusterRole)"))
+                continue
+            if b.role is None:
+                where = f" in namespace {b.namespace}" if b.role_kind == "Role" else ""
+                self.problems.append(Problem(b.resource, ("roleRef", "name"),
+                                             f"{b.display()} references {b.role_kind} {b.role_name!r}{where}, "
+                                             "which is not in the input nor a built-in role: it grants nothing"))
+
+    def _index(self) -> None:
+        """Index bound rules by verb and resource entry, and bindings by subject, so that a
+        question touches only the rules that could answer it."""
+        # verb -> resource entry -> bound rules (verb and resource may be "*")
+        self._resource_index: dict[str, dict[str, list[_BoundRule]]] = defaultdict(lambda: defaultdict(list))
+        self._non_resource: list[_BoundRule] = []
+        # ("user", name) / ("group", name) -> [(binding, subject index, subject)]
+        self._by_subject: dict[tuple[str, str], list[tuple[Binding, int, Subject]]] = defaultdict(list)
+        for b in self.bindings:
+            if b.role is None:
+                continue
+            for i, subject in b.subjects:
+                key = ("group", subject.name) if subject.kind == "Group" else ("user", subject.username or "")
+                self._by_subject[key].append((b, i, subject))
+            for rule in b.role.rules:
+                bound = _BoundRule(b, b.role, rule)
+                if rule.non_resource_urls and b.kind == "ClusterRoleBinding":
+                    self._non_resource.append(bound)
+                for verb in rule.verbs:
+                    for entry in rule.resources:
+                        self._resource_index[verb][entry].append(bound)
+
+    # -- questions -----------------------------------------------------------------------------
+
+    def _candidates(self, request: Request) -> Iterator[_BoundRule]:
+        if request.non_resource_url is not None:
+            yield from self._non_resource
+            return
+        entries = ["*", request.combined_resource]
+        if request.subresource:
+            entries.append(f"*/{request.subresource}")
+        for verb in {request.verb, "*"}:
+            by_entry = self._resource_index.get(verb)
+            if not by_entry:
+                continue
+            for entry in dict.fromkeys(entries):
+                yield from by_entry.get(entry, ())
+
+    def _in_scope(self, binding: Binding, request: Request) -> bool:
+        if request.non_resource_url is not None:
+            return binding.kind == "ClusterRoleBinding"
+        return binding.scope is None or binding.scope == request.namespace
+
+    def who_can(self, request: Request) -> list[Grant]:
+        """Every (subject, binding, role, rule) that allows the request."""
+        out: list[Grant] = []
+        seen: set[tuple[int, int, int]] = set()
+        for bound in self._candidates(request):
+            if not self._in_scope(bound.binding, request) or not rule_allows(bound.rule, request):
+                continue
+            for i, subject in bound.binding.subjects:
+                key = (id(bound.binding), i, id(bound.rule))
+                if key not in seen:
+                    seen.add(key)
+                    out.append(Grant(subject, i, bound.binding, bound.role, bound.rule))
+        return out
+
+    def bindings_for(self, user: UserInfo) -> list[tuple[Binding, int, Subject]]:
+        """Bindings with a subject that is this user or one of its groups."""
+        out = list(self._by_subject.get(("user", user.name), ()))
+        for group in sorted(user.groups):
+            out.extend(self._by_subject.get(("group", group), ()))
+        return out
+
+    def can(self, user: UserInfo, request: Request) -> list[Grant]:
+        """The grants that allow this user the request (empty: denied)."""
+        out = []
+        for binding, i, subject in self.bindings_for(user):
+            if binding.role is None or not self._in_scope(binding, request):
+                continue
+            for rule in binding.role.rules:
+                if rule_allows(rule, request):
+                    out.append(Grant(subject, i, binding, binding.role, rule))
+        return out
+
+    def permissions(self, user: UserInfo) -> list[Grant]:
+        """Every rule this user holds, with the binding that grants it (scope in the grant)."""
+        out = []
+        for binding, i, subject in self.bindings_for(user):
+            if binding.role is None:
+                continue
+            for rule in binding.role.rules:
+                out.append(Grant(subject, i, binding, binding.role, rule))
+        return out
+
+    def grants(self) -> Iterator[Grant]:
+        """Every (subject, binding, rule) triple of resolved bindings."""
+        for b in self.bindings:
+            if b.role is None:
+                continue
+            for i, subject in b.subjects:
+                for rule in b.role.rules:
+                    yield Grant(subject, i, b, b.role, rule)
+
+
+_MODELS: dict[int, tuple[weakref.ref[Inventory], RbacModel]] = {}
+
+
+def model_for(inventory: Inventory) -> RbacModel:
+    """The RbacModel of an inventory, built once per scan and shared by every control."""
+    key = id(inventory)
+    cached = _MODELS.get(key)
+    if cached is not None and cached[0]() is inventory:
+        return cached[1]
+    model = RbacModel(inventory.of_kind(*RBAC_KINDS))
+    _MODELS[key] = (weakref.ref(inventory, lambda _ref, k=key: _MODELS.pop(k, None)), model)
+    return model

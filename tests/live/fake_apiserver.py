@@ -1,0 +1,338 @@
+"""A loopback HTTPS server that speaks the part of the Kubernetes REST API kubeharden reads.
+
+It serves /version, legacy discovery (/api, /apis, /api/v1, /apis/<group>/<version>) and
+LIST for every resource it knows, with the API server's behaviour on what matters:
+limit/continue pagination over a consistent snapshot (resourceVersion), typed lists whose
+items carry no kind/apiVersion, PartialObjectMetadataList on request, 401 without the bearer
+token, 403 for chosen resources, 410 Gone for an expired continue token, injected transient
+failures (429/503) and slow responses. Objects come from fixture files or generators.
+
+Only for tests: it binds 127.0.0.1 and stops when the test ends.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import ipaddress
+import json
+import ssl
+import tempfile
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import orjson
+import yaml
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+# (group, version, plural, kind, namespaced, short names)
+RESOURCES: tuple[tuple[str, str, str, str, bool], ...] = (
+    ("", "v1", "namespaces", "Namespace", False),
+    ("", "v1", "nodes", "Node", False),
+    ("", "v1", "pods", "Pod", True),
+    ("", "v1", "services", "Service", True),
+    ("", "v1", "serviceaccounts", "ServiceAccount", True),
+    ("", "v1", "configmaps", "ConfigMap", True),
+    ("", "v1", "secrets", "Secret", True),
+    ("", "v1", "limitranges", "LimitRange", True),
+    ("", "v1", "resourcequotas", "ResourceQuota", True),
+    ("", "v1", "replicationcontrollers", "ReplicationController", True),
+    ("", "v1", "podtemplates", "PodTemplate", True),
+    ("", "v1", "persistentvolumes", "PersistentVolume", False),
+    ("", "v1", "events", "Event", True),
+    ("apps", "v1", "deployments", "Deployment", True),
+    ("apps", "v1", "replicasets", "ReplicaSet", True),
+    ("apps", "v1", "statefulsets", "StatefulSet", True),
+    ("apps", "v1", "daemonsets", "DaemonSet", True),
+    ("batch", "v1", "jobs", "Job", True),
+    ("batch", "v1", "cronjobs", "CronJob", True),
+    ("rbac.authorization.k8s.io", "v1", "roles", "Role", True),
+    ("rbac.authorization.k8s.io", "v1", "rolebindings", "RoleBinding", True),
+    ("rbac.authorization.k8s.io", "v1", "clusterroles", "ClusterRole", False),
+    ("rbac.authorization.k8s.io", "v1", "clusterrolebindings", "ClusterRoleBinding", False),
+    ("networking.k8s.io", "v1", "networkpolicies", "NetworkPolicy", True),
+    ("networking.k8s.io", "v1", "ingresses", "Ingress", True),
+    ("networking.k8s.io", "v1", "ingressclasses", "IngressClass", False),
+    ("admissionregistration.k8s.io", "v1", "validatingwebhookconfigurations",
+     "ValidatingWebhookConfiguration", False),
+    ("admissionregistration.k8s.io", "v1", "mutatingwebhookconfigurations",
+     "MutatingWebhookConfiguration", False),
+    ("node.k8s.io", "v1", "runtimeclasses", "RuntimeClass", False),
+    ("policy", "v1", "poddisruptionbudgets", "PodDisruptionBudget", True),
+    ("apiextensions.k8s.io", "v1", "customresourcedefinitions", "CustomResourceDefinition", False),
+    ("cilium.io", "v2", "ciliumnetworkpolicies", "CiliumNetworkPolicy", True),
+)
+
+PAGE_LIMIT_MAX = 5000
+
+
+def make_certificate(directory: Path) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1 / localhost (it is its own CA)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "kube-apiserver-test")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+            ),
+            critical=False,
+        )
+        .sign(key, hashes.SHA256())
+    )
+    cert_path = directory / "apiserver.crt"
+    key_path = directory / "apiserver.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                          serialization.NoEncryption())
+    )
+    return cert_path, key_path
+
+
+def load_fixture_objects(paths: Iterable[Path]) -> list[dict[str, Any]]:
+    objects: list[dict[str, Any]] = []
+    for path in paths:
+        for doc in yaml.load_all(path.read_text(), Loader=yaml.CSafeLoader):
+            if isinstance(doc, dict) and doc.get("kind"):
+                objects.append(doc)
+    return objects
+
+
+@dataclass
+class Behaviour:
+    """What the server does beyond the happy path; tests change it between requests."""
+
+    token: str = "test-token"
+    forbidden: set[str] = field(default_factory=set)  # plurals whose LIST answers 403
+    expire_continue_once: set[str] = field(default_factory=set)  # plurals: first continue gets 410
+    fail_next: dict[str, list[int]] = field(default_factory=dict)  # plural -> statuses to answer first
+    delay: float = 0.0  # seconds before every LIST answer
+    git_version: str = "v1.34.1"
+
+
+class FakeApiServer:
+    def __init__(self, objects: list[dict[str, Any]], behaviour: Behaviour | None = None) -> None:
+        self.behaviour = behaviour or Behaviour()
+        self.requests: list[dict[str, Any]] = []
+        self._lock = threading.Lock()
+        self._resource_version = 1000
+        self._store: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+        self._by_plural = {(g, v, p): (k, ns) for g, v, p, k, ns in RESOURCES}
+        kind_index = {(g, k): (g, v, p) for g, v, p, k, _ in RESOURCES}
+        for obj in objects:
+            api_version = str(obj.get("apiVersion", ""))
+            group = api_version.rpartition("/")[0] if "/" in api_version else ""
+            key = kind_index.get((group, str(obj["kind"])))
+            if key is None:
+                raise ValueError(f"fake API server does not serve {api_version} {obj['kind']}")
+            stored = json.loads(json.dumps(obj))
+            meta = stored.setdefault("metadata", {})
+            self._resource_version += 1
+            meta.setdefault("resourceVersion", str(self._resource_version))
+            meta.setdefault("uid", f"uid-{self._resource_version}")
+            meta.setdefault("creationTimestamp", "2026-01-01T00:00:00Z")
+            # what the real server keeps and kubeharden must drop
+            meta.setdefault("managedFields", [{"manager": "kubectl", "operation": "Update",
+                                               "fieldsType": "FieldsV1", "fieldsV1": {"f:metadata": {}}}])
+            self._store[(key[0], key[2])].append(stored)
+        for items in self._store.values():
+            items.sort(key=lambda o: (o["metadata"].get("namespace") or "", o["metadata"]["name"]))
+        self._tmp = tempfile.TemporaryDirectory(prefix="kh-fake-apiserver-")
+        self.cert_path, key_path = make_certificate(Path(self._tmp.name))
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(self.cert_path, key_path)
+        handler = type("Handler", (_Handler,), {"api": self})
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self._httpd.daemon_threads = True
+        self._httpd.socket = context.wrap_socket(self._httpd.socket, server_side=True)
+        self.port = self._httpd.server_address[1]
+        self.url = f"https://127.0.0.1:{self.port}"
+        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+
+    def __enter__(self) -> FakeApiServer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+        self._thread.join(timeout=5)
+        self._tmp.cleanup()
+
+    def kubeconfig(self, path: Path, token: str | None = None, context: str = "fake") -> Path:
+        """A kubeconfig that trusts this server's certificate and carries the bearer token."""
+        ca = base64.b64encode(self.cert_path.read_bytes()).decode()
+        config = {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [{"name": "fake", "cluster": {"server": self.url, "certificate-authority-data": ca}}],
+            "users": [{"name": "reader", "user": {"token": token if token is not None else self.behaviour.token}}],
+            "contexts": [{"name": context, "context": {"cluster": "fake", "user": "reader"}}],
+            "current-context": context,
+        }
+        path.write_text(yaml.safe_dump(config))
+        return path
+
+    def list_requests(self, plural: str) -> list[dict[str, Any]]:
+        return [r for r in self.requests if r["plural"] == plural]
+
+    # -----------------------------------------------------------------------------------------
+
+    def handle(self, path: str, query: dict[str, list[str]], headers: Any) -> tuple[int, Any]:
+        if headers.get("Authorization") != f"Bearer {self.behaviour.token}":
+            return 401, _status(401, "Unauthorized", "Unauthorized")
+        parts = [p for p in path.split("/") if p]
+        if parts == ["version"]:
+            major, minor = self.behaviour.git_version.lstrip("v").split(".")[:2]
+            return 200, {"major": major, "minor": minor, "gitVersion": self.behaviour.git_version,
+                         "platform": "linux/amd64", "goVersion": "go1.24.0"}
+        if parts == ["api"]:
+            return 200, {"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": [
+                {"clientCIDR": "0.0.0.0/0", "serverAddress": f"127.0.0.1:{self.port}"}]}
+        if parts == ["apis"]:
+            return 200, self._group_list()
+        if parts[:2] == ["api", "v1"]:
+            group, version, rest = "", "v1", parts[2:]
+        elif parts[:1] == ["apis"] and len(parts) >= 3:
+            group, version, rest = parts[1], parts[2], parts[3:]
+        else:
+            return 404, _status(404, "NotFound", "the server could not find the requested resource")
+        if not rest:
+            return self._resource_list(group, version)
+        namespace = None
+        if len(rest) == 3 and rest[0] == "namespaces":
+            namespace, rest = rest[1], rest[2:]
+        if len(rest) != 1 or (group, version, rest[0]) not in self._by_plural:
+            return 404, _status(404, "NotFound", "the server could not find the requested resource")
+        return self._list(group, version, rest[0], namespace, query, headers.get("Accept") or "")
+
+    def _group_list(self) -> dict[str, Any]:
+        groups: dict[str, str] = {}
+        for g, v, *_ in RESOURCES:
+            if g:
+                groups.setdefault(g, v)
+        return {"kind": "APIGroupList", "apiVersion": "v1", "groups": [
+            {"name": g, "versions": [{"groupVersion": f"{g}/{v}", "version": v}],
+             "preferredVersion": {"groupVersion": f"{g}/{v}", "version": v}}
+            for g, v in groups.items()
+        ]}
+
+    def _resource_list(self, group: str, version: str) -> tuple[int, Any]:
+        resources = [
+            {"name": p, "singularName": k.lower(), "namespaced": ns, "kind": k,
+             "verbs": ["create", "delete", "get", "list", "patch", "update", "watch"]}
+            for g, v, p, k, ns in RESOURCES if g == group and v == version
+        ]
+        if not resources:
+            return 404, _status(404, "NotFound", "the server could not find the requested resource")
+        if group == "" and version == "v1":
+            resources.append({"name": "pods/log", "singularName": "", "namespaced": True, "kind": "Pod",
+                              "verbs": ["get"]})
+        gv = f"{group}/{version}" if group else version
+        return 200, {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": resources}
+
+    def _list(self, group: str, version: str, plural: str, namespace: str | None,
+              query: dict[str, list[str]], accept: str) -> tuple[int, Any]:
+        b = self.behaviour
+        record = {"plural": plural, "namespace": namespace, "query": query, "accept": accept}
+        with self._lock:
+            self.requests.append(record)
+            failures = b.fail_next.get(plural)
+            failure = failures.pop(0) if failures else None
+        if b.delay:
+            time.sleep(b.delay)
+        if failure is not None:
+            reason = "TooManyRequests" if failure == 429 else "ServiceUnavailable"
+            return failure, _status(failure, reason, f"injected {failure}")
+        kind, _ = self._by_plural[(group, version, plural)]
+        if plural in b.forbidden:
+            scope = f'in the namespace "{namespace}"' if namespace else "at the cluster scope"
+            return 403, _status(403, "Forbidden", (
+                f'{plural}{"." + group if group else ""} is forbidden: User "system:serviceaccount:'
+                f'audit:kubeharden" cannot list resource "{plural}" in API group "{group}" {scope}'))
+        items = self._store.get((group, plural), [])
+        if namespace is not None:
+            items = [o for o in items if o["metadata"].get("namespace") == namespace]
+        token = (query.get("continue") or [""])[0]
+        start, list_rv = 0, str(self._resource_version)
+        if token:
+            with self._lock:
+                expire = plural in b.expire_continue_once
+                b.expire_continue_once.discard(plural)
+            if expire:
+                return 410, _status(410, "Expired", (
+                    "The provided continue parameter is too old to display a consistent list result. "
+                    "You can start a new list without the continue parameter."))
+            try:
+                decoded = json.loads(base64.urlsafe_b64decode(token.encode()))
+                start, list_rv = int(decoded["start"]), str(decoded["rv"])
+            except (ValueError, KeyError):
+                return 400, _status(400, "BadRequest", "invalid continue token")
+        limit_text = (query.get("limit") or ["0"])[0]
+        limit = min(int(limit_text), PAGE_LIMIT_MAX) if limit_text.isdigit() and int(limit_text) > 0 else 0
+        end = start + limit if limit else len(items)
+        page = items[start:end]
+        list_meta: dict[str, Any] = {"resourceVersion": list_rv}
+        if end < len(items):
+            list_meta["continue"] = base64.urlsafe_b64encode(
+                json.dumps({"rv": list_rv, "start": end}).encode()).decode()
+            list_meta["remainingItemCount"] = len(items) - end
+        if "as=PartialObjectMetadataList" in accept:
+            return 200, {"kind": "PartialObjectMetadataList", "apiVersion": "meta.k8s.io/v1",
+                         "metadata": list_meta,
+                         "items": [{"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1",
+                                    "metadata": o["metadata"]} for o in page]}
+        # typed lists: items carry no kind/apiVersion, as the real API server answers
+        stripped = [{k: v for k, v in o.items() if k not in ("kind", "apiVersion")} for o in page]
+        gv = f"{group}/{version}" if group else version
+        return 200, {"kind": f"{kind}List", "apiVersion": gv, "metadata": list_meta, "items": stripped}
+
+
+def _status(code: int, reason: str, message: str) -> dict[str, Any]:
+    return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+            "message": message, "reason": reason, "code": code}
+
+
+class _Handler(BaseHTTPRequestHandler):
+    api: FakeApiServer
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self) -> None:
+        split = urlsplit(self.path)
+        try:
+            status, body = self.api.handle(split.path, parse_qs(split.query), self.headers)
+        except Exception as exc:  # a bug in the fake must show as a 500, not a hang
+            status, body = 500, _status(500, "InternalError", f"{type(exc).__name__}: {exc}")
+        data = orjson.dumps(body)
+        try:
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            if status == 429:
+                self.send_header("Retry-After", "0")
+            self.end_headers()
+            self.wfile.write(data)
+        except (BrokenPipeError, ConnectionResetError, ssl.SSLError):
+            pass  # the client gave up (timeout tests)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
