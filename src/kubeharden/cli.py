@@ -202,7 +202,7 @@ def scan(paths: tuple[str, ...], profile: str, formats: tuple[str, ...], outputs
 @click.option("--format", "-f", "fmt", type=click.Choice(["table", "json"]), default="table")
 def list_controls(profile: str | None, fmt: str) -> None:
     """List the control catalog."""
-    from kubeharden.reporters.catalog import print_catalog, catalog_json
+    from kubeharden.reporters.catalog import catalog_json, print_catalog
 
     if profile is not None and profile not in profiles():
         raise click.BadParameter(f"unknown profile {profile!r} (known: {', '.join(sorted(profiles()))})",

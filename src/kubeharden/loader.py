@@ -367,7 +367,7 @@ class LineLocator:
         return root
 
     def line_of(self, source: Source, path: Path) -> int | None:
-        if not source.file or source.file.startswith("<") and source.text is None:
+        if not source.file or (source.file.startswith("<") and source.text is None):
             return source.line
         root = self._root(source)
         if root is None:

@@ -29,13 +29,13 @@ class Severity(enum.IntEnum):
             raise ValueError(f"unknown severity {text!r} (expected low, medium, high or critical)") from None
 
 
-class Status(str, enum.Enum):
+class Status(enum.StrEnum):
     PASS = "pass"
     FAIL = "fail"
     NOT_ASSESSED = "not_assessed"
 
 
-class Section(str, enum.Enum):
+class Section(enum.StrEnum):
     """Guidance sections, used to group controls and to score a report."""
 
     POD = "pod-security"
@@ -48,7 +48,7 @@ class Section(str, enum.Enum):
     UPGRADES = "upgrades"
 
     @property
-    def title(self) -> str:
+    def label(self) -> str:
         return _SECTION_TITLES[self]
 
 

@@ -67,7 +67,7 @@ class _Loader(yaml.CSafeLoader):
 
     duplicates: list[tuple[str, int]]
 
-    def construct_mapping(self, node: Node, deep: bool = False) -> dict[Any, Any]:  # type: ignore[override]
+    def construct_mapping(self, node: Node, deep: bool = False) -> dict[Any, Any]:
         assert isinstance(node, MappingNode)
         seen: set[Any] = set()
         for key_node, _ in node.value:
@@ -97,7 +97,7 @@ class _Builder:
         memo = self.memo
         if memo is not None and id(node) in memo:
             return memo[id(node)]
-        if cls is MappingNode and node.tag == _MAP_TAG:
+        if isinstance(node, MappingNode) and node.tag == _MAP_TAG:
             return self._mapping(node, memo)
         if cls is SequenceNode and node.tag == _SEQ_TAG:
             items: list[Any] = []
@@ -114,7 +114,7 @@ class _Builder:
                 value = self.loader.construct_object(node, deep=True)
                 if memo is not None:
                     memo[id(node)] = value
-                return value  # type: ignore[no-any-return]
+                return value
         out: dict[Any, Any] = {}
         if memo is not None:
             memo[id(node)] = out
@@ -174,8 +174,9 @@ def _exact_depth(data: bytes, limit: int) -> YamlInputError | None:
             if isinstance(event, yaml.CollectionStartEvent):
                 depth += 1
                 if depth > limit:
+                    mark = event.start_mark
                     return YamlInputError(
-                        f"nesting deeper than {limit} levels (limit: max_depth)", event.start_mark.line + 1
+                        f"nesting deeper than {limit} levels (limit: max_depth)", mark.line + 1 if mark else None
                     )
             elif isinstance(event, yaml.CollectionEndEvent):
                 depth -= 1

@@ -6,11 +6,10 @@ import json
 from pathlib import Path
 
 import pytest
+from helpers import CLEAN_POD, PRIVILEGED_POD, scan_json, write
 
 from kubeharden.loader import LoadContext, load_paths
 from kubeharden.yamlsafe import Limits
-
-from helpers import CLEAN_POD, PRIVILEGED_POD, scan_json, write
 
 
 def kinds(result) -> list[str]:
@@ -96,7 +95,7 @@ def test_lines_inside_json_lists(tmp_path: Path) -> None:
     ]}
     text = json.dumps(doc, indent=2)
     path = write(tmp_path, "list.json", text)
-    code, report = scan_json(str(path))
+    _, report = scan_json(str(path))
     [finding] = report["findings"]
     assert finding["resource"]["name"] == "b"
     assert '"hostNetwork": true' in text.splitlines()[finding["source"]["line"] - 1]
@@ -122,7 +121,7 @@ def test_malformed_yaml_names_file_and_line_and_later_documents_still_load(tmp_p
 
 def test_malformed_json_reports_line(tmp_path: Path) -> None:
     path = write(tmp_path, "bad.json", '{\n  "apiVersion": "v1",\n  "kind": "Pod",\n  oops\n}\n')
-    [(source, line, message)] = errors_of(path)
+    [(_, line, message)] = errors_of(path)
     assert "invalid JSON" in message and line == 4
 
 

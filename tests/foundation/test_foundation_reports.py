@@ -7,7 +7,6 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
-
 from helpers import CLEAN_POD, PRIVILEGED_POD, run, scan_json, write
 
 ONLY_POD = ("-c", "KH-POD-005", "-c", "KH-POD-006", "-c", "KH-POD-007")

@@ -82,6 +82,10 @@ def _namespaces(model: NetworkModel, namespace: str | None) -> list[str]:
     return [ns for ns in model.namespaces() if model.endpoints_by_namespace.get(ns)]
 
 
+_TABLE_OR_JSON = click.option("--format", "-f", "fmt", type=click.Choice(["table", "json"]), default="table",
+                              show_default=True)
+
+
 @click.group("netpol")
 def netpol() -> None:
     """Answer NetworkPolicy questions with real Kubernetes semantics."""
@@ -93,7 +97,7 @@ def netpol() -> None:
 @netpol.command("status")
 @click.argument("paths", nargs=-1)
 @click.option("--namespace", "-n", default=None, help="Only this namespace.")
-@click.option("--format", "-f", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@_TABLE_OR_JSON
 def status(paths: tuple[str, ...], namespace: str | None, fmt: str) -> None:
     """Per pod or workload: isolated for ingress? for egress? which policies select it."""
     model, errors = _load(paths)
@@ -110,9 +114,10 @@ def status(paths: tuple[str, ...], namespace: str | None, fmt: str) -> None:
         for column in ("Namespace", "Pod / workload", "Ingress", "Egress", "Selected by"):
             table.add_column(column)
         for row in rows:
-            policies = ", ".join(f"{p['name'].split('/', 1)[1]} ({'+'.join(p['types'])})" for p in row["policies"])
-            name = f"{row['kind']}/{row['name']}" + (" [hostNetwork]" if row["host_network"] else "")
-            table.add_row(row["namespace"], name, _isolation(row["ingress_isolated"]),
+            policies = ", ".join(f"{p['name'].split('/', 1)[1]} ({'+'.join(p['types'])})"
+                                 for p in row["policies"])
+            name = Text(f"{row['kind']}/{row['name']}" + (" [hostNetwork]" if row["host_network"] else ""))
+            table.add_row(Text(row["namespace"]), name, _isolation(row["ingress_isolated"]),
                           _isolation(row["egress_isolated"]), policies or Text("none", style="red"))
         console = _console()
         if rows:
@@ -137,7 +142,7 @@ def _isolation(isolated: bool) -> Text:
 @click.option("--to-ip", "destination_ip", metavar="IP", help="Destination address (e.g. 169.254.169.254).")
 @click.option("--port", "port_text", metavar="PORT[/PROTO]",
               help="Port number or name, protocol TCP (default), UDP or SCTP. Without it: any traffic?")
-@click.option("--format", "-f", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@_TABLE_OR_JSON
 def can(paths: tuple[str, ...], source: str | None, source_ip: str | None, destination: str | None,
         destination_ip: str | None, port_text: str | None, fmt: str) -> None:
     """Can SOURCE open a connection to DESTINATION? Exit 0 yes, 1 no, 2 error."""
@@ -224,8 +229,8 @@ def matrix(paths: tuple[str, ...], namespace: str | None, fmt: str) -> None:
         for ns, eps, rows in blocks:
             for src, row in zip(eps, rows, strict=True):
                 for dst, verdict in zip(eps, row, strict=True):
-                    writer.writerow([ns, model.label(src), model.label(dst), "yes" if verdict.allowed else "no",
-                                     verdict.ports.describe()])
+                    writer.writerow([ns, model.label(src), model.label(dst),
+                                     "yes" if verdict.allowed else "no", verdict.ports.describe()])
         click.echo(buf.getvalue(), nl=False)
     elif fmt == "dot":
         click.echo(_dot(model, blocks), nl=False)
@@ -242,7 +247,8 @@ def _short(model: NetworkModel, ep: Endpoint) -> str:
     return model.label(ep).split("/", 1)[1]
 
 
-def _matrix_json(model: NetworkModel, ns: str, eps: list[Endpoint], rows: list[list[Verdict]]) -> dict[str, Any]:
+def _matrix_json(model: NetworkModel, ns: str, eps: list[Endpoint],
+                 rows: list[list[Verdict]]) -> dict[str, Any]:
     return {
         "namespace": ns,
         "endpoints": [model.status(ep) for ep in eps],
@@ -265,9 +271,9 @@ def _matrix_table(model: NetworkModel, ns: str, eps: list[Endpoint], rows: list[
     table = Table(title=f"namespace {ns}: can ROW reach COLUMN", show_lines=True)
     table.add_column("from \\ to")
     for ep in eps:
-        table.add_column(_short(model, ep), overflow="fold")
+        table.add_column(Text(_short(model, ep)), overflow="fold")
     for src, row in zip(eps, rows, strict=True):
-        cells: list[Text | str] = [_short(model, src)]
+        cells: list[Text] = [Text(_short(model, src))]
         for verdict in row:
             if not verdict.allowed:
                 cells.append(Text("-", style="red"))

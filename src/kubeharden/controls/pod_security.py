@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import posixpath
 from collections.abc import Iterator
 
+from kubeharden import pss
 from kubeharden.catalog import Context, Example, control
-from kubeharden.inventory import WORKLOAD_KINDS
+from kubeharden.controls.pod_common import (
+    WORKLOADS,
+    effective,
+    host_users_false,
+    is_int,
+    is_windows,
+    pod_example,
+)
+from kubeharden.inventory import PodSpecView
 from kubeharden.model import Section, Severity, Violation
-
-WORKLOADS = tuple(sorted(WORKLOAD_KINDS))
 
 
 @control(

@@ -660,3 +660,67 @@ def model_for(inventory: Inventory) -> RbacModel:
     model = RbacModel(inventory.of_kind(*RBAC_KINDS))
     _MODELS[key] = (weakref.ref(inventory, lambda _ref, k=key: _MODELS.pop(k, None)), model)
     return model
+
+
+# ---------------------------------------------------------------------------------------------
+# Naming resources on the command line
+
+# API group of the built-in resources, so that "deployments" means deployments.apps offline.
+BUILTIN_RESOURCE_GROUPS: dict[str, str] = {
+    **dict.fromkeys((
+        "pods", "services", "secrets", "configmaps", "serviceaccounts", "nodes", "namespaces",
+        "endpoints", "events", "persistentvolumes", "persistentvolumeclaims", "replicationcontrollers",
+        "limitranges", "resourcequotas", "bindings", "podtemplates", "componentstatuses", "users",
+        "groups",
+    ), ""),
+    **dict.fromkeys(("deployments", "daemonsets", "statefulsets", "replicasets", "controllerrevisions"), "apps"),
+    **dict.fromkeys(("jobs", "cronjobs"), "batch"),
+    **dict.fromkeys(("roles", "clusterroles", "rolebindings", "clusterrolebindings"), "rbac.authorization.k8s.io"),
+    **dict.fromkeys(("networkpolicies", "ingresses", "ingressclasses"), "networking.k8s.io"),
+    "poddisruptionbudgets": "policy",
+    **dict.fromkeys((
+        "validatingwebhookconfigurations", "mutatingwebhookconfigurations",
+        "validatingadmissionpolicies", "validatingadmissionpolicybindings",
+    ), "admissionregistration.k8s.io"),
+    **dict.fromkeys(("certificatesigningrequests", "signers"), "certificates.k8s.io"),
+    "leases": "coordination.k8s.io",
+    **dict.fromkeys(("storageclasses", "csidrivers", "csinodes", "volumeattachments", "csistoragecapacities"),
+                    "storage.k8s.io"),
+    "customresourcedefinitions": "apiextensions.k8s.io",
+    "apiservices": "apiregistration.k8s.io",
+    "horizontalpodautoscalers": "autoscaling",
+    "tokenreviews": "authentication.k8s.io",
+    "userextras": "authentication.k8s.io",
+    **dict.fromkeys(("subjectaccessreviews", "selfsubjectaccessreviews", "localsubjectaccessreviews",
+                     "selfsubjectrulesreviews"), "authorization.k8s.io"),
+    "endpointslices": "discovery.k8s.io",
+    "runtimeclasses": "node.k8s.io",
+    "priorityclasses": "scheduling.k8s.io",
+}
+
+
+def crd_groups(resources: Iterable[Resource]) -> dict[str, str]:
+    """plural -> group of the CustomResourceDefinitions in the input."""
+    out = {}
+    for res in resources:
+        if res.kind != "CustomResourceDefinition":
+            continue
+        spec = as_dict(res.obj.get("spec"))
+        plural = as_dict(spec.get("names")).get("plural")
+        if plural and spec.get("group"):
+            out[str(plural)] = str(spec["group"])
+    return out
+
+
+def parse_resource(text: str, known_groups: dict[str, str] | None = None) -> tuple[str, str, str | None]:
+    """``pods``, ``pods/exec``, ``deployments.apps``, ``deployments.apps/scale`` -> (resource,
+    subresource, group). A bare name not known to be built-in or a CRD of the input has group
+    None: any group's resource of that name."""
+    head, _, subresource = text.strip().partition("/")
+    resource, dot, group = head.partition(".")
+    if not resource:
+        raise ValueError(f"no resource in {text!r}")
+    if dot:
+        return resource, subresource, group
+    groups = {**(known_groups or {}), **BUILTIN_RESOURCE_GROUPS}
+    return resource, subresource, groups.get(resource)

@@ -58,7 +58,7 @@ def print_explanation(c: Control, console: Console | None = None) -> None:
     console = console or Console()
     lines = [
         f"# {c.id}: {c.title}",
-        f"**Severity:** {c.severity.label}  **Section:** {c.section.title}  "
+        f"**Severity:** {c.severity.label}  **Section:** {c.section.label}  "
         f"**Guidance:** {', '.join(c.guidance)}",
         "",
         f"**What:** {c.what}",

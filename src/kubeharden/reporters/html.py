@@ -27,7 +27,7 @@ def render(result: ScanResult) -> str:
             "excepted": f.excepted, "reason": (f.exception or {}).get("reason"),
         })
     sections = [
-        {**s, "title": Section(name).title, "score": "n/a" if s["score"] is None else f"{s['score']:.0f}%"}
+        {**s, "title": Section(name).label, "score": "n/a" if s["score"] is None else f"{s['score']:.0f}%"}
         for name, s in result.section_scores().items()
     ]
     return _ENV.get_template("report.html.j2").render(

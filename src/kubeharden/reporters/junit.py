@@ -36,7 +36,7 @@ def render(result: ScanResult) -> str:
         if not results:
             continue
         suite = ET.SubElement(
-            root, "testsuite", name=section.title, tests=str(len(results)),
+            root, "testsuite", name=section.label, tests=str(len(results)),
             failures=str(sum(r.status is Status.FAIL for r in results)), errors="0",
             skipped=str(sum(r.status is Status.NOT_ASSESSED for r in results)),
         )

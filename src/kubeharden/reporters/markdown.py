@@ -27,7 +27,7 @@ def render(result: ScanResult) -> str:
     ]
     for name, s in result.section_scores().items():
         sc = "n/a" if s["score"] is None else f"{s['score']:.0f}%"
-        out.append(f"| {Section(name).title} | {s['passed']} | {s['failed']} | {s['not_assessed']} | {sc} |")
+        out.append(f"| {Section(name).label} | {s['passed']} | {s['failed']} | {s['not_assessed']} | {sc} |")
     if result.findings:
         out += ["", "## Findings", "", "| Severity | Control | Resource | Location | Message |",
                 "|---|---|---|---|---|"]

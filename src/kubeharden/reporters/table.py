@@ -53,7 +53,7 @@ def print_table(result: ScanResult, console: Console | None = None) -> None:
         findings = sorted(grouped.get(section, []), key=lambda f: (-f.severity, f.control_id, _location(f)))
         if not findings:
             continue
-        table = Table(title=section.title, title_justify="left", expand=True)
+        table = Table(title=section.label, title_justify="left", expand=True)
         table.add_column("Severity", no_wrap=True, min_width=8)
         table.add_column("Control", no_wrap=True, min_width=10)
         table.add_column("Resource / location", overflow="fold", ratio=2)
@@ -79,7 +79,7 @@ def print_table(result: ScanResult, console: Console | None = None) -> None:
     summary.add_column("Not assessed", justify="right")
     summary.add_column("Score", justify="right")
     for name, s in result.section_scores().items():
-        summary.add_row(Section(name).title, str(s["passed"]), str(s["failed"]), str(s["not_assessed"]),
+        summary.add_row(Section(name).label, str(s["passed"]), str(s["failed"]), str(s["not_assessed"]),
                         _score_text(s["score"]))
     console.print(summary)
     counts = result.by_severity()

@@ -1,0 +1,515 @@
+"""What was read from a node: files (mode, owner, and for config files their text) and the
+command lines of running components. Built from a node root (``--root``) or a bundle made
+by ``collect-node``; the same structure either way, so every check sees the same evidence.
+
+Secrets are never copied: kubeconfigs, keys and token files are recorded by mode and owner
+only; EncryptionConfiguration keys are replaced by their decoded length; credentials in an
+audit-webhook kubeconfig are replaced by a marker.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+import glob
+import io
+import os
+import stat
+import tarfile
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import PurePosixPath
+from typing import Any
+
+import orjson
+import yaml
+
+from kubeharden.loader import display_path
+from kubeharden.model import InputError, Source
+from kubeharden.nodeconf.flags import FlagSet, Token
+
+COMPONENTS = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "etcd")
+PROCESS_NAMES = (*COMPONENTS, "kubelet")
+MANIFEST_DIR = "/etc/kubernetes/manifests"
+KUBECONFIGS = tuple(
+    f"/etc/kubernetes/{name}"
+    for name in ("admin.conf", "super-admin.conf", "controller-manager.conf", "scheduler.conf",
+                 "kubelet.conf", "bootstrap-kubelet.conf")
+)
+PKI_DIRS = ("/etc/kubernetes/pki", "/var/lib/kubelet/pki")
+KUBELET_UNIT_DIRS = ("/etc/systemd/system", "/usr/lib/systemd/system", "/lib/systemd/system")
+KUBELET_ENV_FILES = ("/var/lib/kubelet/kubeadm-flags.env", "/etc/default/kubelet", "/etc/sysconfig/kubelet")
+DEFAULT_KUBELET_CONFIG = "/var/lib/kubelet/config.yaml"
+REDACTED_CREDENTIAL = "<redacted by kubeharden>"
+KEY_LENGTH_MARKER = "kubeharden-redacted-key:decoded-bytes="
+BUNDLE_MANIFEST = "kubeharden-node-manifest.json"
+BUNDLE_FORMAT = 1
+MAX_COPY_BYTES = 4 * 1024 * 1024
+
+# Files whose text is copied, by role. Others are recorded by mode and owner only.
+COPIED_ROLES = frozenset({
+    "static-pod", "kubelet-config", "kubelet-unit", "kubelet-env", "encryption-config",
+    "audit-policy", "admission-config", "admission-plugin-config", "audit-webhook-kubeconfig",
+    "authentication-config", "authorization-config",
+})
+# Roles whose copied text is a Kubernetes-style YAML document the node source loads.
+YAML_ROLES = frozenset({
+    "static-pod", "kubelet-config", "encryption-config", "audit-policy", "admission-config",
+    "admission-plugin-config", "authentication-config", "authorization-config",
+})
+# kube-apiserver flags naming a file whose content the checks read.
+APISERVER_COPIED_FLAGS = {
+    "encryption-provider-config": "encryption-config",
+    "audit-policy-file": "audit-policy",
+    "admission-control-config-file": "admission-config",
+    "audit-webhook-config-file": "audit-webhook-kubeconfig",
+    "authentication-config": "authentication-config",
+    "authorization-config": "authorization-config",
+}
+
+
+@dataclass
+class FileRecord:
+    path: str  # absolute path on the node
+    exists: bool
+    kind: str = "missing"  # file, dir, link, other, missing
+    mode: int | None = None  # permission bits (0o7777)
+    uid: int | None = None
+    gid: int | None = None
+    user: str | None = None
+    group: str | None = None
+    role: str = ""
+    text: str | None = None  # copied content (config files only; sanitised)
+    note: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        out = {k: v for k, v in vars(self).items() if k != "text" and v is not None}
+        out["copied"] = self.text is not None
+        return out
+
+
+@dataclass
+class ProcessRecord:
+    pid: int
+    argv: list[str]
+
+
+@dataclass
+class NodeSnapshot:
+    origin: str  # "root" or "bundle"
+    location: str  # the root directory or the bundle file
+    files: dict[str, FileRecord] = field(default_factory=dict)
+    processes: dict[str, list[ProcessRecord]] = field(default_factory=dict)
+    live_processes: bool = False  # processes were read from /proc (root is "/")
+    collected_at: str = ""
+    errors: list[InputError] = field(default_factory=list)
+
+    def display(self, path: str) -> str:
+        """How a node path is named in findings."""
+        if self.origin == "bundle":
+            return f"{display_path(self.location)}:{path}"
+        return display_path(host_path(self.location, path))
+
+    def source(self, path: str, line: int | None = None) -> Source:
+        record = self.files.get(path)
+        text = record.text if record is not None and self.origin == "bundle" else None
+        return Source(self.display(path), line, text=text)
+
+    def file(self, path: str) -> FileRecord | None:
+        return self.files.get(normalise(path))
+
+    def with_role(self, role: str) -> list[FileRecord]:
+        return [r for r in self.files.values() if r.role == role]
+
+
+def normalise(path: str) -> str:
+    return str(PurePosixPath("/") / PurePosixPath(path.lstrip("/"))) if path else path
+
+
+def host_path(root: str, path: str) -> str:
+    return os.path.join(root, path.lstrip("/"))
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading a node root
+
+
+class _RootReader:
+    def __init__(self, root: str, snapshot: NodeSnapshot) -> None:
+        self.root = root
+        self.snapshot = snapshot
+        self._users: dict[int, str | None] = {}
+        self._groups: dict[int, str | None] = {}
+
+    def record(self, path: str, role: str, copy: bool | None = None) -> FileRecord:
+        path = normalise(path)
+        existing = self.snapshot.files.get(path)
+        if existing is not None:
+            if role and not existing.role:
+                existing.role = role
+            return existing
+        real = host_path(self.root, path)
+        record = FileRecord(path, False, role=role)
+        try:
+            st = os.lstat(real)
+        except OSError:
+            self.snapshot.files[path] = record
+            return record
+        if stat.S_ISLNK(st.st_mode):
+            try:
+                st = os.stat(real)  # permissions of a link are those of its target
+            except OSError:
+                record.kind, record.note = "link", "dangling symbolic link"
+                self.snapshot.files[path] = record
+                return record
+        record.exists = True
+        record.kind = "dir" if stat.S_ISDIR(st.st_mode) else "file" if stat.S_ISREG(st.st_mode) else "other"
+        record.mode = stat.S_IMODE(st.st_mode)
+        record.uid, record.gid = st.st_uid, st.st_gid
+        record.user, record.group = self._user(st.st_uid), self._group(st.st_gid)
+        if (copy if copy is not None else role in COPIED_ROLES) and record.kind == "file":
+            if st.st_size > MAX_COPY_BYTES:
+                record.note = f"larger than {MAX_COPY_BYTES} bytes; content not read"
+            else:
+                try:
+                    raw = open(real, "rb").read()  # noqa: SIM115 - small config file
+                    record.text = sanitise(role, raw.decode("utf-8", "replace"))
+                except OSError as exc:
+                    record.note = f"cannot read: {exc.strerror}"
+                    self.snapshot.errors.append(InputError(self.snapshot.display(path), f"cannot read: {exc.strerror}"))
+        self.snapshot.files[path] = record
+        return record
+
+    def listdir(self, path: str) -> list[str]:
+        try:
+            return sorted(os.listdir(host_path(self.root, path)))
+        except OSError:
+            return []
+
+    def walk(self, path: str, role: str) -> None:
+        base = host_path(self.root, path)
+        if not os.path.isdir(base):
+            self.record(path, role)
+            return
+        self.record(path, role + "-dir")
+        for dirpath, dirnames, filenames in os.walk(base):
+            dirnames.sort()
+            rel = normalise(os.path.relpath(dirpath, self.root))
+            for name in sorted(dirnames):
+                self.record(f"{rel}/{name}", role + "-dir")
+            for name in sorted(filenames):
+                self.record(f"{rel}/{name}", role)
+
+    def _user(self, uid: int) -> str | None:
+        if uid not in self._users:
+            self._users[uid] = _lookup_name(host_path(self.root, "/etc/passwd"), uid)
+        return self._users[uid]
+
+    def _group(self, gid: int) -> str | None:
+        if gid not in self._groups:
+            self._groups[gid] = _lookup_name(host_path(self.root, "/etc/group"), gid)
+        return self._groups[gid]
+
+
+def _lookup_name(table: str, ident: int) -> str | None:
+    """Name of a uid/gid from the node's own passwd/group file (not the scanning host's)."""
+    try:
+        with open(table, encoding="utf-8", errors="replace") as fh:
+            for line in fh:
+                parts = line.split(":")
+                if len(parts) > 2 and parts[2] == str(ident):
+                    return parts[0]
+    except OSError:
+        pass
+    return "root" if ident == 0 else None
+
+
+def read_processes(proc: str = "/proc") -> dict[str, list[ProcessRecord]]:
+    """Command lines of running control-plane components and the kubelet."""
+    found: dict[str, list[ProcessRecord]] = {}
+    for entry in sorted(glob.glob(os.path.join(proc, "[0-9]*", "cmdline"))):
+        try:
+            raw = open(entry, "rb").read()  # noqa: SIM115
+        except OSError:
+            continue
+        argv = [part.decode("utf-8", "replace") for part in raw.split(b"\0") if part]
+        if not argv:
+            continue
+        name = os.path.basename(argv[0])
+        if name in PROCESS_NAMES:
+            pid = int(os.path.basename(os.path.dirname(entry)))
+            found.setdefault(name, []).append(ProcessRecord(pid, argv))
+    return found
+
+
+def collect_root(root: str, processes: bool | None = None, proc: str = "/proc") -> NodeSnapshot:
+    """Read everything the node checks need from a node root (``/`` or a copy of one)."""
+    root = os.path.abspath(root)
+    snapshot = NodeSnapshot("root", root, collected_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"))
+    if not os.path.isdir(root):
+        snapshot.errors.append(InputError(root, "node root is not a directory"))
+        return snapshot
+    live = os.path.realpath(root) == "/" if processes is None else processes
+    if live:
+        snapshot.processes = read_processes(proc)
+        snapshot.live_processes = True
+    reader = _RootReader(root, snapshot)
+    # kubelet: units and env files, then the config file its real command line names
+    for unit_dir in KUBELET_UNIT_DIRS:
+        reader.record(f"{unit_dir}/kubelet.service", "kubelet-unit")
+        for name in reader.listdir(f"{unit_dir}/kubelet.service.d"):
+            if name.endswith(".conf"):
+                reader.record(f"{unit_dir}/kubelet.service.d/{name}", "kubelet-unit")
+    for env_file in KUBELET_ENV_FILES:
+        reader.record(env_file, "kubelet-env")
+    _collect_referenced(reader, snapshot)
+    return snapshot
+
+
+def _collect_referenced(reader: _RootReader, snapshot: NodeSnapshot) -> None:
+    from kubeharden.nodeconf.systemd import kubelet_command
+
+    command = kubelet_command(snapshot)
+    flags = FlagSet.parse(command.tokens) if command is not None else FlagSet()
+    config_path = flags.value("config")
+    kubelet_config: dict[str, Any] = {}
+    if config_path:
+        record = reader.record(config_path, "kubelet-config")
+        kubelet_config = _yaml_mapping(record.text)
+    for flag in ("kubeconfig", "bootstrap-kubeconfig"):
+        if flags.value(flag):
+            reader.record(str(flags.value(flag)), "kubeconfig")
+    for flag in ("client-ca-file", "tls-cert-file", "tls-private-key-file"):
+        if flags.value(flag):
+            reader.record(str(flags.value(flag)), "pki")
+    x509 = kubelet_config.get("authentication", {}) if isinstance(kubelet_config.get("authentication"), dict) else {}
+    ca = x509.get("x509", {}).get("clientCAFile") if isinstance(x509.get("x509"), dict) else None
+    for path in (ca, kubelet_config.get("tlsCertFile"), kubelet_config.get("tlsPrivateKeyFile")):
+        if isinstance(path, str) and path:
+            reader.record(path, "pki")
+    # static pods
+    manifest_dirs = [MANIFEST_DIR]
+    static_path = flags.value("pod-manifest-path") or kubelet_config.get("staticPodPath")
+    if isinstance(static_path, str) and static_path and normalise(static_path) != MANIFEST_DIR:
+        manifest_dirs.append(normalise(static_path))
+    for directory in manifest_dirs:
+        reader.record(directory, "manifest-dir")
+        for name in reader.listdir(directory):
+            if name.endswith((".yaml", ".yml", ".json")) and not name.startswith("."):
+                record = reader.record(f"{directory}/{name}", "static-pod")
+                _collect_from_static_pod(reader, record)
+    for path in KUBECONFIGS:
+        reader.record(path, "kubeconfig")
+    for home_config in ["/root/.kube/config"] + [f"/home/{u}/.kube/config" for u in reader.listdir("/home")]:
+        reader.record(home_config, "kubeconfig")
+    for pki in PKI_DIRS:
+        reader.walk(pki, "pki")
+    # Components running without a static pod (systemd-managed control planes)
+    for name, records in snapshot.processes.items():
+        if name == "kubelet":
+            continue
+        for proc_record in records:
+            _collect_from_flags(reader, name, FlagSet.parse(Token(t) for t in proc_record.argv[1:]), lambda p: p)
+
+
+def _collect_from_static_pod(reader: _RootReader, record: FileRecord) -> None:
+    pod = _yaml_mapping(record.text)
+    spec = pod.get("spec") if isinstance(pod.get("spec"), dict) else {}
+    from kubeharden.nodeconf.evidence import container_mount_resolver, identify_component
+
+    for container in spec.get("containers") or []:
+        if not isinstance(container, dict):
+            continue
+        component = identify_component(pod, container)
+        if component is None:
+            continue
+        argv = [str(x) for x in (container.get("command") or []) + (container.get("args") or [])]
+        resolve = container_mount_resolver(spec, container)
+        _collect_from_flags(reader, component, FlagSet.parse(Token(t) for t in argv[1:]), resolve)
+
+
+def _collect_from_flags(reader: _RootReader, component: str, flags: FlagSet, resolve: Any) -> None:
+    for name, flag in flags.flags.items():
+        value = flag.value
+        if not value or not value.startswith("/"):
+            continue
+        host = resolve(value)
+        if host is None:
+            continue
+        role = APISERVER_COPIED_FLAGS.get(name, "") if component == "kube-apiserver" else ""
+        if name == "data-dir" and component == "etcd":
+            role = "etcd-data-dir"
+        elif not role:
+            role = "kubeconfig" if "kubeconfig" in name else "pki" if name.endswith(
+                ("file", "cafile", "certfile", "keyfile")) else "referenced"
+        record = reader.record(host, role)
+        if role == "admission-config":
+            for plugin_path in _admission_plugin_paths(record.text):
+                target = plugin_path if plugin_path.startswith("/") else str(
+                    PurePosixPath(value).parent / plugin_path)
+                mapped = resolve(target)
+                if mapped is not None:
+                    reader.record(mapped, "admission-plugin-config")
+
+
+def _admission_plugin_paths(text: str | None) -> list[str]:
+    doc = _yaml_mapping(text)
+    out = []
+    for plugin in doc.get("plugins") or []:
+        if isinstance(plugin, dict) and isinstance(plugin.get("path"), str) and plugin["path"]:
+            out.append(plugin["path"])
+    return out
+
+
+def _yaml_mapping(text: str | None) -> dict[str, Any]:
+    if not text:
+        return {}
+    try:
+        data = yaml.load(text, Loader=yaml.CSafeLoader)
+    except yaml.YAMLError:
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+# ---------------------------------------------------------------------------------------------
+# Sanitising copied files: keep what checks need, never a secret.
+
+
+def sanitise(role: str, text: str) -> str:
+    if role == "encryption-config":
+        return redact_encryption_keys(text)
+    if role == "audit-webhook-kubeconfig":
+        return redact_kubeconfig_credentials(text)
+    return text
+
+
+def describe_key(secret: Any) -> str:
+    """The marker that replaces an encryption key: its decoded length (or that it is invalid)."""
+    if not isinstance(secret, str):
+        return f"{KEY_LENGTH_MARKER}invalid"
+    if secret.startswith(KEY_LENGTH_MARKER):
+        return secret
+    try:
+        length = len(base64.b64decode(secret.strip(), validate=True))
+    except (binascii.Error, ValueError):
+        return f"{KEY_LENGTH_MARKER}invalid"
+    return f"{KEY_LENGTH_MARKER}{length}"
+
+
+def redact_encryption_keys(text: str) -> str:
+    """Replace every provider key with its decoded length; keep everything else as is."""
+    try:
+        docs = list(yaml.load_all(text, Loader=yaml.CSafeLoader))
+    except yaml.YAMLError:
+        return "# kubeharden: content withheld (not valid YAML)\n"
+    for doc in docs:
+        resources = doc.get("resources") if isinstance(doc, dict) else None
+        for entry in resources if isinstance(resources, list) else []:
+            providers = entry.get("providers") if isinstance(entry, dict) else None
+            for provider in providers if isinstance(providers, list) else []:
+                if not isinstance(provider, dict):
+                    continue
+                for config in provider.values():
+                    keys = config.get("keys") if isinstance(config, dict) else None
+                    for key in keys if isinstance(keys, list) else []:
+                        if isinstance(key, dict) and "secret" in key:
+                            key["secret"] = describe_key(key["secret"])
+    return yaml.safe_dump_all(docs, sort_keys=False)
+
+
+_KUBECONFIG_SECRET_FIELDS = ("password", "token", "client-key-data", "client-certificate-data", "token-file")
+
+
+def redact_kubeconfig_credentials(text: str) -> str:
+    try:
+        doc = yaml.load(text, Loader=yaml.CSafeLoader)
+    except yaml.YAMLError:
+        return "# kubeharden: content withheld (not valid YAML)\n"
+    if not isinstance(doc, dict):
+        return "# kubeharden: content withheld (not a mapping)\n"
+    for entry in doc.get("users") or []:
+        user = entry.get("user") if isinstance(entry, dict) else None
+        if isinstance(user, dict):
+            for key in list(user):
+                if key in _KUBECONFIG_SECRET_FIELDS or key in ("auth-provider", "exec"):
+                    user[key] = REDACTED_CREDENTIAL
+    return yaml.safe_dump(doc, sort_keys=False)
+
+
+# ---------------------------------------------------------------------------------------------
+# Bundles
+
+
+def write_bundle(snapshot: NodeSnapshot, out: str) -> None:
+    manifest = {
+        "format": BUNDLE_FORMAT,
+        "tool": "kubeharden",
+        "collected_at": snapshot.collected_at,
+        "root": snapshot.location,
+        "live_processes": snapshot.live_processes,
+        "files": {path: rec.to_json() for path, rec in sorted(snapshot.files.items())},
+        "processes": {name: [{"pid": p.pid, "argv": p.argv} for p in procs]
+                      for name, procs in snapshot.processes.items()},
+    }
+    # Opened exclusively so an existing bundle is never overwritten by accident; 0600 since
+    # the bundle describes the node's security configuration.
+    fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as raw, tarfile.open(fileobj=raw, mode="w:gz") as tar:
+        _add_member(tar, BUNDLE_MANIFEST, orjson.dumps(manifest, option=orjson.OPT_INDENT_2))
+        for path, rec in sorted(snapshot.files.items()):
+            if rec.text is not None:
+                _add_member(tar, "files" + path, rec.text.encode())
+
+
+def _add_member(tar: tarfile.TarFile, name: str, data: bytes) -> None:
+    info = tarfile.TarInfo(name)
+    info.size = len(data)
+    info.mode = 0o600
+    tar.addfile(info, io.BytesIO(data))
+
+
+class BundleError(Exception):
+    pass
+
+
+def read_bundle(path: str) -> NodeSnapshot:
+    snapshot = NodeSnapshot("bundle", path)
+    try:
+        with tarfile.open(path, mode="r:gz") as tar:
+            members = {m.name: m for m in tar.getmembers() if m.isfile()}
+            if BUNDLE_MANIFEST not in members:
+                raise BundleError(f"{path}: not a kubeharden node bundle (no {BUNDLE_MANIFEST})")
+            manifest_file = tar.extractfile(members[BUNDLE_MANIFEST])
+            assert manifest_file is not None
+            manifest = orjson.loads(manifest_file.read())
+            texts: dict[str, str] = {}
+            for name, member in members.items():
+                if name.startswith("files/") and member.size <= MAX_COPY_BYTES:
+                    fh = tar.extractfile(member)
+                    if fh is not None:
+                        texts[normalise(name[len("files"):])] = fh.read().decode("utf-8", "replace")
+    except (OSError, tarfile.TarError, orjson.JSONDecodeError) as exc:
+        raise BundleError(f"{path}: cannot read bundle: {exc}") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != BUNDLE_FORMAT:
+        raise BundleError(f"{path}: unsupported bundle format {manifest.get('format')!r}")
+    snapshot.collected_at = str(manifest.get("collected_at") or "")
+    snapshot.live_processes = bool(manifest.get("live_processes"))
+    for file_path, data in (manifest.get("files") or {}).items():
+        if not isinstance(data, dict):
+            continue
+        record = FileRecord(
+            normalise(file_path), bool(data.get("exists")), str(data.get("kind") or "missing"),
+            data.get("mode"), data.get("uid"), data.get("gid"), data.get("user"), data.get("group"),
+            str(data.get("role") or ""), texts.get(normalise(file_path)), data.get("note"),
+        )
+        snapshot.files[record.path] = record
+    for name, procs in (manifest.get("processes") or {}).items():
+        snapshot.processes[name] = [ProcessRecord(int(p.get("pid", 0)), [str(a) for a in p.get("argv", [])])
+                                    for p in procs if isinstance(p, dict)]
+    return snapshot
+
+
+def records_under(snapshot: NodeSnapshot, directory: str) -> Iterable[FileRecord]:
+    prefix = normalise(directory).rstrip("/") + "/"
+    return (r for p, r in snapshot.files.items() if p.startswith(prefix))

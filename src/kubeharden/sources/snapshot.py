@@ -1,0 +1,161 @@
+"""Cluster snapshots: what a live scan reads, saved to a gzip'd JSON file and scanned later.
+
+``kubeharden snapshot --cluster -o cluster.json.gz`` writes one; ``kubeharden scan
+cluster.json.gz`` reads it through the path hook below and gives the same findings as the
+live scan it came from: both turn a ``ClusterRead`` into resources and facts with the same
+functions (kubeharden.sources.cluster.to_load_result).
+
+Secrets are stored as metadata only: a live read never receives their data.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import gzip
+import os
+import zlib
+from pathlib import Path as FsPath
+from typing import Any
+
+import orjson
+
+from kubeharden.loader import InputProblem, LoadContext, LoadResult, register_path_hook
+from kubeharden.sources.cluster import ClusterRead, ListOutcome, ListTarget, facts_of, to_load_result
+
+SNAPSHOT_KIND = "KubehardenSnapshot"
+SNAPSHOT_API_VERSION = "kubeharden.io/v1alpha1"
+SNAPSHOT_SUFFIXES = (".json.gz", ".snapshot.json")
+# A snapshot compresses about tenfold; its decompressed size may exceed the file-size limit
+# by this factor before reading stops.
+_EXPANSION_ALLOWED = 32
+
+
+def snapshot_document(read: ClusterRead, created: dt.datetime | None = None) -> dict[str, Any]:
+    facts = facts_of(read)
+    lists = []
+    for outcome in read.lists:
+        target = outcome.target
+        items = []
+        for item in outcome.items:
+            if target.kind == "Secret":  # never stored, even if a read brought them
+                item = {k: v for k, v in item.items() if k not in ("data", "stringData")}
+            items.append(item)
+        lists.append({
+            "group": target.group, "version": target.version, "resource": target.resource,
+            "kind": target.kind, "namespaced": target.namespaced, "namespace": target.namespace,
+            "forbidden": outcome.forbidden, "failed": outcome.failed, "items": items,
+        })
+    return {
+        "apiVersion": SNAPSHOT_API_VERSION,
+        "kind": SNAPSHOT_KIND,
+        "created": (created or dt.datetime.now(dt.UTC)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "source": read.source_name,
+        "context": read.context,
+        "serverVersion": read.server_version,
+        "namespaces": list(read.namespaces),
+        "nodes": facts["nodes"],  # for people reading the file; recomputed on load
+        "forbiddenKinds": facts["forbidden_kinds"],
+        "notes": read.notes,
+        "lists": lists,
+    }
+
+
+def write_snapshot(read: ClusterRead, path: str | os.PathLike[str], created: dt.datetime | None = None) -> int:
+    """Write the snapshot (gzip'd when the name ends in .gz); returns the number of objects."""
+    document = snapshot_document(read, created)
+    data = orjson.dumps(document)
+    target = FsPath(path)
+    tmp = target.with_name(target.name + ".partial")
+    if target.name.endswith(".gz"):
+        with gzip.open(tmp, "wb", compresslevel=6) as out:
+            out.write(data)
+    else:
+        tmp.write_bytes(data)
+    os.replace(tmp, target)  # a crash mid-write never leaves half a snapshot under the real name
+    return sum(len(entry["items"]) for entry in document["lists"])
+
+
+def read_snapshot_document(path: FsPath, max_bytes: int) -> dict[str, Any]:
+    raw = _read_limited(path, max_bytes)
+    try:
+        value = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise InputProblem(f"invalid JSON in snapshot: {exc.msg}", exc.lineno) from None
+    if not isinstance(value, dict) or value.get("kind") != SNAPSHOT_KIND:
+        raise InputProblem(
+            f"not a kubeharden snapshot (kind is not {SNAPSHOT_KIND}); decompress it to scan plain manifests"
+        )
+    if value.get("apiVersion") != SNAPSHOT_API_VERSION:
+        raise InputProblem(f"unsupported snapshot apiVersion {value.get('apiVersion')!r} "
+                           f"(this kubeharden reads {SNAPSHOT_API_VERSION})")
+    if not isinstance(value.get("lists"), list):
+        raise InputProblem("snapshot has no 'lists'")
+    return value
+
+
+def _read_limited(path: FsPath, max_bytes: int) -> bytes:
+    try:
+        size = path.stat().st_size
+        if size > max_bytes:
+            raise InputProblem(f"file is larger than {max_bytes} bytes (limit: max_file_bytes)")
+        if not path.name.endswith(".gz"):
+            return path.read_bytes()
+        limit = max_bytes * _EXPANSION_ALLOWED
+        chunks: list[bytes] = []
+        total = 0
+        with gzip.open(path, "rb") as stream:
+            while chunk := stream.read(1 << 20):
+                total += len(chunk)
+                if total > limit:
+                    raise InputProblem(f"snapshot decompresses to more than {limit} bytes")
+                chunks.append(chunk)
+        return b"".join(chunks)
+    except (gzip.BadGzipFile, EOFError, zlib.error) as exc:
+        raise InputProblem(f"not a valid gzip file: {exc}") from None
+    except OSError as exc:
+        raise InputProblem(f"cannot read: {exc.strerror or exc}") from None
+
+
+def cluster_read_of(document: dict[str, Any]) -> ClusterRead:
+    lists: list[ListOutcome] = []
+    for i, entry in enumerate(document["lists"]):
+        if not isinstance(entry, dict) or not isinstance(entry.get("items"), list):
+            raise InputProblem(f"snapshot lists[{i}] is not a list entry with items")
+        try:
+            target = ListTarget(
+                str(entry.get("group") or ""), str(entry["version"]), str(entry["resource"]),
+                str(entry["kind"]), bool(entry.get("namespaced")), entry.get("namespace"),
+            )
+        except KeyError as exc:
+            raise InputProblem(f"snapshot lists[{i}] lacks {exc.args[0]!r}") from None
+        items = [item for item in entry["items"] if isinstance(item, dict)]
+        lists.append(ListOutcome(target, items, entry.get("forbidden"), entry.get("failed")))
+    source = str(document.get("source") or f"cluster:{document.get('context') or 'snapshot'}")
+    return ClusterRead(
+        source_name=source,
+        context=str(document.get("context") or ""),
+        server_version=document.get("serverVersion"),
+        lists=lists,
+        notes=[str(n) for n in document.get("notes") or []],
+        namespaces=tuple(str(n) for n in document.get("namespaces") or []),
+    )
+
+
+def load_snapshot(path: FsPath, ctx: LoadContext) -> LoadResult:
+    document = read_snapshot_document(path, ctx.limits.max_file_bytes)
+    read = cluster_read_of(document)
+    result = to_load_result(read)
+    result.stats.files = 1
+    result.stats.bytes = path.stat().st_size
+    notes = result.facts.setdefault("notes", [])
+    notes.append(f"read from snapshot {path.name} of {read.source_name}, taken {document.get('created')}")
+    return result
+
+
+def snapshot_hook(path: FsPath, ctx: LoadContext) -> LoadResult | None:
+    if not path.is_file() or not path.name.endswith(SNAPSHOT_SUFFIXES):
+        return None
+    return load_snapshot(path, ctx)
+
+
+register_path_hook(snapshot_hook)
