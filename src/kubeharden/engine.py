@@ -20,6 +20,8 @@ from kubeharden.inventory import Inventory
 from kubeharden.loader import REDACTED, LineLocator, LoadStats
 from kubeharden.model import (
     Finding,
+    Path,
+    Source,
     InputError,
     NotAssessed,
     Section,
@@ -150,21 +152,20 @@ class Engine:
         self.settings = settings
         self.rules = exceptions or []
         self.today = today or dt.date.today()
-        self.locator = LineLocator()
+        self._pending_lines: list[tuple[Finding, Source, Path]] = []
 
     def _finding(self, ctrl: Control, v: Violation) -> Finding:
         res = v.resource
         source = v.source or (res.source if res is not None else None)
         line = v.line
-        if line is None and res is not None:
-            line = self.locator.line_of(res.source, v.path)
-        elif line is None and source is not None:
+        locate_later = line is None and res is not None and v.source is None
+        if line is None and not locate_later and source is not None:
             line = source.line
         file = source.file if source is not None else None
         evidence = dict(v.evidence)
         if source is not None and source.origin:
             evidence.setdefault("origin", source.origin)
-        return Finding(
+        finding = Finding(
             control_id=ctrl.id,
             severity=v.severity or ctrl.severity,
             resource=res.ref() if res is not None else None,
@@ -179,6 +180,10 @@ class Engine:
             section=ctrl.section,
             title=ctrl.title,
         )
+        if locate_later:
+            assert res is not None
+            self._pending_lines.append((finding, res.source, v.path))
+        return finding
 
     def run(
         self,
@@ -228,6 +233,7 @@ class Engine:
             status = Status.FAIL if any(not f.excepted for f in findings) else Status.PASS
             results.append(ControlResult(ctrl, status, findings))
             all_findings.extend(findings)
+        self._locate_lines()
         outcome = ExceptionsOutcome(
             expired=[r for r in self.rules if r.expired(self.today)],
             unused=[r for r in active_rules if r.uses == 0],
@@ -246,6 +252,12 @@ class Engine:
             notes=notes,
             duration=time.perf_counter() - started,
         )
+
+    def _locate_lines(self) -> None:
+        pending, self._pending_lines = self._pending_lines, []
+        lines = LineLocator().resolve([(source, path) for _, source, path in pending])
+        for (finding, _, _), line in zip(pending, lines, strict=True):
+            finding.line = line
 
     def _apply_exceptions(
         self, finding: Finding, v: Violation, inline: dict[int, dict[str, str]], rules: list[ExceptionRule]

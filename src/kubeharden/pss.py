@@ -203,24 +203,26 @@ def _proc_mount(check_id: str, user_namespace_exempt: bool) -> CheckFn:
     return check
 
 
-_SECCOMP_POD_ANNOTATION = "seccomp.security.alpha.kubernetes.io/pod"
-_SECCOMP_CONTAINER_ANNOTATION = "container.seccomp.security.alpha.kubernetes.io/"
+SECCOMP_POD_ANNOTATION = "seccomp.security.alpha.kubernetes.io/pod"
+SECCOMP_CONTAINER_ANNOTATION = "container.seccomp.security.alpha.kubernetes.io/"
 
 
-def _valid_seccomp_annotation(value: Any) -> bool:
+def valid_seccomp_annotation(value: Any) -> bool:
     text = "" if value is None else str(value)
     return text in ("runtime/default", "docker/default") or text.startswith("localhost/")
 
 
 def _seccomp_baseline_1_0(meta: dict[str, Any], spec: dict[str, Any]) -> Iterator[PSSViolation]:
     annotations = _dict(meta.get("annotations"))
-    if _SECCOMP_POD_ANNOTATION in annotations and not _valid_seccomp_annotation(annotations[_SECCOMP_POD_ANNOTATION]):
-        yield PSSViolation("seccompProfile_baseline",
-                           f"annotation {_SECCOMP_POD_ANNOTATION}={annotations[_SECCOMP_POD_ANNOTATION]!r} is not allowed",
-                           ("metadata", "annotations", _SECCOMP_POD_ANNOTATION), annotations[_SECCOMP_POD_ANNOTATION])
+    if SECCOMP_POD_ANNOTATION in annotations:
+        value = annotations[SECCOMP_POD_ANNOTATION]
+        if not valid_seccomp_annotation(value):
+            yield PSSViolation("seccompProfile_baseline",
+                               f"annotation {SECCOMP_POD_ANNOTATION}={value!r} is not allowed",
+                               ("metadata", "annotations", SECCOMP_POD_ANNOTATION), value)
     for _path, c in _containers(spec):
-        key = _SECCOMP_CONTAINER_ANNOTATION + _cname(c)
-        if key in annotations and not _valid_seccomp_annotation(annotations[key]):
+        key = SECCOMP_CONTAINER_ANNOTATION + _cname(c)
+        if key in annotations and not valid_seccomp_annotation(annotations[key]):
             yield PSSViolation("seccompProfile_baseline", f"annotation {key}={annotations[key]!r} is not allowed",
                                ("metadata", "annotations", key), annotations[key])
 
@@ -292,7 +294,8 @@ def _windows_host_process(meta: dict[str, Any], spec: dict[str, Any]) -> Iterato
 
 
 def _host_probes(meta: dict[str, Any], spec: dict[str, Any]) -> Iterator[PSSViolation]:
-    handlers: list[tuple[PodPath, str]] = [((p,), p) for p in ("livenessProbe", "readinessProbe", "startupProbe")]
+    handlers: list[tuple[tuple[str, ...], str]] = [
+        ((p,), p) for p in ("livenessProbe", "readinessProbe", "startupProbe")]
     handlers += [(("lifecycle", h), f"lifecycle.{h}") for h in ("postStart", "preStop")]
     for path, c in _containers(spec):
         for rel, label in handlers:

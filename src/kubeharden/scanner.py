@@ -11,7 +11,7 @@ from kubeharden.catalog import Settings, controls_for_profile, profiles
 from kubeharden.engine import Engine, ScanResult, select_controls
 from kubeharden.exceptions import ExceptionRule, ExceptionsFileError, load_exceptions_file
 from kubeharden.inventory import Inventory
-from kubeharden.loader import LoadContext, LoadResult, load_paths
+from kubeharden.loader import LoadContext, LoadResult, load_paths, paused_gc
 from kubeharden.model import InputError
 
 # Other input sources (a live cluster, node files) register a loader here by name; each takes
@@ -78,13 +78,13 @@ def run_scan(request: ScanRequest) -> ScanResult:
             rules = load_exceptions_file(request.exceptions_file)
         except ExceptionsFileError as exc:
             raise UsageError(f"{request.exceptions_file}: {exc.message}") from None
-    inventory, loaded = build_inventory(request)
-    engine = Engine(controls, request.settings, rules, request.today)
-    result = engine.run(
-        inventory,
-        profile=request.profile,
-        errors=loaded.errors + errors,
-        warnings=loaded.warnings,
-        stats=loaded.stats,
-    )
-    return result
+    with paused_gc():
+        inventory, loaded = build_inventory(request)
+        engine = Engine(controls, request.settings, rules, request.today)
+        return engine.run(
+            inventory,
+            profile=request.profile,
+            errors=loaded.errors + errors,
+            warnings=loaded.warnings,
+            stats=loaded.stats,
+        )

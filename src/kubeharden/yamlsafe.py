@@ -9,6 +9,7 @@ we pay for an exact count.
 from __future__ import annotations
 
 import re
+from sys import intern
 from array import array
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -120,7 +121,8 @@ class _Builder:
             memo[id(node)] = out
         build = self.build
         for key_node, value_node in node.value:
-            key = key_node.value if key_node.tag == _STR_TAG and key_node.__class__ is ScalarNode \
+            # keys repeat across every object ("name", "image" ...): interning them saves memory
+            key = intern(key_node.value) if key_node.tag == _STR_TAG and key_node.__class__ is ScalarNode \
                 else build(key_node)
             try:
                 if key in out:

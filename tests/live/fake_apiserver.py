@@ -126,6 +126,7 @@ class Behaviour:
     expire_continue_once: set[str] = field(default_factory=set)  # plurals: first continue gets 410
     fail_next: dict[str, list[int]] = field(default_factory=dict)  # plural -> statuses to answer first
     delay: float = 0.0  # seconds before every LIST answer
+    slow: dict[str, float] = field(default_factory=dict)  # plural -> seconds before its LIST answers
     git_version: str = "v1.34.1"
 
 
@@ -198,7 +199,8 @@ class FakeApiServer:
     # -----------------------------------------------------------------------------------------
 
     def handle(self, path: str, query: dict[str, list[str]], headers: Any) -> tuple[int, Any]:
-        if headers.get("Authorization") != f"Bearer {self.behaviour.token}":
+        scheme, _, credential = str(headers.get("Authorization") or "").partition(" ")
+        if scheme.lower() != "bearer" or credential.strip() != self.behaviour.token:  # scheme is case-insensitive
             return 401, _status(401, "Unauthorized", "Unauthorized")
         parts = [p for p in path.split("/") if p]
         if parts == ["version"]:
@@ -258,8 +260,9 @@ class FakeApiServer:
             self.requests.append(record)
             failures = b.fail_next.get(plural)
             failure = failures.pop(0) if failures else None
-        if b.delay:
-            time.sleep(b.delay)
+        pause = b.delay + b.slow.get(plural, 0.0)
+        if pause:
+            time.sleep(pause)
         if failure is not None:
             reason = "TooManyRequests" if failure == 429 else "ServiceUnavailable"
             return failure, _status(failure, reason, f"injected {failure}")

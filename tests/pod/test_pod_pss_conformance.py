@@ -36,7 +36,7 @@ def _load(shared_dir: Path, case: dict[str, Any]) -> dict[str, Any]:
 
 
 def test_direct_evaluation_agrees_with_every_fixture(shared_dir: Path, cases: list[dict[str, Any]]) -> None:
-    disagreements = []
+    disagreements: list[tuple[str, object]] = []
     for case in cases:
         obj = _load(shared_dir, case)
         found = pss.evaluate(obj.get("metadata"), obj.get("spec"), case["level"],
@@ -51,7 +51,7 @@ def test_direct_evaluation_agrees_with_every_fixture(shared_dir: Path, cases: li
 
 
 def test_scan_pipeline_agrees_with_every_fixture(shared_dir: Path, cases: list[dict[str, Any]]) -> None:
-    disagreements = []
+    disagreements: list[tuple[str, object]] = []
     for case in cases:
         path = shared_dir / "conformance" / "pss" / case["file"]
         request = ScanRequest(paths=[str(path)], profile=f"pss-{case['level']}",

@@ -50,9 +50,8 @@ def _load(paths: Sequence[str]) -> tuple[NetworkModel, list[InputError]]:
     for error in errors:
         where = error.source + (f":{error.line}" if error.line else "")
         click.echo(f"error: {where}: {error.message}", err=True)
-    locator = LineLocator()
-    for problem in model.problems:
-        line = locator.line_of(problem.resource.source, problem.path)
+    lines = LineLocator().resolve([(p.resource.source, p.path) for p in model.problems])
+    for problem, line in zip(model.problems, lines, strict=True):
         where = problem.resource.source.file + (f":{line}" if line else "")
         click.echo(f"warning: {where}: NetworkPolicy {problem.resource.namespace or 'default'}/"
                    f"{problem.resource.name} ignored (the API server would reject it): {problem.message}",

@@ -1,7 +1,276 @@
-"""Sub-commands of this area (owned by its issue; registered by kubeharden.cli)."""
+"""`kubeharden rbac`: ask RBAC questions of manifests, snapshots or cluster dumps offline.
+
+can-i     like `kubectl auth can-i --as`, with the binding, role and rule that grant it
+who-can   every subject allowed a request, with what grants it
+list      everything one user / ServiceAccount may do
+risks     subjects holding risky permissions, ranked, with the chain to each risk
+"""
 
 from __future__ import annotations
 
-import click
+import sys
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import Any, NoReturn
 
-COMMANDS: list[click.Command] = []
+import click
+import orjson
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from kubeharden.inventory import Inventory, service_account_name, token_automount
+from kubeharden.loader import LoadContext, load_paths
+from kubeharden.rbac.engine import (
+    DEFAULT_NAMESPACE,
+    RBAC_KINDS,
+    Grant,
+    RbacModel,
+    Request,
+    UserInfo,
+    crd_groups,
+    parse_resource,
+)
+from kubeharden.rbac.risks import RiskSettings, rank_subjects
+
+EXIT_YES, EXIT_NO, EXIT_ERROR = 0, 1, 2
+
+
+class Loaded:
+    def __init__(self, inventory: Inventory, model: RbacModel, had_errors: bool) -> None:
+        self.inventory = inventory
+        self.model = model
+        self.had_errors = had_errors
+
+
+def _console() -> Console:
+    console = Console()
+    return console if console.is_terminal else Console(width=160)
+
+
+def _load(paths: Sequence[str]) -> Loaded:
+    """Read the inputs; report unreadable ones (file:line) and RBAC problems on stderr."""
+    result = load_paths(paths, LoadContext())
+    for error in result.errors:
+        where = error.source + (f":{error.line}" if error.line else "")
+        click.echo(f"error: {where}: {error.message}", err=True)
+    inventory = Inventory(result.resources, dict(result.facts))
+    model = RbacModel(inventory.of_kind(*RBAC_KINDS))
+    for problem in model.problems:
+        where = ""
+        if problem.resource is not None:
+            src = problem.resource.source
+            where = src.file + (f":{src.line}" if src.line else "") + ": "
+        click.echo(f"warning: {where}{problem.message}", err=True)
+    return Loaded(inventory, model, bool(result.errors))
+
+
+def _emit_json(data: Any) -> None:
+    click.echo(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode())
+
+
+def _request(loaded: Loaded, verb: str, resource: str | None, non_resource_url: str | None,
+             resource_name: str | None, namespace: str | None) -> Request:
+    if (resource is None) == (non_resource_url is None):
+        raise click.UsageError("give exactly one of --resource or --non-resource-url")
+    if non_resource_url is not None:
+        if namespace:
+            raise click.UsageError("--non-resource-url requests have no namespace (drop -n)")
+        return Request(verb, non_resource_url=non_resource_url)
+    assert resource is not None
+    try:
+        res, sub, group = parse_resource(resource, crd_groups(loaded.inventory.resources))
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--resource") from None
+    return Request(verb, res, sub, group, resource_name or "", namespace or None)
+
+
+def _user(name: str, groups: Sequence[str]) -> UserInfo:
+    if not name:
+        raise click.BadParameter("give a user name", param_hint="--as")
+    return UserInfo.for_name(name, groups)
+
+
+def _finish(code: int, loaded: Loaded) -> NoReturn:
+    sys.exit(EXIT_ERROR if loaded.had_errors else code)
+
+
+def _grant_row(g: Grant) -> list[str]:
+    via = f"\n(from {g.rule.role.display()})" if g.rule.role is not g.role else ""
+    return [g.subject.display(), g.binding.display(), g.role.display() + via,
+            f"rules[{g.rule.index}] {g.rule.display()}", g.scope or "cluster"]
+
+
+def _grant_table(grants: Sequence[Grant], title: str) -> Table:
+    table = Table(title=title, show_lines=False)
+    for header in ("subject", "binding", "role", "rule", "scope"):
+        table.add_column(header)
+    for g in grants:
+        table.add_row(*map(Text, _grant_row(g)))
+    return table
+
+
+_PATHS = click.argument("paths", nargs=-1, required=True)
+_FORMAT = click.option("--format", "-f", "fmt", type=click.Choice(["table", "json"]), default="table",
+                       show_default=True)
+
+
+def _request_options(fn: Any) -> Any:
+    options = [
+        click.option("--verb", required=True, help="API verb: get, list, create, delete, impersonate..."),
+        click.option("--resource", metavar="R[.GROUP][/SUB]",
+                     help="Resource, e.g. secrets, deployments.apps, pods/exec."),
+        click.option("--resource-name", metavar="NAME", help="Name of one object (for resourceNames rules)."),
+        click.option("--non-resource-url", metavar="URL", help="A non-resource URL such as /healthz."),
+        click.option("--namespace", "-n", metavar="NS",
+                     help="Namespace of the request (without it: cluster scope only)."),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+@click.group("rbac")
+def rbac() -> None:
+    """Analyse RBAC offline: can-i, who-can, list, risks."""
+
+
+@rbac.command("can-i")
+@_PATHS
+@click.option("--as", "as_user", required=True, metavar="USER",
+              help="User, e.g. alice or system:serviceaccount:NS:NAME.")
+@click.option("--as-group", "as_groups", multiple=True, metavar="GROUP", help="Extra group (repeatable).")
+@_request_options
+@_FORMAT
+def can_i(paths: tuple[str, ...], as_user: str, as_groups: tuple[str, ...], verb: str, resource: str | None,
+          resource_name: str | None, non_resource_url: str | None, namespace: str | None, fmt: str) -> None:
+    """Whether USER may do a request; exit 0 yes, 1 no, 2 error."""
+    loaded = _load(paths)
+    request = _request(loaded, verb, resource, non_resource_url, resource_name, namespace)
+    user = _user(as_user, as_groups)
+    grants = loaded.model.can(user, request)
+    if fmt == "json":
+        _emit_json({"allowed": bool(grants), "user": user.name, "groups": sorted(user.groups),
+                    "request": request.display(), "grants": [g.to_dict() for g in grants]})
+    else:
+        click.echo("yes" if grants else "no")
+        if grants:
+            _console().print(_grant_table(grants, f"{user.name} may {request.display()}"))
+    _finish(EXIT_YES if grants else EXIT_NO, loaded)
+
+
+@rbac.command("who-can")
+@_PATHS
+@_request_options
+@_FORMAT
+def who_can(paths: tuple[str, ...], verb: str, resource: str | None, resource_name: str | None,
+            non_resource_url: str | None, namespace: str | None, fmt: str) -> None:
+    """Every subject allowed a request, with the binding, role and rule that grant it."""
+    loaded = _load(paths)
+    request = _request(loaded, verb, resource, non_resource_url, resource_name, namespace)
+    grants = sorted(loaded.model.who_can(request), key=lambda g: (g.subject.display(), g.binding.display()))
+    if fmt == "json":
+        _emit_json({"request": request.display(), "subjects": sorted({g.subject.display() for g in grants}),
+                    "grants": [g.to_dict() for g in grants]})
+    else:
+        _console().print(_grant_table(grants, f"who can {request.display()}"))
+        if not grants:
+            click.echo("no subject in the input or the built-in bindings may do this")
+    _finish(0, loaded)
+
+
+@rbac.command("list")
+@_PATHS
+@click.option("--as", "as_user", required=True, metavar="USER",
+              help="User, e.g. alice or system:serviceaccount:NS:NAME.")
+@click.option("--as-group", "as_groups", multiple=True, metavar="GROUP", help="Extra group (repeatable).")
+@click.option("--namespace", "-n", metavar="NS", help="Only what applies in this namespace (and cluster-wide).")
+@_FORMAT
+def list_permissions(paths: tuple[str, ...], as_user: str, as_groups: tuple[str, ...], namespace: str | None,
+                     fmt: str) -> None:
+    """Everything USER may do, with the binding that grants each rule."""
+    loaded = _load(paths)
+    user = _user(as_user, as_groups)
+    grants = [g for g in loaded.model.permissions(user) if namespace is None or g.scope in (None, namespace)]
+    grants.sort(key=lambda g: (g.scope or "", g.binding.display(), g.rule.role.display(), g.rule.index))
+    if fmt == "json":
+        _emit_json({"user": user.name, "groups": sorted(user.groups),
+                    "permissions": [g.to_dict() for g in grants]})
+    else:
+        table = Table(title=f"permissions of {user.name} (groups: {', '.join(sorted(user.groups))})")
+        for header in ("scope", "rule", "role", "binding", "as"):
+            table.add_column(header)
+        for g in grants:
+            via = f"\n(from {g.rule.role.display()})" if g.rule.role is not g.role else ""
+            table.add_row(*map(Text, (g.scope or "cluster", f"rules[{g.rule.index}] {g.rule.display()}",
+                                      g.role.display() + via, g.binding.display(), g.subject.display())))
+        _console().print(table)
+    _finish(0, loaded)
+
+
+def _workloads_by_service_account(inventory: Inventory) -> dict[tuple[str, str], list[str]]:
+    """(namespace, ServiceAccount) -> workloads that run as it with the token mounted."""
+    out: dict[tuple[str, str], list[str]] = defaultdict(list)
+    for pod in inventory.pod_specs():
+        if token_automount(pod, inventory).mounted:
+            out[(pod.namespace or DEFAULT_NAMESPACE, service_account_name(pod))].append(pod.resource.display())
+    return out
+
+
+@rbac.command("risks")
+@_PATHS
+@click.option("--include-expected", is_flag=True,
+              help="Also list expected system subjects (system:masters, kube-system ServiceAccounts...).")
+@click.option("--limit", type=click.IntRange(min=1), help="Show only the N riskiest subjects.")
+@_FORMAT
+def risks(paths: tuple[str, ...], include_expected: bool, limit: int | None, fmt: str) -> None:
+    """Subjects of the input's bindings that hold risky permissions, riskiest first."""
+    loaded = _load(paths)
+    ranked = [s for s in rank_subjects(loaded.model, RiskSettings()) if include_expected or not s.expected]
+    if limit:
+        ranked = ranked[:limit]
+    workloads = _workloads_by_service_account(loaded.inventory)
+
+    def uses(subject_ns: str | None, name: str) -> list[str]:
+        return list(dict.fromkeys(workloads.get((subject_ns or "", name), [])))
+
+    if fmt == "json":
+        out = []
+        for rank, s in enumerate(ranked, 1):
+            entry = {"rank": rank, **s.to_dict()}
+            if s.subject.kind == "ServiceAccount":
+                entry["workloads"] = uses(s.subject.namespace, s.subject.name)
+            out.append(entry)
+        _emit_json({"subjects": out})
+        _finish(0, loaded)
+    table = Table(title="RBAC risks by subject (riskiest first)")
+    for header in ("#", "subject", "severity", "score", "risk", "path"):
+        table.add_column(header)
+    for rank, s in enumerate(ranked, 1):
+        seen: set[tuple[str, str | None]] = set()
+        first = True
+        for r in sorted(s.risks, key=lambda r: (-r.severity, r.kind.id)):
+            key = (r.kind.id, r.grant.scope)
+            if key in seen:
+                continue
+            seen.add(key)
+            subject = s.subject.display() + (" (expected)" if s.expected else "")
+            if first and s.subject.kind == "ServiceAccount":
+                used = uses(s.subject.namespace, s.subject.name)
+                if used:
+                    subject += "\nused by " + ", ".join(used[:3]) + (" ..." if len(used) > 3 else "")
+            scope = f" [{r.grant.scope}]" if r.grant.scope else " [cluster]"
+            path = (f"{r.grant.binding.display()} -> {r.grant.role.display()} -> "
+                    f"rules[{r.grant.rule.index}] {r.grant.rule.display()}"
+                    + (f" (from {r.grant.rule.role.display()})" if r.grant.rule.role is not r.grant.role else ""))
+            table.add_row(*map(Text, (str(rank) if first else "", subject if first else "",
+                                      s.max_severity.label if first else "", str(s.score) if first else "",
+                                      r.kind.id + scope, path)))
+            first = False
+    _console().print(table)
+    if not ranked:
+        click.echo("no subject of the input's bindings holds a risky permission")
+    _finish(0, loaded)
+
+
+COMMANDS: list[click.Command] = [rbac]

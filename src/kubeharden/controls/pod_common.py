@@ -42,7 +42,7 @@ def pod_example(
     """A hardened pod manifest for control examples; the arguments change one part of it."""
     psc = pod_sc or ("{runAsNonRoot: true, runAsUser: 10001, runAsGroup: 10001, fsGroup: 10001, "
                      "seccompProfile: {type: RuntimeDefault}}")
-    csc = csc_default() if not container_sc else container_sc
+    csc = container_sc or csc_default()
     meta_block = f"\n{meta}" if meta else ""
     return f"""
 apiVersion: v1

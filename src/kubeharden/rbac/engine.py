@@ -396,6 +396,11 @@ def _role_from(kind: str, obj: dict[str, Any], resource: Resource | None, namesp
     return role
 
 
+def _definition(role: Role) -> Any:
+    assert role.resource is not None
+    return (role.resource.obj.get("rules"), role.resource.obj.get("aggregationRule"))
+
+
 def _subjects(raw: Any, binding_namespace: str | None) -> list[tuple[int, Subject]]:
     out = []
     for i, item in enumerate(as_list(raw)):
@@ -421,10 +426,6 @@ def _bootstrap() -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
-def builtin_cluster_role_names() -> frozenset[str]:
-    return frozenset(str(as_dict(r.get("metadata")).get("name")) for r in as_list(_bootstrap().get("clusterRoles")))
-
-
 # ---------------------------------------------------------------------------------------------
 # The model
 
@@ -444,6 +445,7 @@ class RbacModel:
         self.roles: dict[tuple[str, str], Role] = {}
         self.bindings: list[Binding] = []
         self.problems: list[Problem] = []
+        self.cache: dict[str, Any] = {}  # analyses built on this model (risk classification...)
         input_crb_names: set[str] = set()
         for res in resources:
             if res.kind not in RBAC_KINDS or not res.api_version.startswith("rbac.authorization.k8s.io/"):
@@ -451,10 +453,16 @@ class RbacModel:
             ns = None if res.kind.startswith("Cluster") else (res.namespace or DEFAULT_NAMESPACE)
             if res.kind in ROLE_KINDS:
                 role = _role_from(res.kind, res.obj, res, ns)
-                if res.kind == "ClusterRole":
-                    self.cluster_roles[role.name] = role
-                else:
-                    self.roles[(ns or DEFAULT_NAMESPACE, role.name)] = role
+                table: dict[Any, Role] = self.cluster_roles if res.kind == "ClusterRole" else self.roles
+                key: Any = role.name if res.kind == "ClusterRole" else (ns or DEFAULT_NAMESPACE, role.name)
+                previous = table.get(key)
+                if previous is not None and previous.resource is not None and _definition(previous) != _definition(role):
+                    # One name, one role in a cluster: the last object applied wins.
+                    first = previous.resource.source
+                    self.problems.append(Problem(res, ("rules",), (
+                        f"{role.display()} is defined again with different rules (previous definition at {first.file}"
+                        f"{':' + str(first.line) if first.line else ''}); the last definition is used")))
+                table[key] = role
             else:
                 self._add_binding(res.obj, res, ns)
                 if res.kind == "ClusterRoleBinding":
@@ -486,6 +494,11 @@ class RbacModel:
         for raw in as_list(data.get("clusterRoles")):
             role = _role_from("ClusterRole", as_dict(raw), None, None)
             self.cluster_roles.setdefault(role.name, role)  # an input role of that name wins
+        for raw in as_list(data.get("roles")):
+            raw = as_dict(raw)
+            ns = str(as_dict(raw.get("metadata")).get("namespace"))
+            role = _role_from("Role", raw, None, ns)
+            self.roles.setdefault((ns, role.name), role)
         for raw in as_list(data.get("clusterRoleBindings")):
             raw = as_dict(raw)
             name = str(raw.get("name"))

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import importlib
 
-HOOK_MODULES: tuple[str, ...] = ()
+# snapshot: *.json.gz / *.snapshot.json files; render: Helm chart and Kustomize overlay dirs.
+HOOK_MODULES: tuple[str, ...] = ("snapshot", "render")
 
 for _name in HOOK_MODULES:
     importlib.import_module(f"{__name__}.{_name}")

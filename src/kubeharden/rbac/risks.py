@@ -1,0 +1,268 @@
+"""Risky RBAC grants: which rules give dangerous powers, and which subjects hold them.
+
+A rule is classified by asking the authorizer's own matching (``rule_allows``) about probe
+requests, so wildcards, ``*/subresource`` and verb ``*`` are judged exactly like the API server
+would. A rule restricted by ``resourceNames`` is not counted: naming the objects is the
+recommended way to scope these grants.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from fnmatch import fnmatchcase
+from typing import Any
+
+from kubeharden.model import Severity
+from kubeharden.rbac.engine import (
+    ALL_AUTHENTICATED,
+    ALL_SERVICEACCOUNTS,
+    ALL_UNAUTHENTICATED,
+    ANONYMOUS,
+    Grant,
+    RbacModel,
+    Request,
+    Rule,
+    Subject,
+    rule_allows,
+)
+
+# Subjects whose powerful grants are part of how Kubernetes works ("Kind:name" patterns, a
+# ServiceAccount written "ServiceAccount:<ns>/<name>"). Override with settings.extra
+# "rbac_expected_subjects".
+EXPECTED_SUBJECTS: tuple[str, ...] = (
+    "Group:system:masters",
+    "Group:system:nodes",
+    "User:system:node:*",
+    "User:system:kube-controller-manager",
+    "User:system:kube-scheduler",
+    "User:system:kube-proxy",
+    "User:system:apiserver",
+    "User:kube-apiserver",
+    "User:kube-apiserver-kubelet-client",
+)
+# Namespaces of the cluster's own components: their ServiceAccounts count as expected system
+# subjects. Override with settings.extra "rbac_system_namespaces".
+SYSTEM_NAMESPACES: tuple[str, ...] = ("kube-system", "kube-public", "kube-node-lease")
+
+# Groups that stand for "everyone" (or every workload); any grant beyond discovery is a finding.
+BROAD_GROUPS = (ALL_UNAUTHENTICATED, ALL_AUTHENTICATED, ALL_SERVICEACCOUNTS)
+# Non-resource URLs that Kubernetes itself opens to everyone (discovery, health, version, OIDC).
+DISCOVERY_URLS = (
+    "/api", "/api/*", "/apis", "/apis/*", "/healthz", "/healthz/*", "/livez", "/livez/*",
+    "/readyz", "/readyz/*", "/version", "/version/", "/openapi", "/openapi/*",
+    "/.well-known/openid-configuration", "/openid/v1/jwks",
+)
+SELF_REVIEW_RESOURCES = frozenset({"selfsubjectaccessreviews", "selfsubjectrulesreviews", "selfsubjectreviews"})
+
+
+@dataclass(frozen=True)
+class RiskKind:
+    id: str
+    title: str
+    severity: Severity
+    control: str  # the control that reports it
+    probes: tuple[Request, ...] = ()
+
+
+def _probes(verbs: Iterable[str], group: str, resources: Iterable[str]) -> tuple[Request, ...]:
+    out = []
+    for verb in verbs:
+        for text in resources:
+            resource, _, sub = text.partition("/")
+            out.append(Request(verb, resource, sub, group))
+    return tuple(out)
+
+
+CLUSTER_ADMIN = RiskKind("cluster-admin", "full control of every resource (cluster-admin equivalent)",
+                         Severity.CRITICAL, "KH-RBAC-001")
+BROAD_SUBJECT = RiskKind("broad-subject", "grant to anonymous, unauthenticated or all authenticated users / "
+                         "all service accounts", Severity.HIGH, "KH-RBAC-002")
+SECRETS_READ = RiskKind("secrets-read", "read Secrets (get/list/watch)", Severity.HIGH, "KH-RBAC-003",
+                        _probes(("get", "list", "watch"), "", ("secrets",)))
+EXEC = RiskKind("exec", "exec/attach/port-forward into pods or proxy to nodes", Severity.HIGH, "KH-RBAC-004",
+                _probes(("create", "get"), "", ("pods/exec", "pods/attach", "pods/portforward", "nodes/proxy")))
+WORKLOAD_CREATE = RiskKind(
+    "workload-create", "create pods or pod-controlling workloads (run as any ServiceAccount of the namespace)",
+    Severity.MEDIUM, "KH-RBAC-005",
+    _probes(("create",), "", ("pods", "replicationcontrollers"))
+    + _probes(("create",), "apps", ("deployments", "daemonsets", "statefulsets", "replicasets"))
+    + _probes(("create",), "batch", ("jobs", "cronjobs")),
+)
+TOKEN_CREATE = RiskKind("token-create", "create ServiceAccount tokens (serviceaccounts/token)", Severity.HIGH,
+                        "KH-RBAC-005", _probes(("create",), "", ("serviceaccounts/token",)))
+ESCALATE_BIND = RiskKind("escalate-bind", "escalate or bind roles (grant more than it holds)", Severity.HIGH,
+                         "KH-RBAC-006",
+                         _probes(("escalate", "bind"), "rbac.authorization.k8s.io", ("roles", "clusterroles")))
+IMPERSONATE = RiskKind("impersonate", "impersonate users, groups or service accounts", Severity.HIGH,
+                       "KH-RBAC-006",
+                       _probes(("impersonate",), "", ("users", "groups", "serviceaccounts"))
+                       + _probes(("impersonate",), "authentication.k8s.io", ("userextras/scopes", "uids")))
+CSR_APPROVE = RiskKind("csr-approve", "approve certificate signing requests", Severity.HIGH, "KH-RBAC-006",
+                       _probes(("update", "patch"), "certificates.k8s.io", ("certificatesigningrequests/approval",))
+                       + _probes(("approve",), "certificates.k8s.io", ("signers",)))
+WEBHOOK_MODIFY = RiskKind(
+    "webhook-modify", "create or change admission webhooks", Severity.HIGH, "KH-RBAC-006",
+    _probes(("create", "update", "patch", "delete"), "admissionregistration.k8s.io",
+            ("validatingwebhookconfigurations", "mutatingwebhookconfigurations")),
+)
+PROBED_RISKS = (SECRETS_READ, EXEC, WORKLOAD_CREATE, TOKEN_CREATE, ESCALATE_BIND, IMPERSONATE, CSR_APPROVE,
+                WEBHOOK_MODIFY)
+RISKS = {r.id: r for r in (CLUSTER_ADMIN, BROAD_SUBJECT, *PROBED_RISKS)}
+
+
+def is_full_admin(rule: Rule) -> bool:
+    """``*`` verbs on ``*`` resources of ``*`` API groups, not narrowed by resourceNames."""
+    return ("*" in rule.verbs and "*" in rule.api_groups and "*" in rule.resources
+            and not rule.resource_names)
+
+
+def _is_discovery_url(url: str) -> bool:
+    if url in DISCOVERY_URLS:
+        return True
+    if url.endswith("*"):
+        return False  # a wider pattern than the defaults
+    return any(p.endswith("*") and url.startswith(p[:-1]) for p in DISCOVERY_URLS)
+
+
+def is_discovery_only(rule: Rule) -> bool:
+    """What Kubernetes grants everyone by default: GET on discovery/health/version URLs and the
+    self-review APIs."""
+    if rule.non_resource_urls and not rule.resources:
+        return rule.verbs <= {"get", "head"} and all(_is_discovery_url(u) for u in rule.non_resource_urls)
+    if rule.resources and not rule.non_resource_urls:
+        return (rule.verbs == {"create"} and set(rule.resources) <= SELF_REVIEW_RESOURCES
+                and "*" not in rule.api_groups)
+    return not rule.verbs  # a rule with no verbs grants nothing
+
+
+def rule_risks(rule: Rule) -> list[RiskKind]:
+    """The dangerous powers one rule gives (only cluster-admin for a full wildcard rule)."""
+    if is_full_admin(rule):
+        return [CLUSTER_ADMIN]
+    if rule.resource_names:
+        return []
+    return [kind for kind in PROBED_RISKS if any(rule_allows(rule, probe) for probe in kind.probes)]
+
+
+@dataclass
+class RiskSettings:
+    expected_subjects: tuple[str, ...] = EXPECTED_SUBJECTS
+    system_namespaces: tuple[str, ...] = SYSTEM_NAMESPACES
+
+    @classmethod
+    def from_extra(cls, extra: Mapping[str, Any]) -> RiskSettings:
+        expected = extra.get("rbac_expected_subjects")
+        namespaces = extra.get("rbac_system_namespaces")
+        return cls(
+            tuple(str(s) for s in expected) if expected is not None else EXPECTED_SUBJECTS,
+            tuple(str(s) for s in namespaces) if namespaces is not None else SYSTEM_NAMESPACES,
+        )
+
+    def expected(self, subject: Subject) -> bool:
+        """A system subject whose powerful grants are expected."""
+        if subject.kind == "ServiceAccount":
+            if subject.namespace in self.system_namespaces:
+                return True
+            label = f"ServiceAccount:{subject.namespace}/{subject.name}"
+        else:
+            label = f"{subject.kind}:{subject.name}"
+        return any(fnmatchcase(label, pattern) for pattern in self.expected_subjects)
+
+
+def is_broad_subject(subject: Subject) -> bool:
+    if subject.kind == "User":
+        return subject.name == ANONYMOUS
+    if subject.kind == "Group":
+        return subject.name in BROAD_GROUPS or subject.name.startswith(ALL_SERVICEACCOUNTS + ":")
+    return False
+
+
+def broad_subject_severity(subject: Subject) -> Severity:
+    if subject.name in (ANONYMOUS, ALL_UNAUTHENTICATED):
+        return Severity.CRITICAL
+    return Severity.HIGH
+
+
+@dataclass(frozen=True)
+class RiskyGrant:
+    kind: RiskKind
+    grant: Grant
+    severity: Severity
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"risk": self.kind.id, "title": self.kind.title, "severity": self.severity.label,
+                "control": self.kind.control, "chain": self.grant.chain(), **self.grant.to_dict()}
+
+
+def grant_severity(kind: RiskKind, grant: Grant) -> Severity:
+    # Reading Secrets in one namespace is less than reading them everywhere.
+    if kind is SECRETS_READ and grant.scope is not None:
+        return Severity.MEDIUM
+    return kind.severity
+
+
+class RiskAnalysis:
+    """Risky grants of the bindings in the input (built-in bindings are not judged)."""
+
+    def __init__(self, model: RbacModel) -> None:
+        self.model = model
+        self._rule_cache: dict[int, list[RiskKind]] = {}
+
+    def risks_of_rule(self, rule: Rule) -> list[RiskKind]:
+        cached = self._rule_cache.get(id(rule))
+        if cached is None:
+            cached = self._rule_cache[id(rule)] = rule_risks(rule)
+        return cached
+
+    def risky_grants(self, grants: Iterable[Grant]) -> Iterator[RiskyGrant]:
+        for grant in grants:
+            if grant.binding.builtin:
+                continue
+            if is_broad_subject(grant.subject) and not is_discovery_only(grant.rule):
+                yield RiskyGrant(BROAD_SUBJECT, grant, broad_subject_severity(grant.subject))
+            for kind in self.risks_of_rule(grant.rule):
+                yield RiskyGrant(kind, grant, grant_severity(kind, grant))
+
+    def all_risky_grants(self) -> list[RiskyGrant]:
+        return list(self.risky_grants(self.model.grants()))
+
+
+@dataclass
+class SubjectRisk:
+    subject: Subject
+    expected: bool
+    risks: list[RiskyGrant] = field(default_factory=list)
+
+    @property
+    def max_severity(self) -> Severity:
+        return max(r.severity for r in self.risks)
+
+    @property
+    def score(self) -> int:
+        """Sum of severity weights of the distinct (risk, scope) pairs the subject holds."""
+        weights = {Severity.LOW: 1, Severity.MEDIUM: 3, Severity.HIGH: 6, Severity.CRITICAL: 10}
+        best: dict[tuple[str, str | None], int] = {}
+        for r in self.risks:
+            key = (r.kind.id, r.grant.scope)
+            best[key] = max(best.get(key, 0), weights[r.severity])
+        return sum(best.values())
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"subject": self.subject.to_dict(), "display": self.subject.display(), "expected": self.expected,
+                "max_severity": self.max_severity.label, "score": self.score,
+                "risks": [r.to_dict() for r in self.risks]}
+
+
+def rank_subjects(model: RbacModel, settings: RiskSettings | None = None) -> list[SubjectRisk]:
+    """Subjects of input bindings that hold risky grants, the riskiest first."""
+    settings = settings or RiskSettings()
+    by_subject: dict[Subject, SubjectRisk] = {}
+    grouped: dict[Subject, list[RiskyGrant]] = defaultdict(list)
+    for risky in RiskAnalysis(model).all_risky_grants():
+        grouped[risky.grant.subject].append(risky)
+    for subject, risks in grouped.items():
+        by_subject[subject] = SubjectRisk(subject, settings.expected(subject), risks)
+    return sorted(by_subject.values(),
+                  key=lambda s: (s.expected, -s.max_severity, -s.score, s.subject.display()))
