@@ -28,11 +28,14 @@ GUIDANCE_ID_RE = re.compile(r"^NSA-(POD|NET|CP|NODE|ENC|SEC|CLOUD|AUTH|RBAC|LOG|
 
 @dataclass(frozen=True)
 class Example:
-    """A manifest snippet: ``bad`` ones must make the control fail, good ones must not."""
+    """A manifest snippet: ``bad`` ones must make the control fail, good ones must not.
+    ``kubernetes_version`` and ``allowed_registries`` are the settings it is judged with."""
 
     bad: bool
     yaml: str
     description: str = ""
+    kubernetes_version: tuple[int, int] | None = None
+    allowed_registries: tuple[str, ...] = ()
 
 
 @dataclass

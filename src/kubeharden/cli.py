@@ -75,13 +75,14 @@ def write_reports(result: ScanResult, plan: list[tuple[str, str | None]], protec
 
             print_table(result)
             continue
-        text = available[fmt].render(result)
-        if out is None or out == "-":
-            click.echo(text, nl=False)
-            continue
-        if os.path.abspath(out) in protected:
+        if out is not None and out != "-" and os.path.abspath(out) in protected:
             raise click.UsageError(f"refusing to overwrite input file {out}")
-        Path(out).write_text(text, encoding="utf-8")
+        text = available[fmt].render(result)
+        data = text if isinstance(text, bytes) else text.encode("utf-8")
+        if out is None or out == "-":
+            click.get_binary_stream("stdout").write(data)
+            continue
+        Path(out).write_bytes(data)
         click.echo(f"wrote {fmt} report to {out}", err=True)
 
 
@@ -170,6 +171,13 @@ def scan(paths: tuple[str, ...], profile: str, formats: tuple[str, ...], outputs
     _fail_on(fail_on)
     if not paths and not live:
         raise click.UsageError("give at least one path ('-' for stdin) or --cluster")
+    if pss_version is not None:
+        from kubeharden.pss import parse_pss_version
+
+        try:
+            parse_pss_version(pss_version)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--pss-version") from None
     settings = settings_from(kubernetes_version, pss_version=pss_version)
     settings.allowed_registries = allowed_registries
     settings.as_cluster = as_cluster

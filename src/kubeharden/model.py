@@ -100,6 +100,7 @@ class Resource:
     kind: str = ""
     name: str = ""
     namespace: str | None = None
+    _ref: dict[str, Any] | None = None
 
     @classmethod
     def from_obj(cls, obj: dict[str, Any], source: Source) -> Resource:
@@ -137,12 +138,15 @@ class Resource:
         return self.api_version.rpartition("/")[0] if "/" in self.api_version else ""
 
     def ref(self) -> dict[str, Any]:
-        return {
-            "apiVersion": self.api_version,
-            "kind": self.kind,
-            "namespace": self.namespace,
-            "name": self.name,
-        }
+        """apiVersion, kind, namespace and name; one shared dict per resource (findings keep it)."""
+        if self._ref is None:
+            self._ref = {
+                "apiVersion": self.api_version,
+                "kind": self.kind,
+                "namespace": self.namespace,
+                "name": self.name,
+            }
+        return self._ref
 
     def display(self) -> str:
         ns = f"{self.namespace}/" if self.namespace else ""

@@ -21,6 +21,7 @@ manifest, and whether a CNI applies ipBlock to in-cluster pod IPs is implementat
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import weakref
 from collections import defaultdict
@@ -29,6 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kubeharden.inventory import Inventory, PodSpecView, as_list
+from kubeharden.loader import paused_gc
 from kubeharden.model import Path, Resource
 
 INGRESS = "Ingress"
@@ -290,10 +292,24 @@ class IpBlock:
 
 
 def _parse_network(raw: Any, path: Path) -> IPNetwork:
+    network = _network(str(raw))
+    if network is None:
+        raise PolicyError(path, f"invalid CIDR {raw!r}")
+    return network
+
+
+@functools.lru_cache(maxsize=4096)
+def _network(text: str) -> IPNetwork | None:
+    # the same few CIDRs recur in thousands of policies; ipaddress parsing is slow
     try:
-        return ipaddress.ip_network(str(raw), strict=False)
+        return ipaddress.ip_network(text, strict=False)
     except ValueError:
-        raise PolicyError(path, f"invalid CIDR {raw!r}") from None
+        return None
+
+
+@functools.lru_cache(maxsize=4096)
+def _inside(inner: IPNetwork, outer: IPNetwork) -> bool:
+    return inner.version == outer.version and inner.subnet_of(outer)  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True, slots=True)
@@ -328,7 +344,7 @@ def _parse_peer(raw: Any, path: Path) -> Peer:
         excepts = []
         for i, raw_except in enumerate(as_list(block.get("except"))):
             net = _parse_network(raw_except, (*path, "ipBlock", "except", i))
-            if net.version != cidr.version or not net.subnet_of(cidr):  # type: ignore[arg-type]
+            if not _inside(net, cidr):
                 raise PolicyError((*path, "ipBlock", "except", i), f"except {net} is not inside {cidr}")
             excepts.append(net)
         return Peer(ip_block=IpBlock(cidr, tuple(excepts)))
@@ -653,6 +669,18 @@ class NetworkModel:
         self.endpoints_by_namespace: dict[str, list[Endpoint]] = defaultdict(list)
         for ep in self.endpoints:
             self.endpoints_by_namespace[ep.namespace].append(ep)
+        # Policies indexed by one label pair their podSelector requires, so finding the policies
+        # of a pod does not test every policy of a big namespace.
+        self._position = {id(p): i for i, p in enumerate(self.policies)}  # keeps input order
+        self._by_label: dict[tuple[str, str, str], list[Policy]] = defaultdict(list)
+        self._unindexed: dict[str, list[Policy]] = defaultdict(list)
+        for policy in self.policies:
+            pair = next((r for r in policy.pod_selector.requirements
+                         if r.operator == "In" and len(r.values) == 1), None)
+            if pair is None:
+                self._unindexed[policy.namespace].append(policy)
+            else:
+                self._by_label[(policy.namespace, pair.key, next(iter(pair.values)))].append(policy)
         self._selecting: dict[int, list[Policy]] = {}
         self._ns_labels: dict[str, dict[str, str]] = {}
 
@@ -675,10 +703,13 @@ class NetworkModel:
         """Policies whose podSelector selects the endpoint (of one type, when given)."""
         found = self._selecting.get(id(endpoint))
         if found is None:
-            found = [
-                p for p in self.policies_by_namespace.get(endpoint.namespace, ())
-                if p.pod_selector.matches(endpoint.labels)
-            ]
+            ns = endpoint.namespace
+            candidates = {id(p): p for p in self._unindexed.get(ns, ())}
+            for key, value in endpoint.labels.items():
+                for p in self._by_label.get((ns, key, value), ()):
+                    candidates[id(p)] = p
+            found = [p for p in sorted(candidates.values(), key=lambda p: self._position[id(p)])
+                     if p.pod_selector.matches(endpoint.labels)]
             self._selecting[id(endpoint)] = found
         if direction is None:
             return list(found)
@@ -922,7 +953,8 @@ def model_for(inventory: Inventory) -> NetworkModel:
     cached = _MODELS.get(id(inventory))
     if cached is not None and cached[0]() is inventory:
         return cached[1]
-    model = NetworkModel(inventory)
+    with paused_gc():  # thousands of small acyclic objects: see loader.paused_gc
+        model = NetworkModel(inventory)
     key = id(inventory)
     _MODELS[key] = (weakref.ref(inventory, lambda _ref: _MODELS.pop(key, None)), model)
     return model

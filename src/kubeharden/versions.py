@@ -87,7 +87,7 @@ def supported_minors() -> tuple[tuple[int, int], ...]:
 
 
 NEWEST_SUPPORTED: tuple[int, int] = (1, 37)
-assert NEWEST_SUPPORTED == releases()[0].minor, "update NEWEST_SUPPORTED with kubernetes-releases.json"
+assert releases()[0].minor == NEWEST_SUPPORTED, "update NEWEST_SUPPORTED with kubernetes-releases.json"
 
 
 def releases_data_date() -> str:

@@ -37,7 +37,8 @@ def test_every_checkable_control_has_a_bad_and_a_good_example() -> None:
 def test_example(control, index, example) -> None:
     loaded = load_bytes(example.yaml.encode(), f"{control.id}-example-{index}.yaml", LoadContext(), keep_text=True)
     assert not loaded.errors, loaded.errors
-    settings = Settings(as_cluster=True)
+    settings = Settings(kubernetes_version=example.kubernetes_version,
+                        allowed_registries=example.allowed_registries, as_cluster=True)
     result = Engine([control], settings).run(Inventory(loaded.resources), profile="nsa")
     [outcome] = result.controls
     assert not result.errors, result.errors

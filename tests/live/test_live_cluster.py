@@ -272,10 +272,10 @@ def test_ten_thousand_object_cluster(tmp_path: Path) -> None:
         pages = len(server.list_requests("pods"))
     assert result.stats.resources == 10_020
     assert pages == 20
-    code, report, _ = (0, {}, "")
+    _code, report, _ = (0, {}, "")
     started = time.perf_counter()
     with fake_cluster(tmp_path, objects=objects) as (_server, kubeconfig):
-        code, report, _ = scan_json("--cluster", "--kubeconfig", str(kubeconfig), "-c", "KH-POD-005")
+        _code, report, _ = scan_json("--cluster", "--kubeconfig", str(kubeconfig), "-c", "KH-POD-005")
     elapsed_scan = time.perf_counter() - started
     assert len(report["findings"]) == 100
     print(f"\n10,020-object cluster: read {elapsed_read:.2f} s (traced peak {peak / 2**20:.1f} MiB); "

@@ -102,8 +102,10 @@ def test_root_group(tmp_path: Path) -> None:
     assert got == {("spec.securityContext.fsGroup", Severity.MEDIUM),
                    ("spec.securityContext.supplementalGroups[1]", Severity.MEDIUM),
                    ("spec.containers[0].securityContext.runAsGroup", Severity.MEDIUM)}
-    unset = findings(scan(tmp_path, pod("  containers: [{name: a, image: x}]\n"), "KH-POD-003"), "KH-POD-003")
+    two = pod("  initContainers: [{name: i, image: x}]\n  containers: [{name: a, image: x}]\n")
+    unset = findings(scan(tmp_path, two, "KH-POD-003"), "KH-POD-003")
     assert [(f.path, f.severity) for f in unset] == [("spec.securityContext.runAsGroup", Severity.LOW)]
+    assert "i, a" in unset[0].message
 
 
 # --- privilege and capabilities ---------------------------------------------------------------------
@@ -334,3 +336,30 @@ def test_every_nsa_pod_recommendation_is_listed() -> None:
     manual = {c.id: c.manual for c in all_controls() if c.id.startswith("KH-POD-") and c.manual}
     assert set(manual) == {"KH-POD-001", "KH-POD-017", "KH-POD-018", "KH-POD-025"}
     assert all(manual.values())
+
+
+def test_every_container_kind_of_every_workload_is_checked(tmp_path: Path) -> None:
+    text = """apiVersion: batch/v1
+kind: CronJob
+metadata: {name: c, namespace: apps}
+spec:
+  schedule: "* * * * *"
+  jobTemplate:
+    spec:
+      template:
+        spec:
+          initContainers: [{name: init, image: x:1, securityContext: {privileged: true}}]
+          containers: [{name: main, image: x:1}]
+          ephemeralContainers: [{name: debug, image: x:1, securityContext: {allowPrivilegeEscalation: true}}]
+"""
+    result = scan(tmp_path, text, "KH-POD-004", "KH-POD-005")
+    got = {(f.control_id, f.path, f.line) for f in result.findings}
+    base = "spec.jobTemplate.spec.template.spec."
+    assert got == {
+        ("KH-POD-005", base + "initContainers[0].securityContext.privileged", 10),
+        ("KH-POD-004", base + "initContainers[0].securityContext.allowPrivilegeEscalation", 10),
+        ("KH-POD-004", base + "containers[0].securityContext.allowPrivilegeEscalation", 11),
+        ("KH-POD-004", base + "ephemeralContainers[0].securityContext.allowPrivilegeEscalation", 12),
+    }
+    [high] = [f for f in result.findings if "ephemeral" in f.path]
+    assert high.severity is Severity.HIGH

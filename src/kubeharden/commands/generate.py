@@ -1,7 +1,116 @@
-"""Sub-commands of this area (owned by its issue; registered by kubeharden.cli)."""
+"""`kubeharden generate ...`: hardened configuration files and the API server changes they need."""
 
 from __future__ import annotations
+
+import os
 
 import click
 
 COMMANDS: list[click.Command] = []
+
+
+@click.group("generate")
+def generate() -> None:
+    """Generate hardened configuration (audit policy, encryption at rest)."""
+
+
+def _emit(text: str, snippet: str, output: str | None, force: bool, show_flags: bool, flags_only: bool,
+          secret: bool) -> None:
+    if flags_only:
+        click.echo(snippet, nl=False)
+        return
+    if output:
+        _write(output, text, force, secret)
+        click.echo(f"wrote {output}" + (" (mode 0600)" if secret else ""), err=True)
+        if show_flags:
+            click.echo(snippet, nl=False)
+        return
+    click.echo(text, nl=False)
+    if show_flags:  # keep stdout a valid file; the snippet goes to stderr
+        click.echo(snippet, nl=False, err=True)
+
+
+def _write(path: str, text: str, force: bool, secret: bool) -> None:
+    if os.path.lexists(path) and not force:
+        raise click.UsageError(f"{path} exists; use --force to overwrite it")
+    mode = 0o600 if secret else 0o644
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | (0 if force else os.O_EXCL)
+    try:
+        fd = os.open(path, flags, mode)
+    except OSError as exc:
+        raise click.UsageError(f"cannot write {path}: {exc.strerror}") from None
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(text)
+    if secret:
+        os.chmod(path, 0o600)  # also when --force replaced a looser file
+
+
+_common = [
+    click.option("--output", "-o", metavar="FILE", help="Write the file here (refuses to overwrite without --force)."),
+    click.option("--force", is_flag=True, help="Overwrite an existing output file."),
+    click.option("--flags", "show_flags", is_flag=True,
+                 help="Also print the kube-apiserver flags and hostPath volumes/volumeMounts."),
+    click.option("--flags-only", is_flag=True, help="Print only the kube-apiserver changes."),
+]
+
+
+def _common_options(fn: object) -> object:
+    for option in reversed(_common):
+        fn = option(fn)
+    return fn
+
+
+@generate.command("audit-policy")
+@_common_options
+@click.option("--policy-path", default="/etc/kubernetes/audit/audit-policy.yaml", show_default=True,
+              help="Where the policy will live on the control-plane node.")
+@click.option("--log-path", default="/var/log/kubernetes/audit/audit.log", show_default=True,
+              help="Audit log file on the node.")
+@click.option("--maxage", type=click.IntRange(min=1), default=30, show_default=True, help="Days to keep logs.")
+@click.option("--maxbackup", type=click.IntRange(min=1), default=10, show_default=True, help="Rotated files kept.")
+@click.option("--maxsize", type=click.IntRange(min=1), default=100, show_default=True, help="MB before rotation.")
+def audit_policy_command(output: str | None, force: bool, show_flags: bool, flags_only: bool, policy_path: str,
+                         log_path: str, maxage: int, maxbackup: int, maxsize: int) -> None:
+    """An audit Policy per guidance v1.2 (Secrets at Metadata; RBAC at RequestResponse; exec at Request)."""
+    from kubeharden.generators.audit_policy import AuditOptions, audit_snippet, render_audit_policy
+
+    options = AuditOptions(policy_path, log_path, maxage, maxbackup, maxsize)
+    _emit(render_audit_policy(), audit_snippet(options).render(), output, force, show_flags, flags_only, False)
+
+
+@generate.command("encryption-config")
+@_common_options
+@click.option("--provider", type=click.Choice(["secretbox", "aesgcm", "aescbc", "kms"]), default="secretbox",
+              show_default=True, help="Encryption provider (kms means KMS v2).")
+@click.option("--resource", "resources", multiple=True, default=("secrets", "configmaps"), show_default=True,
+              help="Resources to encrypt (repeat).")
+@click.option("--config-path", default="/etc/kubernetes/enc/encryption-config.yaml", show_default=True,
+              help="Where the file will live on the control-plane node.")
+@click.option("--kms-endpoint", metavar="unix:///PATH", help="KMS v2 plugin socket (needed with --provider kms).")
+@click.option("--kms-name", default="kms-plugin", show_default=True, help="KMS provider name.")
+def encryption_config_command(output: str | None, force: bool, show_flags: bool, flags_only: bool, provider: str,
+                              resources: tuple[str, ...], config_path: str, kms_endpoint: str | None,
+                              kms_name: str) -> None:
+    """An EncryptionConfiguration with a fresh random 32-byte key (or KMS v2), identity last."""
+    from kubeharden.generators.encryption_config import (
+        EncryptionOptions,
+        GeneratorError,
+        encryption_snippet,
+        render_encryption_config,
+    )
+
+    options = EncryptionOptions(provider, tuple(resources), config_path, kms_endpoint, kms_name)
+    try:
+        text = render_encryption_config(options)
+    except GeneratorError as exc:
+        raise click.UsageError(str(exc)) from None
+    if provider == "aescbc":
+        click.echo("warning: aescbc is a legacy provider (KH-SEC-003); prefer secretbox, aesgcm or kms", err=True)
+    if provider == "aesgcm":
+        click.echo("note: rotate aesgcm keys well before 2^32 writes (Kubernetes advises every 200k writes)",
+                   err=True)
+    _emit(text, encryption_snippet(options).render(), output, force, show_flags, flags_only,
+          secret=provider != "kms")
+
+
+COMMANDS.append(generate)

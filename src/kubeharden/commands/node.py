@@ -1,7 +1,129 @@
-"""Sub-commands of this area (owned by its issue; registered by kubeharden.cli)."""
+"""`kubeharden node` (judge a node's control-plane and kubelet configuration),
+`kubeharden node probe-etcd` and `kubeharden collect-node`."""
 
 from __future__ import annotations
+
+import os
+import sys
+from typing import Any
 
 import click
 
 COMMANDS: list[click.Command] = []
+
+
+def _report_options(fn: Any) -> Any:
+    from kubeharden.cli import report_options
+
+    return report_options(fn)
+
+
+@click.group("node", invoke_without_command=True)
+@click.option("--root", type=click.Path(file_okay=False), metavar="DIR",
+              help="Node root to read (/ on the node itself, or a copy with the same layout).")
+@click.option("--bundle", type=click.Path(dir_okay=False, exists=True), metavar="FILE",
+              help="Bundle made by `kubeharden collect-node`.")
+@click.option("--processes/--no-processes", default=None,
+              help="Read running command lines from /proc (default: only when --root is /).")
+@_report_options
+@click.pass_context
+def node(click_ctx: click.Context, root: str | None, bundle: str | None, processes: bool | None,
+         formats: tuple[str, ...], outputs: tuple[str, ...], fail_on: str, exceptions_file: str | None,
+         show_unused_exceptions: bool, only: tuple[str, ...], skip: tuple[str, ...],
+         kubernetes_version: str | None) -> None:
+    """Judge control-plane and kubelet configuration from a node's files (--root) or a bundle."""
+    if click_ctx.invoked_subcommand is not None:
+        return
+    from kubeharden.cli import finish, settings_from
+    from kubeharden.scanner import ScanRequest, UsageError, run_scan
+
+    if bool(root) == bool(bundle):
+        raise click.UsageError("give exactly one of --root DIR (e.g. --root /) or --bundle FILE")
+    settings = settings_from(kubernetes_version)
+    settings.as_cluster = False
+    source: dict[str, Any] = {"bundle": bundle} if bundle else {"root": root, "processes": processes}
+    request = ScanRequest(settings=settings, only=only, skip=skip, exceptions_file=exceptions_file,
+                          sources={"node": source})
+    try:
+        result = run_scan(request)
+    except UsageError as exc:
+        raise click.UsageError(str(exc)) from None
+    protected = {os.path.abspath(bundle)} if bundle else set()
+    finish(result, formats, outputs, fail_on, show_unused_exceptions, protected)
+
+
+@node.command("probe-etcd")
+@click.argument("url")
+@click.option("--cacert", type=click.Path(dir_okay=False, exists=True),
+              help="CA that signed etcd's server certificate.")
+@click.option("--cert", type=click.Path(dir_okay=False, exists=True), help="Client certificate (etcd client).")
+@click.option("--key", type=click.Path(dir_okay=False, exists=True), help="Key of the client certificate.")
+@click.option("--timeout", type=float, default=3.0, show_default=True, help="Seconds per connection.")
+@click.option("--format", "-f", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@click.option("--fail-on", default="high", show_default=True, metavar="SEVERITY",
+              help="Exit 1 when an insecure result is at or above: low, medium, high, critical, none.")
+def probe_etcd_command(url: str, cacert: str | None, cert: str | None, key: str | None, timeout: float,
+                       fmt: str, fail_on: str) -> None:
+    """Actively test an etcd client URL: plain HTTP, TLS without client certificate, TLS 1.0/1.1.
+
+    Connects only to URL's host and port."""
+    from kubeharden.model import Severity
+    from kubeharden.nodeconf.probe import INSECURE, ProbeUsageError, probe_etcd
+
+    threshold: Severity | None = None
+    if fail_on.lower() != "none":
+        try:
+            threshold = Severity.parse(fail_on)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--fail-on") from None
+    if bool(cert) != bool(key):
+        raise click.UsageError("--cert and --key go together")
+    try:
+        result = probe_etcd(url, cacert, cert, key, timeout)
+    except ProbeUsageError as exc:
+        raise click.BadParameter(str(exc), param_hint="URL") from None
+    if fmt == "json":
+        click.echo(result.to_json())
+    else:
+        click.echo(f"etcd probe of {result.host}:{result.port}")
+        if result.error:
+            click.echo(f"  error: {result.error}")
+        for check in result.checks:
+            mark = {"insecure": "FAIL", "secure": "ok", "not_assessed": "n/a"}[check.status]
+            click.echo(f"  {mark:<5} {check.severity.label:<8} {check.title}: {check.detail}")
+    if result.error:
+        click.echo(f"error: {result.error}", err=True)
+        sys.exit(2)
+    if threshold is not None and any(c.status == INSECURE and c.severity >= threshold for c in result.checks):
+        sys.exit(1)
+    sys.exit(0)
+
+
+@click.command("collect-node")
+@click.option("--output", "-o", "output", required=True, type=click.Path(dir_okay=False), metavar="FILE",
+              help="Bundle to write (.tar.gz).")
+@click.option("--root", default="/", show_default=True, type=click.Path(file_okay=False), metavar="DIR",
+              help="Node root to read.")
+@click.option("--processes/--no-processes", default=None,
+              help="Record running command lines from /proc (default: only when --root is /).")
+@click.option("--force", is_flag=True, help="Overwrite an existing bundle.")
+def collect_node(output: str, root: str, processes: bool | None, force: bool) -> None:
+    """Collect what `kubeharden node --bundle` needs from a node: config files, file modes and owners,
+    command lines. Keys, tokens and kubeconfigs are not copied; encryption keys are reduced to their length."""
+    from kubeharden.nodeconf.snapshot import collect_root, write_bundle
+
+    if os.path.exists(output):
+        if not force:
+            raise click.UsageError(f"{output} exists; use --force to overwrite it")
+        os.remove(output)
+    snapshot = collect_root(root, processes)
+    for error in snapshot.errors:
+        click.echo(f"warning: {error.source}: {error.message}", err=True)
+    write_bundle(snapshot, output)
+    copied = sum(1 for r in snapshot.files.values() if r.text is not None)
+    present = sum(1 for r in snapshot.files.values() if r.exists)
+    click.echo(f"wrote {output}: {present} files recorded ({copied} copied), "
+               f"{sum(len(p) for p in snapshot.processes.values())} process command lines", err=True)
+
+
+COMMANDS.extend([node, collect_node])

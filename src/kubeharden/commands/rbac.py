@@ -22,8 +22,7 @@ from rich.text import Text
 from kubeharden.inventory import Inventory, service_account_name, token_automount
 from kubeharden.loader import LoadContext, load_paths
 from kubeharden.rbac.engine import (
-    DEFAULT_NAMESPACE,
-    RBAC_KINDS,
+        RBAC_KINDS,
     Grant,
     RbacModel,
     Request,
@@ -208,12 +207,13 @@ def list_permissions(paths: tuple[str, ...], as_user: str, as_groups: tuple[str,
     _finish(0, loaded)
 
 
-def _workloads_by_service_account(inventory: Inventory) -> dict[tuple[str, str], list[str]]:
-    """(namespace, ServiceAccount) -> workloads that run as it with the token mounted."""
-    out: dict[tuple[str, str], list[str]] = defaultdict(list)
+def _workloads_by_service_account(inventory: Inventory) -> dict[tuple[str | None, str], list[str]]:
+    """(namespace or None when the manifest sets none, ServiceAccount) -> workloads that run as
+    it with the token mounted."""
+    out: dict[tuple[str | None, str], list[str]] = defaultdict(list)
     for pod in inventory.pod_specs():
         if token_automount(pod, inventory).mounted:
-            out[(pod.namespace or DEFAULT_NAMESPACE, service_account_name(pod))].append(pod.resource.display())
+            out[(pod.namespace, service_account_name(pod))].append(pod.resource.display())
     return out
 
 
@@ -232,7 +232,10 @@ def risks(paths: tuple[str, ...], include_expected: bool, limit: int | None, fmt
     workloads = _workloads_by_service_account(loaded.inventory)
 
     def uses(subject_ns: str | None, name: str) -> list[str]:
-        return list(dict.fromkeys(workloads.get((subject_ns or "", name), [])))
+        # Manifests without metadata.namespace are applied with -n: they may run in any namespace.
+        found = workloads.get((subject_ns, name), []) + [
+            f"{w} (no namespace)" for w in workloads.get((None, name), [])]
+        return list(dict.fromkeys(found))
 
     if fmt == "json":
         out = []

@@ -141,10 +141,10 @@ def encryption_covers_secrets(ctx: Context) -> Iterator[Violation]:
     guidance=("NSA-SEC-4",),
     severity=Severity.MEDIUM,
     needs="node configuration: kube-apiserver with --encryption-provider-config and its EncryptionConfiguration",
-    what="The provider that encrypts Secrets is aescbc (legacy, padding-oracle prone), KMS v1 (deprecated), "
-    "or a local-key provider (aesgcm, secretbox) instead of KMS v2.",
-    why="A local key sits next to the data it protects (whoever reads the config file decrypts etcd); aescbc "
-    "is no longer recommended and KMS v1 is deprecated since 1.28.",
+    what="The provider that encrypts Secrets is aescbc (legacy, padding-oracle prone) or KMS v1 "
+    "(deprecated). secretbox and aesgcm pass (rotate their keys; KMS v2 keeps the key off the node).",
+    why="aescbc is no longer recommended by Kubernetes and KMS v1 is deprecated since 1.28; a local key "
+    "sits next to the data it protects, so KMS v2 is the strongest choice.",
     fix="Use a kms provider with apiVersion: v2 backed by an external KMS; otherwise secretbox or aesgcm "
     "with regular key rotation, never aescbc.",
     examples=(Example(True, _with_enc(_enc_doc(_keyed("aescbc")))),
@@ -168,12 +168,6 @@ def encryption_provider_strength(ctx: Context) -> Iterator[Violation]:
             if api_version != "v2":
                 yield Violation(res, (*first.path, "apiVersion"), f"KMS provider uses apiVersion {api_version} "
                                 "(KMS v1 is deprecated; use v2)", api_version, has_value=True)
-        else:
-            violation = Violation(res, first.path, f"Secrets are encrypted with {first.name} using a key stored "
-                                  "in the configuration file (prefer KMS v2; rotate the key regularly)",
-                                  first.name, has_value=True)
-            violation.severity = Severity.LOW
-            yield violation
 
 
 @control(

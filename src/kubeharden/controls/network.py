@@ -615,10 +615,10 @@ def metadata_reachable(ctx: Context) -> Iterator[Violation]:
         reachable = []
         rules: list[str] = []
         for address in METADATA_ADDRESSES:
-            verdict = model.can_reach_address(ep, address)
-            if verdict.allowed:
+            side = model.side(ep, EGRESS, address, None)
+            if not side.ports.empty:
                 reachable.append(str(address.network_address))
-                rules.extend(f"{m.policy.key} {m.rule.field_name}" for m in verdict.deciding)
+                rules.extend(f"{m.policy.key} {m.rule.field_name}" for m in side.matches if not m.ports.empty)
         if reachable:
             found = True
             yield _pod_violation(

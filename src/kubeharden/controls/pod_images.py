@@ -128,8 +128,10 @@ def _registries_configured(ctx: Context) -> str | None:
     why="Images from untrusted registries bypass the organisation's build, scan and signing pipeline.",
     fix="Mirror the image into an allowed registry and set containers[*].image to that registry "
     "(an image with no registry host is docker.io).",
-    # A bad example would need --allowed-registry, which examples cannot pass; tests/pod covers it.
-    examples=(Example(False, pod_example(image="registry.example/app:1.0")),),
+    examples=(
+        Example(True, pod_example(image="docker.io/library/nginx:1.27"), allowed_registries=("registry.example",)),
+        Example(False, pod_example(image="registry.example/app:1.0"), allowed_registries=("registry.example",)),
+    ),
 )
 def untrusted_registry(ctx: Context) -> Iterator[Violation]:
     allowed = tuple(ctx.settings.allowed_registries)

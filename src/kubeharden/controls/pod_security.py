@@ -241,15 +241,17 @@ def root_group(ctx: Context) -> Iterator[Violation]:
             if is_int(gid) and gid == 0:
                 yield pod.spec_violation(("securityContext", "supplementalGroups", i),
                                          "pod adds supplemental group 0 (root group)", 0)
+        unset: list[str] = []
         for c in pod.containers():
             group, path = effective(c, "runAsGroup")
             if is_int(group) and group == 0:
                 yield pod.resource_violation(path, f"container '{c.name}' runs with runAsGroup: 0", 0)
             elif group is None:
-                yield pod.resource_violation(
-                    (*pod.path, "securityContext", "runAsGroup"),
-                    f"container '{c.name}' has no runAsGroup: the image's primary group (often 0) applies",
-                    severity=Severity.LOW)
+                unset.append(c.name)
+        if unset:  # one finding: the fix is one pod-level field
+            yield pod.spec_violation(("securityContext", "runAsGroup"),
+                                     f"no runAsGroup for container(s) {', '.join(unset)}: the image's primary "
+                                     "group (often 0) applies", severity=Severity.LOW)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -97,7 +97,7 @@ def _grant_violations(ctx: Context, kinds: Iterable[RiskKind], what: str,
         yield Violation(
             g.binding.resource,
             ("subjects", g.subject_index),
-            f"{g.subject.display()} can {items[0].kind.title if not what else what} {_scope_text(g)} "
+            f"{g.subject.display()} can {what or items[0].kind.title} {_scope_text(g)} "
             f"through {g.role.display()} ({rules})",
             severity=max(r.severity for r in items),
             evidence=_evidence(items),

@@ -45,8 +45,11 @@ def _resource_matches(rule: dict[str, Any], req: RequestKind, ignore_names: bool
         if str(entry.get("group") or "") != req.group:
             continue
         names = [str(x) for x in as_list(entry.get("resources"))]
+        # as the API server matches: exact "resource/sub", "*", "*/sub", and "resource/*" (which the
+        # API server also applies to the resource itself)
         hit = not names or any(
-            n == combined or n == "*" or (req.subresource and (n == f"*/{req.subresource}" or n == f"{req.resource}/*"))
+            n == combined or n == "*" or n == f"{req.resource}/*"
+            or (bool(req.subresource) and n == f"*/{req.subresource}")
             for n in names
         )
         if not hit:

@@ -217,6 +217,16 @@ KUBELET_KEYS: dict[str, KubeletKey] = {k.path[-1] if len(k.path) == 1 else ".".j
 )}
 
 
+# v1beta1 defaulting replaces a zero duration in the config file with the default (kubeadm writes
+# "streamingConnectionIdleTimeout: 0s", which means 4h); only a flag can really set 0.
+ZERO_DEFAULTED = frozenset({"streamingConnectionIdleTimeout"})
+
+
+def _is_zero_duration(value: Any) -> bool:
+    text = str(value).strip()
+    return text == "0" or (bool(text) and text.strip("0hms.") == "" and not any(c in "123456789" for c in text))
+
+
 @dataclass
 class Setting:
     key: KubeletKey
@@ -270,7 +280,7 @@ class KubeletInstance:
             return Setting(key, _parse_flag_value(key, flag), "flag", flag)
         if self.config is not None:
             value = get_path(self.config, key.path)
-            if value is not None:
+            if value is not None and not (name in ZERO_DEFAULTED and _is_zero_duration(value)):
                 return Setting(key, value, "config")
             return Setting(key, key.config_default, "default")
         return Setting(key, key.flag_default, "default")

@@ -56,7 +56,7 @@ COPIED_ROLES = frozenset({
 # Roles whose copied text is a Kubernetes-style YAML document the node source loads.
 YAML_ROLES = frozenset({
     "static-pod", "kubelet-config", "encryption-config", "audit-policy", "admission-config",
-    "admission-plugin-config", "authentication-config", "authorization-config",
+    "admission-plugin-config", "authentication-config", "authorization-config", "audit-webhook-kubeconfig",
 })
 # kube-apiserver flags naming a file whose content the checks read.
 APISERVER_COPIED_FLAGS = {

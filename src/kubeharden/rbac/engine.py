@@ -456,7 +456,8 @@ class RbacModel:
                 table: dict[Any, Role] = self.cluster_roles if res.kind == "ClusterRole" else self.roles
                 key: Any = role.name if res.kind == "ClusterRole" else (ns or DEFAULT_NAMESPACE, role.name)
                 previous = table.get(key)
-                if previous is not None and previous.resource is not None and _definition(previous) != _definition(role):
+                if (previous is not None and previous.resource is not None
+                        and _definition(previous) != _definition(role)):
                     # One name, one role in a cluster: the last object applied wins.
                     first = previous.resource.source
                     self.problems.append(Problem(res, ("rules",), (
@@ -557,8 +558,8 @@ class RbacModel:
             elif b.role_kind == "Role":
                 b.role = self.roles.get((b.namespace or DEFAULT_NAMESPACE, b.role_name))
             else:
-                self.problems.append(Problem(b.resource, ("roleRef", "kind"),
-                                             f"{b.display()} has roleRef.kind {b.role_kind!r} (expected Role or ClusterRole)"))
+                self.problems.append(Problem(b.resource, ("roleRef", "kind"), (
+                    f"{b.display()} has roleRef.kind {b.role_kind!r} (expected Role or ClusterRole)")))
                 continue
             if b.role is None:
                 where = f" in namespace {b.namespace}" if b.role_kind == "Role" else ""
@@ -671,7 +672,11 @@ def model_for(inventory: Inventory) -> RbacModel:
     if cached is not None and cached[0]() is inventory:
         return cached[1]
     model = RbacModel(inventory.of_kind(*RBAC_KINDS))
-    _MODELS[key] = (weakref.ref(inventory, lambda _ref, k=key: _MODELS.pop(k, None)), model)
+
+    def forget(_ref: weakref.ref[Inventory], k: int = key) -> None:
+        _MODELS.pop(k, None)
+
+    _MODELS[key] = (weakref.ref(inventory, forget), model)
     return model
 
 

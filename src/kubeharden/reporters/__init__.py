@@ -11,7 +11,7 @@ from kubeharden.engine import ScanResult
 @dataclass(frozen=True)
 class Reporter:
     name: str
-    render: Callable[[ScanResult], str]
+    render: Callable[[ScanResult], str | bytes]  # bytes: UTF-8 already (large JSON reports)
     extension: str
 
 

