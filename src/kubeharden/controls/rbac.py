@@ -500,7 +500,7 @@ def default_service_account_binding(ctx: Context) -> Iterator[Violation]:
     kinds=WORKLOADS,
     requires=_bindings_in_input,
     what="A workload runs as a ServiceAccount that holds a risky permission (cluster-admin, "
-    "Secrets read, exec, pod/workload or token creation, escalation, wildcards...) through a "
+    "Secrets read, exec, pod/workload or token creation, impersonation, escalation...) through a "
     "binding in the input, and its API token is mounted (automountServiceAccountToken not false "
     "on the pod nor on the ServiceAccount).",
     why="Anyone who compromises a container of the workload reads the mounted token and acts with "

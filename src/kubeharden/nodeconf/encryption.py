@@ -13,8 +13,8 @@ from kubeharden.nodeconf.snapshot import KEY_LENGTH_MARKER
 
 PROVIDERS = ("aesgcm", "aescbc", "secretbox", "identity", "kms")
 KEY_PROVIDERS = ("aesgcm", "aescbc", "secretbox")
-# Key sizes the API server accepts (AES-128/192/256; XSalsa20 needs 32 bytes).
-VALID_KEY_SIZES = {"aesgcm": (16, 24, 32), "aescbc": (16, 24, 32), "secretbox": (32,)}
+# Key sizes the API server accepts: AES-GCM 16, 24 or 32 bytes; AES-CBC and secretbox 32.
+VALID_KEY_SIZES = {"aesgcm": (16, 24, 32), "aescbc": (32,), "secretbox": (32,)}
 RECOMMENDED_KEY_SIZE = 32
 
 

@@ -238,7 +238,15 @@ class Setting:
         if self.origin == "flag":
             return f"--{self.key.flag}={self.flag.text if self.flag else self.value}"
         name = ".".join(self.key.path)
-        return f"{name}: {self.value!r}" + (" (default)" if self.origin == "default" else "")
+        return f"{name}: {_yaml_text(self.value)}" + (" (default)" if self.origin == "default" else "")
+
+
+def _yaml_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value in ("", None):
+        return '""'
+    return str(value)
 
 
 def _parse_flag_value(key: KubeletKey, flag: Flag) -> Any:
