@@ -182,6 +182,34 @@ class Inventory:
                 out[str(uid)] = res
         return out
 
+    @cached_property
+    def _by_label(self) -> dict[tuple[str, str], list[Resource]]:
+        index: dict[tuple[str, str], list[Resource]] = defaultdict(list)
+        for res in self.resources:
+            for key, value in res.labels.items():
+                index[(str(key), str(value))].append(res)
+        return dict(index)
+
+    def with_labels(self, labels: dict[str, str], *kinds: str) -> list[Resource]:
+        """Resources carrying every given label (of the given kinds, if any)."""
+        if not labels:
+            return list(self.of_kind(*kinds)) if kinds else list(self.resources)
+        candidates: list[Resource] | None = None
+        for key, value in labels.items():
+            found = self._by_label.get((str(key), str(value)), [])
+            candidates = found if candidates is None else [r for r in candidates if r in found]
+        wanted = set(kinds)
+        return [r for r in candidates or [] if not wanted or r.kind in wanted]
+
+    def owned_by(self, owner: Resource) -> list[Resource]:
+        """Resources whose ownerReferences name ``owner`` (by uid)."""
+        uid = owner.metadata.get("uid")
+        if not uid:
+            return []
+        return [r for r in self.resources
+                if any(isinstance(ref, dict) and ref.get("uid") == uid
+                       for ref in as_list(r.metadata.get("ownerReferences")))]
+
     def kinds(self) -> set[str]:
         return set(self._by_kind)
 

@@ -218,3 +218,58 @@ def test_secret_values_are_never_kept(tmp_path: Path) -> None:
     [secret] = result.resources
     assert secret.obj["data"] == {"password": "<redacted>"}
     assert "plain-text-token" not in json.dumps(secret.obj)
+
+
+def test_inventory_indexes(tmp_path: Path) -> None:
+    from kubeharden.inventory import Inventory
+
+    text = """\
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web, namespace: shop, uid: d1, labels: {app: web, tier: front}}
+spec:
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      initContainers: [{name: init, image: i}]
+      containers: [{name: web, image: w}]
+      ephemeralContainers: [{name: debug, image: d}]
+---
+apiVersion: apps/v1
+kind: ReplicaSet
+metadata:
+  name: web-1
+  namespace: shop
+  uid: r1
+  labels: {app: web}
+  ownerReferences: [{apiVersion: apps/v1, kind: Deployment, name: web, uid: d1, controller: true}]
+spec:
+  template:
+    spec: {containers: [{name: web, image: w}]}
+---
+apiVersion: batch/v1
+kind: CronJob
+metadata: {name: job, namespace: shop}
+spec:
+  jobTemplate:
+    spec:
+      template:
+        spec: {containers: [{name: c, image: c}]}
+"""
+    inv = Inventory(load_paths([str(write(tmp_path, "w.yaml", text))]).resources)
+    assert [r.name for r in inv.with_labels({"app": "web"})] == ["web", "web-1"]
+    assert [r.name for r in inv.with_labels({"app": "web", "tier": "front"})] == ["web"]
+    deployment = inv.get("Deployment", "shop", "web")
+    assert deployment is not None
+    assert [r.name for r in inv.owned_by(deployment)] == ["web-1"]
+    # the ReplicaSet is judged through its Deployment: one pod spec per template
+    specs = {(p.resource.kind, p.path) for p in inv.pod_specs()}
+    assert specs == {("Deployment", ("spec", "template", "spec")),
+                     ("CronJob", ("spec", "jobTemplate", "spec", "template", "spec"))}
+    web = next(p for p in inv.pod_specs() if p.resource.kind == "Deployment")
+    assert [(c.field, c.name, c.path[-2:]) for c in web.containers()] == [
+        ("initContainers", "init", ("initContainers", 0)),
+        ("containers", "web", ("containers", 0)),
+        ("ephemeralContainers", "debug", ("ephemeralContainers", 0)),
+    ]

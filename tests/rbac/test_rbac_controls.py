@@ -367,3 +367,41 @@ rules: [{apiGroups: [""], resources: [secrets], verbs: [get]}]
 """
     for control_id in ("KH-RBAC-001", "KH-RBAC-003", "KH-RBAC-008"):
         assert scan(role_only, control_id).controls[0].status is Status.NOT_ASSESSED
+
+
+def test_live_default_objects_are_not_findings() -> None:
+    # What a snapshot of a live cluster holds: the default objects, labelled rbac-defaults.
+    text = """
+apiVersion: v1
+kind: List
+items:
+- apiVersion: rbac.authorization.k8s.io/v1
+  kind: ClusterRole
+  metadata: {name: cluster-admin, labels: {kubernetes.io/bootstrapping: rbac-defaults}}
+  rules:
+  - {apiGroups: ["*"], resources: ["*"], verbs: ["*"]}
+  - {nonResourceURLs: ["*"], verbs: ["*"]}
+- apiVersion: rbac.authorization.k8s.io/v1
+  kind: ClusterRoleBinding
+  metadata: {name: cluster-admin, labels: {kubernetes.io/bootstrapping: rbac-defaults}}
+  roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: cluster-admin}
+  subjects: [{apiGroup: rbac.authorization.k8s.io, kind: Group, name: system:masters}]
+- apiVersion: rbac.authorization.k8s.io/v1
+  kind: ClusterRoleBinding
+  metadata: {name: system:public-info-viewer, labels: {kubernetes.io/bootstrapping: rbac-defaults}}
+  roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: system:public-info-viewer}
+  subjects:
+  - {apiGroup: rbac.authorization.k8s.io, kind: Group, name: system:authenticated}
+  - {apiGroup: rbac.authorization.k8s.io, kind: Group, name: system:unauthenticated}
+- apiVersion: rbac.authorization.k8s.io/v1
+  kind: ClusterRoleBinding
+  metadata: {name: system:service-account-issuer-discovery, labels: {kubernetes.io/bootstrapping: rbac-defaults}}
+  roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: system:service-account-issuer-discovery}
+  subjects: [{apiGroup: rbac.authorization.k8s.io, kind: Group, name: system:serviceaccounts}]
+"""
+    for ctrl in RBAC_CONTROLS:
+        assert scan(text, ctrl.id).controls[0].status is not Status.FAIL, ctrl.id
+    # ... but a subject added to a default binding is reported
+    tampered = text.replace("name: system:masters}]", "name: system:masters}, {kind: User, name: mallory}]")
+    [f] = findings(tampered, "KH-RBAC-001")
+    assert "User mallory" in f.message and f.path == "subjects[1]"

@@ -110,7 +110,17 @@ def probe_etcd(url: str, cacert: str | None = None, cert: str | None = None, key
     except OSError as exc:
         result.error = f"cannot connect to {host}:{port}: {exc.strerror or exc}"
         return result
-    result.checks.append(_check_plain_http(host, port, timeout))
+    plain = _check_plain_http(host, port, timeout)
+    result.checks.append(plain)
+    if plain.status == INSECURE:
+        # the port speaks plain HTTP: there is no TLS to judge
+        reason = "the endpoint serves plain HTTP, not TLS"
+        result.checks.append(ProbeCheck("tls-no-client-cert", "TLS without a client certificate accepted",
+                                        UNKNOWN, reason, Severity.CRITICAL))
+        for label in ("1.0", "1.1"):
+            result.checks.append(ProbeCheck(f"tls-{label}", f"TLS {label} accepted", UNKNOWN, reason,
+                                            Severity.MEDIUM))
+        return result
     result.checks.append(_check_no_client_cert(host, port, cacert, timeout))
     for label, version in (("1.0", ssl.TLSVersion.TLSv1), ("1.1", ssl.TLSVersion.TLSv1_1)):
         result.checks.append(_check_old_tls(host, port, label, version, cert, key, timeout))

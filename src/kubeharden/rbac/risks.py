@@ -33,6 +33,7 @@ from kubeharden.rbac.engine import (
 # "rbac_expected_subjects".
 EXPECTED_SUBJECTS: tuple[str, ...] = (
     "Group:system:masters",
+    "Group:kubeadm:cluster-admins",  # kubeadm's break-glass admin group (admin.conf, 1.29+)
     "Group:system:nodes",
     "User:system:node:*",
     "User:system:kube-controller-manager",

@@ -1,0 +1,192 @@
+"""The etcd probe against a real etcd (Debian's etcd-server: /usr/bin/etcd) on loopback."""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+import json
+import os
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from kubeharden.cli import cli
+from kubeharden.nodeconf.probe import INSECURE, SECURE, UNKNOWN, probe_etcd
+
+ETCD = "/usr/bin/etcd"
+pytestmark = pytest.mark.skipif(not os.path.exists(ETCD), reason=f"{ETCD} not installed (apt-get install etcd-server)")
+TLS12_AEAD = "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _name(cn: str) -> x509.Name:
+    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+
+
+def _cert(subject: str, key: ec.EllipticCurvePrivateKey, issuer: str, issuer_key: ec.EllipticCurvePrivateKey,
+          ca: bool = False, server: bool = False) -> x509.Certificate:
+    now = dt.datetime.now(dt.UTC)
+    builder = (x509.CertificateBuilder().subject_name(_name(subject)).issuer_name(_name(issuer))
+               .public_key(key.public_key()).serial_number(x509.random_serial_number())
+               .not_valid_before(now - dt.timedelta(minutes=5)).not_valid_after(now + dt.timedelta(days=1))
+               .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
+    if not ca:
+        usage = [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH] if server else \
+            [ExtendedKeyUsageOID.CLIENT_AUTH]
+        builder = builder.add_extension(x509.ExtendedKeyUsage(usage), critical=False)
+    if server:
+        builder = builder.add_extension(x509.SubjectAlternativeName(
+            [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+    return builder.sign(issuer_key, hashes.SHA256())
+
+
+def _write_pair(directory: Path, name: str, cert: x509.Certificate, key: ec.EllipticCurvePrivateKey) -> None:
+    (directory / f"{name}.crt").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path = directory / f"{name}.key"
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    os.chmod(key_path, 0o600)
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    directory = tmp_path_factory.mktemp("etcd-pki")
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca = _cert("etcd-test-ca", ca_key, "etcd-test-ca", ca_key, ca=True)
+    _write_pair(directory, "ca", ca, ca_key)
+    server_key = ec.generate_private_key(ec.SECP256R1())
+    _write_pair(directory, "server", _cert("etcd-server", server_key, "etcd-test-ca", ca_key, server=True), server_key)
+    client_key = ec.generate_private_key(ec.SECP256R1())
+    _write_pair(directory, "client", _cert("kube-apiserver-etcd-client", client_key, "etcd-test-ca", ca_key),
+                client_key)
+    return directory
+
+
+def _start_etcd(tmp: Path, tls: Path | None, extra: list[str] | None = None) -> Iterator[str]:
+    client_port, peer_port = _free_port(), _free_port()
+    scheme = "https" if tls else "http"
+    client_url = f"{scheme}://127.0.0.1:{client_port}"
+    peer_url = f"http://127.0.0.1:{peer_port}"
+    data_dir = tmp / f"data-{client_port}"
+    args = [ETCD, "--name", "probe-test", "--data-dir", str(data_dir),
+            "--listen-client-urls", client_url, "--advertise-client-urls", client_url,
+            "--listen-peer-urls", peer_url, "--initial-advertise-peer-urls", peer_url,
+            "--initial-cluster", f"probe-test={peer_url}", "--listen-metrics-urls", ""]
+    if tls:
+        args += ["--cert-file", str(tls / "server.crt"), "--key-file", str(tls / "server.key"),
+                 "--client-cert-auth", "--trusted-ca-file", str(tls / "ca.crt")]
+    args += extra or []
+    log = open(tmp / f"etcd-{client_port}.log", "wb")  # noqa: SIM115 - closed below
+    proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise RuntimeError(f"etcd exited: {(tmp / f'etcd-{client_port}.log').read_text()[-2000:]}")
+            try:
+                with socket.create_connection(("127.0.0.1", client_port), timeout=0.5):
+                    break
+            except OSError:
+                time.sleep(0.1)
+        else:
+            raise RuntimeError("etcd did not start listening within 20s")
+        time.sleep(0.3)  # serving begins right after the listener opens
+        yield client_url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def mtls_etcd(tmp_path_factory: pytest.TempPathFactory, pki: Path) -> Iterator[str]:
+    yield from _start_etcd(tmp_path_factory.mktemp("etcd-mtls"), pki)
+
+
+@pytest.fixture(scope="module")
+def mtls_tls12_etcd(tmp_path_factory: pytest.TempPathFactory, pki: Path) -> Iterator[str]:
+    yield from _start_etcd(tmp_path_factory.mktemp("etcd-tls12"), pki, ["--cipher-suites", TLS12_AEAD])
+
+
+@pytest.fixture(scope="module")
+def plain_etcd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    yield from _start_etcd(tmp_path_factory.mktemp("etcd-plain"), None)
+
+
+def _status(result: object, check_id: str) -> str:
+    checks = {c.id: c for c in result.checks}  # type: ignore[attr-defined]
+    return str(checks[check_id].status)
+
+
+def test_mutual_tls_etcd_refuses_plain_http_and_anonymous_tls(mtls_etcd: str, pki: Path) -> None:
+    result = probe_etcd(mtls_etcd, str(pki / "ca.crt"), str(pki / "client.crt"), str(pki / "client.key"))
+    assert result.reachable and result.error is None
+    assert _status(result, "plain-http") == SECURE
+    assert _status(result, "tls-no-client-cert") == SECURE
+    assert _status(result, "mtls") == SECURE  # the client certificate really works
+
+
+def test_default_go_tls_of_etcd_34_accepts_tls10(mtls_etcd: str, pki: Path) -> None:
+    """etcd 3.4 (Go 1.19) without --cipher-suites still accepts TLS 1.0 from a client with a cert."""
+    result = probe_etcd(mtls_etcd, str(pki / "ca.crt"), str(pki / "client.crt"), str(pki / "client.key"))
+    status = _status(result, "tls-1.0")
+    if status == UNKNOWN:
+        pytest.skip("this host's OpenSSL cannot offer TLS 1.0: " +
+                    next(c.detail for c in result.checks if c.id == "tls-1.0"))
+    assert status == INSECURE
+
+
+def test_aead_only_cipher_suites_refuse_old_tls(mtls_tls12_etcd: str, pki: Path) -> None:
+    result = probe_etcd(mtls_tls12_etcd, str(pki / "ca.crt"), str(pki / "client.crt"), str(pki / "client.key"))
+    assert _status(result, "tls-1.0") in (SECURE, UNKNOWN)
+    assert _status(result, "tls-1.1") in (SECURE, UNKNOWN)
+    assert _status(result, "tls-no-client-cert") == SECURE
+    assert not result.insecure()
+
+
+def test_plain_etcd_is_insecure(plain_etcd: str) -> None:
+    result = probe_etcd(plain_etcd)
+    assert _status(result, "plain-http") == INSECURE
+    # no TLS to judge: not a pass
+    assert _status(result, "tls-no-client-cert") == UNKNOWN
+    assert [c.id for c in result.insecure()] == ["plain-http"]
+
+
+def test_cli_exit_codes_and_json(plain_etcd: str, mtls_tls12_etcd: str, pki: Path) -> None:
+    runner = CliRunner()
+    bad = runner.invoke(cli, ["node", "probe-etcd", plain_etcd, "--format", "json"])
+    assert bad.exit_code == 1, bad.output
+    data = json.loads(bad.output)
+    assert data["checks"][0] == {**data["checks"][0], "id": "plain-http", "status": "insecure", "severity": "critical"}
+    good = runner.invoke(cli, ["node", "probe-etcd", mtls_tls12_etcd, "--cacert", str(pki / "ca.crt"),
+                               "--cert", str(pki / "client.crt"), "--key", str(pki / "client.key")])
+    assert good.exit_code == 0, good.output
+    assert "Plain HTTP accepted" in good.output
+    lenient = runner.invoke(cli, ["node", "probe-etcd", plain_etcd, "--fail-on", "none"])
+    assert lenient.exit_code == 0
+
+
+def test_unreachable_endpoint_is_an_error() -> None:
+    port = _free_port()  # nothing listens there
+    result = probe_etcd(f"https://127.0.0.1:{port}", timeout=1)
+    assert not result.reachable and result.checks == [] and "cannot connect" in (result.error or "")
+    outcome = CliRunner().invoke(cli, ["node", "probe-etcd", f"https://127.0.0.1:{port}", "--timeout", "1"])
+    assert outcome.exit_code == 2
