@@ -171,3 +171,17 @@ def test_python_m_entry_point() -> None:
 
     out = subprocess.run([sys.executable, "-m", "kubeharden", "--version"], capture_output=True, text=True)
     assert out.returncode == 0 and "kubeharden" in out.stdout
+
+
+def test_bundled_examples() -> None:
+    """The insecure shop fails in every manifest-judgeable section; the hardened workload is clean."""
+    examples = Path(__file__).resolve().parents[2] / "examples"
+    result = run("scan", str(examples / "insecure-shop"), "-f", "json")
+    assert result.exit_code == 1
+    report = json.loads(result.stdout)
+    failed_sections = {s for s, v in report["summary"]["sections"].items() if v["failed"]}
+    assert {"pod-security", "network", "authentication-authorization", "encryption-secrets"} <= failed_sections
+    clean = run("scan", str(examples / "hardened-workload.yaml"), "-f", "json")
+    assert clean.exit_code == 0
+    clean_report = json.loads(clean.stdout)
+    assert clean_report["findings"] == [] and clean_report["summary"]["score"] == 100.0

@@ -144,14 +144,72 @@ def test_mutual_tls_etcd_refuses_plain_http_and_anonymous_tls(mtls_etcd: str, pk
     assert _status(result, "mtls") == SECURE  # the client certificate really works
 
 
-def test_default_go_tls_of_etcd_34_accepts_tls10(mtls_etcd: str, pki: Path) -> None:
-    """etcd 3.4 (Go 1.19) without --cipher-suites still accepts TLS 1.0 from a client with a cert."""
+def test_etcd_enforces_tls12_minimum(mtls_etcd: str, pki: Path) -> None:
+    """etcd sets TLS 1.2 as its minimum itself: TLS 1.0/1.1 handshakes (with a valid client
+    certificate, so only the protocol version can fail) are refused."""
     result = probe_etcd(mtls_etcd, str(pki / "ca.crt"), str(pki / "client.crt"), str(pki / "client.key"))
-    status = _status(result, "tls-1.0")
-    if status == UNKNOWN:
-        pytest.skip("this host's OpenSSL cannot offer TLS 1.0: " +
-                    next(c.detail for c in result.checks if c.id == "tls-1.0"))
-    assert status == INSECURE
+    for check_id in ("tls-1.0", "tls-1.1"):
+        check = next(c for c in result.checks if c.id == check_id)
+        if check.status == UNKNOWN:
+            pytest.skip(f"this host's OpenSSL cannot offer old TLS: {check.detail}")
+        assert check.status == SECURE and "PROTOCOL_VERSION" in check.detail.upper()
+
+
+@pytest.fixture()
+def tls10_server(pki: Path) -> Iterator[str]:
+    """A loopback TLS server that still accepts TLS 1.0 (what an old etcd build or a proxy in
+    front of etcd may do), to show the probe reports it."""
+    import ssl
+    import threading
+    import warnings
+
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(str(pki / "server.crt"), str(pki / "server.key"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        try:
+            context.set_ciphers("DEFAULT:@SECLEVEL=0")
+            context.minimum_version = ssl.TLSVersion.TLSv1
+        except (ValueError, ssl.SSLError) as exc:
+            pytest.skip(f"this host's OpenSSL cannot serve TLS 1.0: {exc}")
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    listener.settimeout(0.2)
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                continue
+            try:
+                with context.wrap_socket(conn, server_side=True) as tls:
+                    tls.settimeout(1)
+                    tls.recv(1024)
+                    tls.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 24\r\n\r\n{\"etcdserver\":\"3.2.0\"}\n\n")
+            except (OSError, ssl.SSLError):
+                conn.close()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield f"https://127.0.0.1:{listener.getsockname()[1]}"
+    stop.set()
+    thread.join(timeout=5)
+    listener.close()
+
+
+def test_old_tls_is_reported_when_accepted(tls10_server: str) -> None:
+    with __import__("warnings").catch_warnings():
+        __import__("warnings").simplefilter("ignore", DeprecationWarning)
+        result = probe_etcd(tls10_server, timeout=2)
+    check = next(c for c in result.checks if c.id == "tls-1.0")
+    if check.status == UNKNOWN:
+        pytest.skip(f"this host's OpenSSL cannot offer TLS 1.0: {check.detail}")
+    assert check.status == INSECURE and "TLSv1" in check.detail
+    # this server does not ask for a client certificate either
+    assert _status(result, "tls-no-client-cert") == INSECURE
 
 
 def test_aead_only_cipher_suites_refuse_old_tls(mtls_tls12_etcd: str, pki: Path) -> None:

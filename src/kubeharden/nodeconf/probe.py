@@ -7,10 +7,15 @@ import http.client
 import json
 import socket
 import ssl
+import warnings
 from dataclasses import asdict, dataclass, field
 from urllib.parse import urlsplit
 
 from kubeharden.model import Severity
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", DeprecationWarning)
+    _OLD_TLS = {"TLSv1": ssl.TLSVersion.TLSv1, "TLSv1_1": ssl.TLSVersion.TLSv1_1}
 
 SECURE = "secure"
 INSECURE = "insecure"
@@ -122,7 +127,7 @@ def probe_etcd(url: str, cacert: str | None = None, cert: str | None = None, key
                                             Severity.MEDIUM))
         return result
     result.checks.append(_check_no_client_cert(host, port, cacert, timeout))
-    for label, version in (("1.0", ssl.TLSVersion.TLSv1), ("1.1", ssl.TLSVersion.TLSv1_1)):
+    for label, version in (("1.0", _OLD_TLS["TLSv1"]), ("1.1", _OLD_TLS["TLSv1_1"])):
         result.checks.append(_check_old_tls(host, port, label, version, cert, key, timeout))
     if cert:
         result.checks.append(_check_client_cert(host, port, cacert, cert, key, timeout))
@@ -176,8 +181,10 @@ def _check_old_tls(host: str, port: int, label: str, version: ssl.TLSVersion, ce
     context.verify_mode = ssl.CERT_NONE
     try:
         context.set_ciphers("DEFAULT:@SECLEVEL=0")  # let the local OpenSSL offer old protocols at all
-        context.minimum_version = version
-        context.maximum_version = version
+        with warnings.catch_warnings():  # offering old TLS is the point of this check
+            warnings.simplefilter("ignore", DeprecationWarning)
+            context.minimum_version = version
+            context.maximum_version = version
         if cert:
             context.load_cert_chain(cert, key)
     except (ValueError, ssl.SSLError, OSError) as exc:
