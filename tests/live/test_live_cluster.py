@@ -282,3 +282,13 @@ def test_ten_thousand_object_cluster(tmp_path: Path) -> None:
           f"full CLI scan {elapsed_scan:.2f} s")
     assert elapsed_scan < 60
     assert peak < 400 * 2**20
+
+
+def test_kubeconfig_from_environment_and_context_choice(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with fake_cluster(tmp_path) as (server, kubeconfig):
+        other = server.kubeconfig(tmp_path / "other.yaml", context="staging")
+        monkeypatch.setenv("KUBECONFIG", f"{kubeconfig}{':'}{other}")  # merged like kubectl
+        read = read_cluster(ClusterOptions(context="staging"))
+        default = read_cluster(ClusterOptions())
+    assert read.source_name == "cluster:staging"
+    assert default.source_name == "cluster:fake"  # current-context of the first file

@@ -44,7 +44,7 @@ def pod(spec: str, meta: str = "") -> str:
 def test_hardened_workload_has_no_pod_security_finding(as_cluster: bool) -> None:
     result = run_scan(ScanRequest(paths=[str(HARDENED)], only=("KH-POD-*",), settings=Settings(as_cluster=as_cluster)))
     assert not result.errors
-    assert result.resources == 3
+    assert result.resources == 7  # Namespace, ServiceAccount, Deployment, 2 NetworkPolicies, LimitRange, ResourceQuota
     assert [(f.control_id, f.message) for f in result.findings] == []
     checked = {r.control.id for r in result.controls if r.status is Status.PASS}
     # the judgeable controls really ran (passed), they were not skipped as not_assessed

@@ -184,9 +184,8 @@ class ApiReader:
                 config.load_incluster_config(client_configuration=configuration)
                 context = "in-cluster"
             else:
+                # $KUBECONFIG may list several files: the client merges them like kubectl
                 kubeconfig = options.kubeconfig or os.environ.get("KUBECONFIG") or None
-                if kubeconfig and os.pathsep in kubeconfig:
-                    kubeconfig = kubeconfig.split(os.pathsep)[0]
                 config.load_kube_config(
                     config_file=kubeconfig, context=options.context,
                     client_configuration=configuration, persist_config=False,
