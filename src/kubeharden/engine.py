@@ -20,12 +20,12 @@ from kubeharden.inventory import Inventory
 from kubeharden.loader import REDACTED, LineLocator, LoadStats
 from kubeharden.model import (
     Finding,
-    Path,
-    Source,
     InputError,
     NotAssessed,
+    Path,
     Section,
     Severity,
+    Source,
     Status,
     Violation,
     format_path,

@@ -784,6 +784,9 @@ class NetworkModel:
                                else source.key)
         if protocol is None:
             verdict.allowed = not ports.empty
+            if ports.empty and not egress.ports.empty and not ingress.ports.empty:
+                verdict.reasons.append(f"the ports egress allows ({egress.ports.describe()}) and the ports "
+                                       f"ingress allows ({ingress.ports.describe()}) do not overlap")
         else:
             verdict.allowed = any(ports.contains(protocol, n) for n in numbers)
         if verdict.allowed:
@@ -864,7 +867,7 @@ class NetworkModel:
             verdict.reasons.append(f"{word}: allowed by {rules}")
         elif side.matches:
             opened = side.ports.describe()
-            asked = f" on {numbers[0] if len(numbers) == 1 else numbers}/{protocol}" if protocol else ""
+            asked = f" on {verdict.port.describe()}" if verdict.port is not None else ""
             verdict.reasons.append(f"{word}: {who} is isolated by {names}; rules admit {peer} only on "
                                    f"{opened}, not{asked or ' on any port'}")
         else:

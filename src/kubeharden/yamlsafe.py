@@ -9,11 +9,11 @@ we pay for an exact count.
 from __future__ import annotations
 
 import re
-from sys import intern
 from array import array
 from collections.abc import Iterator
 from dataclasses import dataclass
 from itertools import accumulate
+from sys import intern
 from typing import Any
 
 import yaml

@@ -67,7 +67,7 @@ EXAMPLES = [(c, i, ex) for c in NET_CONTROLS for i, ex in enumerate(c.examples)]
 
 
 def test_all_expected_controls_exist() -> None:
-    assert [c.id for c in NET_CONTROLS] == [f"KH-NET-{i:03d}" for i in range(1, 16)]
+    assert [c.id for c in NET_CONTROLS] == [f"KH-NET-{i:03d}" for i in range(1, 17)]
     for c in NET_CONTROLS:
         assert "nsa" in c.profiles and c.guidance
 
@@ -391,3 +391,19 @@ def test_cni_needs_a_whole_cluster() -> None:
 ])
 def test_cni_detection(daemonsets: list[str], status: Status) -> None:
     assert run("KH-NET-015", docs(*daemonsets), as_cluster=True).status is status
+
+
+# --- KH-NET-016 kube-system Internet egress ----------------------------------------------------
+
+def test_kube_system_internet_egress() -> None:
+    coredns = deploy("coredns", ns="kube-system", labels="{k8s-app: kube-dns}")
+    assert run("KH-NET-016", coredns).status is Status.NOT_ASSESSED
+    assert run("KH-NET-016", coredns, as_cluster=True).status is Status.FAIL
+    internet = policy("egress", "podSelector: {}\npolicyTypes: [Egress]\n"
+                      "egress: [{to: [{ipBlock: {cidr: 0.0.0.0/0, except: [10.0.0.0/8]}}]}]", ns="kube-system")
+    outcome = run("KH-NET-016", docs(coredns, internet))
+    assert messages(outcome) == ["Deployment 'coredns' in kube-system may reach the Internet through "
+                                 "kube-system/egress spec.egress[0]"]
+    cluster_only = policy("egress", "podSelector: {}\npolicyTypes: [Egress]\n"
+                          "egress: [{to: [{namespaceSelector: {}}]}]", ns="kube-system")
+    assert run("KH-NET-016", docs(coredns, cluster_only)).status is Status.PASS

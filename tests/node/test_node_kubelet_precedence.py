@@ -80,12 +80,12 @@ def test_running_process_wins_over_unit_files(tmp_path: Path) -> None:
     (proc / "4242").mkdir(parents=True)
     argv = ["/usr/bin/kubelet", "--config=/var/lib/kubelet/config.yaml", "--anonymous-auth=true"]
     (proc / "4242" / "cmdline").write_bytes(b"\0".join(a.encode() for a in argv) + b"\0")
-    from kubeharden.nodeconf.snapshot import collect_root
-    from kubeharden.sources.node import snapshot_to_load_result
-    from kubeharden.scanner import ScanRequest
-    from kubeharden.engine import Engine
     from kubeharden.catalog import Settings, all_controls
+    from kubeharden.engine import Engine
     from kubeharden.inventory import Inventory
+    from kubeharden.nodeconf.snapshot import collect_root
+    from kubeharden.scanner import ScanRequest
+    from kubeharden.sources.node import snapshot_to_load_result
 
     snapshot = collect_root(str(root), processes=True, proc=str(proc))
     assert [p.pid for p in snapshot.processes["kubelet"]] == [4242]

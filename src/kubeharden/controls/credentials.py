@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from itertools import pairwise
 
 from kubeharden.catalog import Context, Example, control
 from kubeharden.inventory import WORKLOAD_KINDS, as_dict, as_list
@@ -22,7 +23,8 @@ _CREDENTIAL_PAIRS = frozenset({("API", "KEY"), ("ACCESS", "KEY"), ("PRIVATE", "K
 _QUALIFIER_WORDS = frozenset({"FILE", "PATH", "DIR", "NAME", "USER", "USERNAME", "ID", "REF", "VERSION", "MAX",
                               "MIN", "COUNT", "LENGTH", "LEN", "SIZE", "TTL", "EXPIRY", "EXPIRATION", "TIMEOUT",
                               "LIMIT", "NUM", "ENABLED", "ENABLE", "TYPE", "HEADER", "FIELD", "MODE", "POLICY",
-                              "TOKENS", "ALLOW", "EMPTY", "URL", "ENDPOINT", "AUDIENCE", "PROVIDER", "MOUNT", "KEY_ID", "REFRESH"})
+                              "TOKENS", "ALLOW", "EMPTY", "URL", "ENDPOINT", "AUDIENCE", "PROVIDER", "MOUNT",
+                              "REFRESH"})
 _WORD_SPLIT = re.compile(r"[^A-Za-z0-9]+|(?<=[a-z0-9])(?=[A-Z])")
 _PLACEHOLDER = re.compile(r"^(|true|false|yes|no|none|null|changeme|\$\(.+\)|\$\{.+\}|<.+>|\*+|/.*)$",
                           re.IGNORECASE)
@@ -35,7 +37,7 @@ def _names_a_credential(name: str) -> bool:
     if not words or _QUALIFIER_WORDS.intersection(words):
         return False
     return bool(_CREDENTIAL_WORDS.intersection(words)) or any(
-        pair in _CREDENTIAL_PAIRS for pair in zip(words, words[1:], strict=False)
+        pair in _CREDENTIAL_PAIRS for pair in pairwise(words)
     )
 
 

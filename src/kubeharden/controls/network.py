@@ -634,6 +634,100 @@ def metadata_reachable(ctx: Context) -> Iterator[Violation]:
         raise NotAssessed("no pods or workloads outside the system namespaces and the host network")
 
 
+def _internet_rules(model: NetworkModel, ep: Endpoint) -> list[str]:
+    """Egress rules selecting the endpoint that admit the Internet: no peers, or a /0 ipBlock."""
+    found = []
+    for policy in model.selecting(ep, EGRESS):
+        for rule in policy.rules(EGRESS):
+            if not rule.peers or any(p.ip_block is not None and p.ip_block.cidr.prefixlen == 0
+                                     for p in rule.peers):
+                found.append(f"{policy.key} {rule.field_name}")
+    return found
+
+
+@control(
+    id="KH-NET-016",
+    title="kube-system pod with unrestricted Internet egress",
+    section=Section.NETWORK,
+    guidance=("NSA-NET-8",),
+    severity=Severity.MEDIUM,
+    kinds=WORKLOADS,
+    what="A pod of kube-system is not isolated for egress, or an egress rule selecting it admits every "
+    "address (no to peers, or an ipBlock of 0.0.0.0/0 or ::/0, with or without except). Host-network pods "
+    "are left to KH-POD-007.",
+    why="kube-system runs the most privileged workloads; Internet egress from them lets a compromise "
+    "download tools and exfiltrate credentials.",
+    fix="Select kube-system pods with egress NetworkPolicies that allow only what they need (the API "
+    "server, DNS upstreams, cluster peers) instead of 0.0.0.0/0; keep control-plane traffic working.",
+    needs="the kube-system Namespace object, or a whole cluster, for pods no egress policy selects",
+    examples=(
+        Example(True, """
+apiVersion: v1
+kind: Namespace
+metadata: {name: kube-system}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: coredns, namespace: kube-system}
+spec:
+  selector: {matchLabels: {k8s-app: kube-dns}}
+  template:
+    metadata: {labels: {k8s-app: kube-dns}}
+    spec:
+      containers: [{name: coredns, image: registry.k8s.io/coredns/coredns:v1.11.1}]
+"""),
+        Example(False, """
+apiVersion: v1
+kind: Namespace
+metadata: {name: kube-system}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: coredns, namespace: kube-system}
+spec:
+  selector: {matchLabels: {k8s-app: kube-dns}}
+  template:
+    metadata: {labels: {k8s-app: kube-dns}}
+    spec:
+      containers: [{name: coredns, image: registry.k8s.io/coredns/coredns:v1.11.1}]
+---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: coredns-egress, namespace: kube-system}
+spec:
+  podSelector: {matchLabels: {k8s-app: kube-dns}}
+  policyTypes: [Egress]
+  egress:
+  - to: [{ipBlock: {cidr: 10.0.0.0/8}}, {ipBlock: {cidr: 192.0.2.53/32}}]
+    ports: [{port: 53, protocol: UDP}, {port: 53, protocol: TCP}, {port: 443}]
+"""),
+    ),
+)
+def kube_system_internet_egress(ctx: Context) -> Iterator[Violation]:
+    model = _index(ctx.inventory).model
+    judged = "kube-system" in judged_namespaces(ctx)
+    endpoints = [ep for ep in model.endpoints_by_namespace.get("kube-system", []) if not ep.host_network]
+    if not endpoints:
+        raise NotAssessed("no kube-system pods or workloads (outside the host network) in the input")
+    found = skipped = False
+    for ep in endpoints:
+        if not model.isolated(ep, EGRESS):
+            if not judged:
+                skipped = True
+                continue
+            found = True
+            yield _pod_violation(ep, f"{ep.kind} '{ep.name}' in kube-system is not isolated for egress: it can "
+                                 "reach the Internet")
+            continue
+        rules = _internet_rules(model, ep)
+        if rules:
+            found = True
+            yield _pod_violation(ep, f"{ep.kind} '{ep.name}' in kube-system may reach the Internet through "
+                                 f"{', '.join(rules)}", evidence={"rules": rules})
+    if skipped and not found:
+        raise NotAssessed(NOT_JUDGED_REASON.format(what="kube-system"))
+
+
 # ---------------------------------------------------------------------------------------------
 # NSA-NET-9: TLS for externally exposed services
 

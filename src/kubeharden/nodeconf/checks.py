@@ -100,8 +100,11 @@ def file_mode_violations(ev: NodeEvidence, record: FileRecord, limit: int, what:
     extra = excess_bits(record.mode, limit)
     if extra:
         yield ev.file_violation(record, f"{what} {record.path} has mode {mode_text(record.mode)}, more "
-                                f"permissive than {limit:04o}", expected=f"{limit:04o}")
+                                f"permissive than {limit:04o}", f"chmod {limit:03o} {record.path}",
+                                expected=f"{limit:04o}")
     owner = record.user or (str(record.uid) if record.uid is not None else "?")
     if record.uid != 0 and owner not in owners:
         yield ev.file_violation(record, f"{what} {record.path} is owned by {owner}, not "
-                                f"{' or '.join(owners)}", expected_owner=owners[0])
+                                f"{' or '.join(owners)}", f"chown {owners[-1]}:{owners[-1]} {record.path}"
+                                if owners[-1] != "root" else f"chown root:root {record.path}",
+                                expected_owner=owners[0])

@@ -347,13 +347,14 @@ class NodeEvidence:
             raise NotAssessed(f"no node file metadata in the input ({NEEDS['files']})")
         return self.snapshot
 
-    def file_violation(self, record: FileRecord, message: str, **evidence: Any) -> Violation:
+    def file_violation(self, record: FileRecord, message: str, remediation: str | None = None,
+                       **evidence: Any) -> Violation:
         snapshot = self.require_snapshot()
         mode = f"{record.mode:04o}" if record.mode is not None else None
         owner = f"{record.user or record.uid}:{record.group or record.gid}"
         ev = {"path": record.path, "mode": mode, "owner": owner, **evidence}
         return Violation(None, (), message, mode, has_value=mode is not None, evidence=ev,
-                         source=Source(snapshot.display(record.path)))
+                         source=Source(snapshot.display(record.path)), remediation=remediation)
 
     def referenced_config(self, instance: ComponentInstance, flag_name: str, kind: str) -> ConfigRef:
         """The parsed file a flag points to: by its host path in a node snapshot, else by kind
