@@ -24,7 +24,7 @@ from __future__ import annotations
 import functools
 import ipaddress
 import weakref
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -167,6 +167,10 @@ class PortSet:
         return PortSet.of((*self.ranges, *other.ranges))
 
     def intersect(self, other: PortSet) -> PortSet:
+        if self == ALL_PORTS or other.empty:
+            return other  # the common case of an unisolated side: no merging needed
+        if other == ALL_PORTS or self.empty:
+            return self
         out = []
         for p1, lo1, hi1 in self.ranges:
             for p2, lo2, hi2 in other.ranges:
@@ -344,8 +348,8 @@ def _parse_peer(raw: Any, path: Path) -> Peer:
         excepts = []
         for i, raw_except in enumerate(as_list(block.get("except"))):
             net = _parse_network(raw_except, (*path, "ipBlock", "except", i))
-            if not _inside(net, cidr):
-                raise PolicyError((*path, "ipBlock", "except", i), f"except {net} is not inside {cidr}")
+            if not _inside(net, cidr) or net.prefixlen <= cidr.prefixlen:
+                raise PolicyError((*path, "ipBlock", "except", i), f"except {net} is not a strict subset of {cidr}")
             excepts.append(net)
         return Peer(ip_block=IpBlock(cidr, tuple(excepts)))
     if not has_pod and not has_ns:
@@ -683,6 +687,9 @@ class NetworkModel:
                 self._by_label[(policy.namespace, pair.key, next(iter(pair.values)))].append(policy)
         self._selecting: dict[int, list[Policy]] = {}
         self._ns_labels: dict[str, dict[str, str]] = {}
+        names = Counter((ep.namespace, ep.name) for ep in self.endpoints)
+        self._labels = {id(ep): ep.qualified if names[(ep.namespace, ep.name)] > 1 else ep.key
+                        for ep in self.endpoints}
 
     # -- namespaces and selection -------------------------------------------------------------
 
@@ -879,7 +886,8 @@ class NetworkModel:
                 verdict.notes.append(_host_network_note(ep))
         if verdict.allowed:
             return
-        for side in (verdict.egress, verdict.ingress):
+        unlabelled: set[str] = set()
+        for side, peer_endpoint in ((verdict.egress, destination), (verdict.ingress, source)):
             if side is None or not side.isolated:
                 continue
             for policy in side.policies:
@@ -890,6 +898,19 @@ class NetworkModel:
                                 f"{policy.key} {rule.field_name} allows ipBlock {peer.ip_block.describe()}; "
                                 "whether a CNI applies ipBlock to pod IPs is implementation-defined "
                                 "(kubeharden does not)")
+                        if self._labels_unknown(peer, peer_endpoint.namespace):
+                            unlabelled.add(peer_endpoint.namespace)
+        for namespace in sorted(unlabelled):
+            # absence of evidence: the real namespace may carry the labels a namespaceSelector asks for
+            verdict.notes.append(
+                f"the Namespace object of {namespace!r} is not in the input, so only its "
+                f"{NAMESPACE_NAME_LABEL} label is known; a namespaceSelector on other labels may admit it")
+
+    def _labels_unknown(self, peer: Peer, namespace: str) -> bool:
+        """The peer's namespaceSelector asks for labels a namespace without an object may carry."""
+        if peer.namespace_selector is None or namespace in self.namespace_objects:
+            return False
+        return any(r.key != NAMESPACE_NAME_LABEL for r in peer.namespace_selector.requirements)
 
     # -- lookups -------------------------------------------------------------------------------
 
@@ -919,8 +940,7 @@ class NetworkModel:
 
     def label(self, endpoint: Endpoint) -> str:
         """The shortest unambiguous name of an endpoint."""
-        same = [e for e in self.endpoints_by_namespace.get(endpoint.namespace, ()) if e.name == endpoint.name]
-        return endpoint.qualified if len(same) > 1 else endpoint.key
+        return self._labels[id(endpoint)]
 
     # -- summaries -----------------------------------------------------------------------------
 

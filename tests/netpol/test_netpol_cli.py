@@ -241,6 +241,9 @@ def test_matrix_formats(shop: Path) -> None:
 def test_matrix_unknown_namespace_is_empty(shop: Path) -> None:
     data = json.loads(run("matrix", str(shop), "-n", "nowhere", "-f", "json").stdout)
     assert data["namespaces"] == [{"namespace": "nowhere", "endpoints": [], "pairs": []}]
+    table = run("matrix", str(shop), "-n", "nowhere")
+    assert table.exit_code == 0
+    assert table.stdout.strip() == "namespace nowhere: no pods or workloads in the input"
 
 
 def test_no_paths_is_a_usage_error() -> None:

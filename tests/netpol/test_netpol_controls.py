@@ -251,6 +251,12 @@ def test_kube_prefix() -> None:
     assert got == ["namespace 'kube-tools' uses the reserved kube- prefix"]
 
 
+def test_kube_prefix_whole_cluster_knows_its_namespaces() -> None:
+    # a manifest without metadata.namespace says nothing about namespaces; a whole cluster has 'default'
+    assert run("KH-NET-003", deploy("x", ns=None)).status is Status.NOT_ASSESSED
+    assert run("KH-NET-003", deploy("x", ns=None), as_cluster=True).status is Status.PASS
+
+
 # --- KH-NET-009..011 TLS ----------------------------------------------------------------------------
 
 def service(spec: str, annotations: str = "{}") -> str:
@@ -315,7 +321,7 @@ def test_limit_range_keys() -> None:
     partial = limit_range("[{type: Container, max: {cpu: '2', memory: 1Gi}, default: {cpu: '1'}}]")
     [msg] = messages(run("KH-NET-012", docs(NS.format(name="shop"), partial)))
     assert msg == "namespace 'shop': LimitRange sets no container default.memory, defaultRequest.cpu, " \
-                  "defaultRequest.memory"
+                  "defaultRequest.memory, min.cpu, min.memory"
     pod_only = limit_range("[{type: Pod, max: {cpu: '2', memory: 1Gi}}]")
     assert run("KH-NET-012", docs(NS.format(name="shop"), pod_only)).status is Status.FAIL
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from netpol_fixtures import inventory_of, model_of
+from netpol_fixtures import inventory_of, model_of, scenario_yaml
 
 from kubeharden.netpol import (
     ALL_PORTS,
@@ -70,7 +70,8 @@ POLICY = "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {{nam
 @pytest.mark.parametrize(("spec", "message"), [
     ("{ingress: [{from: [{}]}]}", "sets none of"),
     ("{ingress: [{from: [{ipBlock: {cidr: 10.0.0.0/8}, namespaceSelector: {}}]}]}", "cannot be combined"),
-    ("{ingress: [{from: [{ipBlock: {cidr: 10.0.0.0/8, except: [11.0.0.0/8]}}]}]}", "is not inside"),
+    ("{ingress: [{from: [{ipBlock: {cidr: 10.0.0.0/8, except: [11.0.0.0/8]}}]}]}", "not a strict subset"),
+    ("{ingress: [{from: [{ipBlock: {cidr: 10.0.0.0/8, except: [10.0.0.0/8]}}]}]}", "not a strict subset"),
     ("{ingress: [{from: [{ipBlock: {cidr: not-a-cidr}}]}]}", "invalid CIDR"),
     ("{ingress: [{ports: [{port: 80, protocol: ICMP}]}]}", "unsupported protocol"),
     ("{ingress: [{ports: [{port: 0}]}]}", "outside 1-65535"),
@@ -171,3 +172,37 @@ spec:
     named = model.can(model.find("ns/Pod/web"), model.find("ns/db"), parse_port_query("postgres"))
     assert not named.allowed
     assert any("no container port named 'postgres'" in n for n in named.notes)
+
+
+NAMESPACE_SELECTOR_SCENARIO = {
+    "pods": {"shop/api": {"labels": {"app": "api"}}, "monitoring/scraper": {"labels": {"app": "scraper"}},
+             "ops/agent": {"labels": {"app": "agent"}}},
+    "policies": """
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: from-monitoring, namespace: shop}
+spec:
+  podSelector: {matchLabels: {app: api}}
+  ingress:
+  - from: [{namespaceSelector: {matchLabels: {purpose: monitoring}}}]
+  - from: [{namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: ops}}}]
+    ports: [{port: 9090}]
+""",
+}
+
+
+def test_unknown_namespace_labels_are_noted_not_assumed() -> None:
+    model = model_of(scenario_yaml(NAMESPACE_SELECTOR_SCENARIO))
+    verdict = model.can(model.find("monitoring/scraper"), model.find("shop/api"))
+    assert not verdict.allowed  # only kubernetes.io/metadata.name is known for 'monitoring'
+    assert any("Namespace object of 'monitoring' is not in the input" in n for n in verdict.notes)
+    with_namespace = {**NAMESPACE_SELECTOR_SCENARIO, "namespaces": {"monitoring": {"purpose": "monitoring"}}}
+    labelled = model_of(scenario_yaml(with_namespace))
+    verdict = labelled.can(labelled.find("monitoring/scraper"), labelled.find("shop/api"))
+    assert verdict.allowed and not verdict.notes
+    # 'ops' is admitted on 9090 by its name label; on other ports only the purpose=monitoring peer
+    # could admit it, if its real Namespace carried that label
+    ops = model.can(model.find("ops/agent"), model.find("shop/api"), parse_port_query("8080"))
+    assert not ops.allowed
+    assert any("Namespace object of 'ops'" in n for n in ops.notes)
+    assert model.can(model.find("ops/agent"), model.find("shop/api"), parse_port_query("9090")).allowed

@@ -238,7 +238,10 @@ def matrix(paths: tuple[str, ...], namespace: str | None, fmt: str) -> None:
         if not blocks:
             console.print("no pods or workloads in the input")
         for ns, eps, rows in blocks:
-            console.print(_matrix_table(model, ns, eps, rows))
+            if eps:
+                console.print(_matrix_table(model, ns, eps, rows))
+            else:
+                console.print(f"namespace {ns}: no pods or workloads in the input")
     _exit(EXIT_ERROR if errors else 0)
 
 

@@ -270,7 +270,7 @@ metadata: {name: shop}
     ),
 )
 def kube_prefixed_namespace(ctx: Context) -> Iterator[Violation]:
-    names = ctx.inventory.namespaces()
+    names = set(ctx.inventory.namespaces()) | judged_namespaces(ctx)  # a whole cluster also has 'default'
     if not names:
         raise NotAssessed("no namespaces in the input (no Namespace objects and no metadata.namespace)")
     for name in sorted(names):
@@ -926,6 +926,7 @@ def gateway_plain_http(ctx: Context) -> Iterator[Violation]:
 
 LIMIT_RANGE_KEYS = (
     "default.cpu", "default.memory", "defaultRequest.cpu", "defaultRequest.memory", "max.cpu", "max.memory",
+    "min.cpu", "min.memory",
 )
 QUOTA_KEYS = ("requests.cpu", "requests.memory", "limits.cpu", "limits.memory")
 _QUOTA_ALIASES = {"cpu": "requests.cpu", "memory": "requests.memory"}
@@ -971,12 +972,12 @@ spec:
     section=Section.NETWORK,
     guidance=("NSA-NET-10",),
     severity=Severity.MEDIUM,
-    what="A namespace has no LimitRange whose type: Container limits set default, defaultRequest and max for "
-    "cpu and memory (Appendix F, with memory). kube-system, kube-public and kube-node-lease are exempt.",
+    what="A namespace has no LimitRange whose type: Container limits set default, defaultRequest, max and min "
+    "for cpu and memory (Appendix F, with memory). kube-system, kube-public and kube-node-lease are exempt.",
     why="Without per-container limits one pod can exhaust a node's CPU or memory and starve its neighbours; "
     "defaults also make pods without resources admissible under a ResourceQuota.",
     fix="Add a LimitRange with spec.limits: [{type: Container, default: {cpu, memory}, defaultRequest: "
-    "{cpu, memory}, max: {cpu, memory}}] to the namespace.",
+    "{cpu, memory}, max: {cpu, memory}, min: {cpu, memory}}] to the namespace.",
     needs="Namespace objects in the input, or a whole cluster",
     examples=(
         Example(True, _SHOP_NAMESPACE_YAML),
