@@ -34,6 +34,7 @@ class ExceptionRule:
     expires: dt.date | None = None
     origin: str = ""  # file:line
     uses: int = 0
+    path: str = "*"  # node file findings (no resource): the node path, e.g. /etc/kubernetes/super-admin.conf
 
     def expired(self, today: dt.date) -> bool:
         return self.expires is not None and self.expires < today
@@ -43,7 +44,8 @@ class ExceptionRule:
             return False
         res = finding.resource or {}
         return (
-            fnmatchcase(str(res.get("kind") or ""), self.kind)
+            fnmatchcase(str(finding.evidence.get("path") or ""), self.path)
+            and fnmatchcase(str(res.get("kind") or ""), self.kind)
             and fnmatchcase(str(res.get("namespace") or ""), self.namespace)
             and fnmatchcase(str(res.get("name") or ""), self.name)
         )
@@ -52,6 +54,7 @@ class ExceptionRule:
         return {
             "control": self.control,
             "resource": {"kind": self.kind, "namespace": self.namespace, "name": self.name},
+            "path": self.path,
             "reason": self.reason,
             "owner": self.owner,
             "expires": self.expires.isoformat() if self.expires else None,
@@ -81,6 +84,9 @@ def load_exceptions_file(path: str) -> list[ExceptionRule]:
             reason: CNI needs privileged mode
             owner: platform-team
             expires: 2027-03-31
+          - control: KH-CP-030           # node file findings have no resource: select by path
+            path: /home/*/.kube/config
+            reason: ...
     """
     try:
         text = Path(path).read_text(encoding="utf-8")
@@ -120,6 +126,7 @@ def load_exceptions_file(path: str) -> list[ExceptionRule]:
                 kind=str(selector.get("kind", "*")),
                 namespace=str(selector.get("namespace", "*")),
                 name=str(selector.get("name", "*")),
+                path=str(entry.get("path", "*")),
                 reason=str(entry["reason"]),
                 owner=str(entry.get("owner") or ""),
                 expires=_parse_date(entry.get("expires"), where),

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from click.testing import CliRunner
+
 from kubeharden.catalog import Settings
+from kubeharden.cli import cli
 from kubeharden.engine import ControlResult, ScanResult
 from kubeharden.loader import LoadContext
 from kubeharden.model import Status
@@ -33,3 +36,10 @@ def status_of(result: ScanResult, control_id: str) -> Status:
 
 def messages(result: ScanResult, control_id: str) -> list[str]:
     return [f.message for f in node_results(result)[control_id].findings]
+
+
+def collect_bundle(root: Path, out: Path) -> Path:
+    """`kubeharden collect-node` of a node root (no /proc: the root is a copy)."""
+    result = CliRunner().invoke(cli, ["collect-node", "--root", str(root), "--no-processes", "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    return out

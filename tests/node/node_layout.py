@@ -71,6 +71,28 @@ ExecStart=/usr/bin/kubelet $KUBELET_KUBECONFIG_ARGS $KUBELET_CONFIG_ARGS $KUBELE
 
 KUBEADM_FLAGS_ENV = ('KUBELET_KUBEADM_ARGS="--container-runtime-endpoint=unix:///var/run/containerd/containerd.sock '
                      '--pod-infra-container-image=registry.k8s.io/pause:3.9"\n')
+# A hardened API server's admission configuration: PodSecurity's settings in their own file, named
+# by a path relative to this one (the API server resolves it against this file's directory).
+ADMISSION_CONFIG = """apiVersion: apiserver.config.k8s.io/v1
+kind: AdmissionConfiguration
+plugins:
+- name: PodSecurity
+  path: pod-security.yaml
+"""
+POD_SECURITY_CONFIG = """apiVersion: pod-security.admission.config.k8s.io/v1
+kind: PodSecurityConfiguration
+defaults:
+  enforce: baseline
+  enforce-version: latest
+  audit: restricted
+  audit-version: latest
+  warn: restricted
+  warn-version: latest
+exemptions:
+  usernames: []
+  runtimeClasses: []
+  namespaces: [kube-system]
+"""
 KUBECONFIG = "apiVersion: v1\nkind: Config\nclusters: []\nusers:\n- name: x\n  user: {token: not-a-real-token}\n"
 PKI_KEYS = ("ca.key", "apiserver.key", "apiserver-kubelet-client.key", "apiserver-etcd-client.key", "sa.key",
             "front-proxy-ca.key", "front-proxy-client.key", "etcd/ca.key", "etcd/server.key", "etcd/peer.key",
@@ -121,4 +143,6 @@ def build_node(root: Path, hardened: bool, *, version: str = "v1.30.2", kubelet_
     if hardened:
         write(root, "/etc/kubernetes/enc/encryption-config.yaml", render_encryption_config(EncryptionOptions()), strict)
         write(root, "/etc/kubernetes/audit/audit-policy.yaml", render_audit_policy(), strict)
+        write(root, "/etc/kubernetes/admission/admission-config.yaml", ADMISSION_CONFIG, strict)
+        write(root, "/etc/kubernetes/admission/pod-security.yaml", POD_SECURITY_CONFIG, strict)
     return root

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from node_helpers import messages, node_results, scan_node, status_of
+from node_helpers import collect_bundle, messages, node_results, scan_node, status_of
 from node_layout import build_node, write
 
 from kubeharden.cli import cli
@@ -19,16 +19,10 @@ from kubeharden.nodeconf.snapshot import BUNDLE_MANIFEST, collect_root, read_bun
 SHORT_KEY = "MDEyMzQ1Njc4OWFiY2RlZg=="  # 16 bytes
 
 
-def _bundle(root: Path, out: Path) -> Path:
-    result = CliRunner().invoke(cli, ["collect-node", "--root", str(root), "--no-processes", "-o", str(out)])
-    assert result.exit_code == 0, result.output
-    return out
-
-
 def test_bundle_gives_the_same_verdicts_as_the_root(tmp_path: Path) -> None:
     for hardened in (True, False):
         root = build_node(tmp_path / f"n{hardened}", hardened)
-        bundle = _bundle(root, tmp_path / f"b{hardened}.tar.gz")
+        bundle = collect_bundle(root, tmp_path / f"b{hardened}.tar.gz")
         from_root = {cid: r.status for cid, r in node_results(scan_node(root)).items()}
         from_bundle = {cid: r.status for cid, r in node_results(scan_node(bundle=bundle)).items()}
         assert from_root == from_bundle
@@ -36,7 +30,7 @@ def test_bundle_gives_the_same_verdicts_as_the_root(tmp_path: Path) -> None:
 
 def test_bundle_findings_name_bundle_and_node_path_with_lines(tmp_path: Path) -> None:
     root = build_node(tmp_path / "n", False)
-    bundle = _bundle(root, tmp_path / "b.tar.gz")
+    bundle = collect_bundle(root, tmp_path / "b.tar.gz")
     result = scan_node(bundle=bundle)
     finding = node_results(result)["KH-CP-009"].findings[0]
     assert finding.file is not None and finding.file.endswith("b.tar.gz:/etc/kubernetes/manifests/kube-apiserver.yaml")
@@ -63,7 +57,7 @@ def test_bundle_holds_no_secret(tmp_path: Path) -> None:
                               "    - name: audit-webhook\n      mountPath: /etc/kubernetes/audit/webhook.yaml\n"
                               "      readOnly: true\n    - name: audit-log\n      mountPath:")
     pod.write_text(pod_doc)
-    bundle = _bundle(root, tmp_path / "b.tar.gz")
+    bundle = collect_bundle(root, tmp_path / "b.tar.gz")
     with tarfile.open(bundle) as tar:
         blob = b"".join(tar.extractfile(m).read() for m in tar.getmembers() if m.isfile())  # type: ignore[union-attr]
         names = tar.getnames()
@@ -90,7 +84,7 @@ def test_key_length_survives_redaction(tmp_path: Path) -> None:
     current = next(line.split("secret:")[1].strip() for line in text.splitlines() if "secret:" in line)
     enc.write_text(text.replace(current, SHORT_KEY))
     os.chmod(enc, 0o600)
-    bundle = _bundle(root, tmp_path / "b.tar.gz")
+    bundle = collect_bundle(root, tmp_path / "b.tar.gz")
     for result in (scan_node(root), scan_node(bundle=bundle)):
         assert status_of(result, "KH-SEC-004") is Status.FAIL
         finding = node_results(result)["KH-SEC-004"].findings[0]
@@ -153,3 +147,61 @@ def test_node_command_reports_and_exit_codes(tmp_path: Path) -> None:
     assert lenient.exit_code == 0
     usage = runner.invoke(cli, ["node"])
     assert usage.exit_code == 2 and "--root" in usage.output
+
+
+def test_process_command_lines_travel_in_the_bundle(tmp_path: Path) -> None:
+    """A control plane run by systemd (no static pods): kube-apiserver and kubelet are judged from the
+    command lines recorded in the bundle's manifest."""
+    import shutil
+
+    root = build_node(tmp_path / "n", True)
+    shutil.rmtree(root / "etc/kubernetes/manifests")
+    proc = tmp_path / "proc"
+    commands = {77: ["/usr/local/bin/kube-apiserver", "--authorization-mode=Node,RBAC", "--profiling=false",
+                     "--anonymous-auth", "true"],
+                4242: ["/usr/bin/kubelet", "--config=/var/lib/kubelet/config.yaml", "--read-only-port=10255"],
+                99: ["/bin/bash", "-c", "sleep 1"]}
+    for pid, argv in commands.items():
+        (proc / str(pid)).mkdir(parents=True)
+        (proc / str(pid) / "cmdline").write_bytes(b"\0".join(a.encode() for a in argv) + b"\0")
+    out = tmp_path / "b.tar.gz"
+    write_bundle(collect_root(str(root), processes=True, proc=str(proc)), str(out))
+    with tarfile.open(out) as tar:
+        manifest = json.loads(tar.extractfile(BUNDLE_MANIFEST).read())  # type: ignore[union-attr]
+    assert manifest["processes"]["kube-apiserver"] == [{"pid": 77, "argv": commands[77]}]
+    assert "bash" not in json.dumps(manifest["processes"])  # only Kubernetes components are recorded
+    result = scan_node(bundle=out)
+    finding = node_results(result)["KH-CP-001"].findings[0]
+    assert finding.file is not None and finding.file.endswith("b.tar.gz:/proc/77/cmdline")
+    assert finding.value == "true" and finding.evidence["component"] == "kube-apiserver"
+    assert status_of(result, "KH-CP-009") is Status.PASS  # --profiling=false on the command line
+    assert status_of(result, "KH-NODE-001") is Status.PASS  # the kubelet's config file, found via /proc
+    port = node_results(result)["KH-NODE-004"].findings[0]  # the flag on the recorded command line wins
+    assert port.file is not None and port.file.endswith("b.tar.gz:/proc/4242/cmdline") and port.value == 10255
+
+
+def test_node_exceptions_by_resource_and_by_node_path(tmp_path: Path) -> None:
+    root = build_node(tmp_path / "n", True)
+    os.chmod(root / "etc/kubernetes/super-admin.conf", 0o644)
+    os.chmod(root / "etc/kubernetes/admin.conf", 0o644)
+    pod = root / "etc/kubernetes/manifests/kube-scheduler.yaml"
+    pod.write_text(pod.read_text().replace("--profiling=false", "--profiling=true"))
+    exceptions = tmp_path / "exceptions.yaml"
+    exceptions.write_text(
+        "exceptions:\n"
+        "- control: KH-CP-030\n  path: /etc/kubernetes/super-admin.conf\n  reason: break-glass copy, audited\n"
+        "- control: KH-CP-009\n  resource: {kind: Pod, namespace: kube-system, name: kube-scheduler-*}\n"
+        "  reason: profiling kept for a performance investigation\n  expires: 2099-01-01\n")
+    outcome = CliRunner().invoke(cli, ["node", "--root", str(root), "--no-processes", "-f", "json", "--fail-on", "low",
+                                       "--exceptions", str(exceptions), "-c", "KH-CP-030", "-c", "KH-CP-009"])
+    report = json.loads(outcome.stdout)
+    by_path = {f["evidence"].get("path") or f["resource"]["name"]: f for f in report["findings"]}
+    assert by_path["/etc/kubernetes/super-admin.conf"]["exception"]["reason"] == "break-glass copy, audited"
+    assert by_path["kube-scheduler-cp1"]["exception"] is not None
+    assert by_path["/etc/kubernetes/admin.conf"].get("exception") is None
+    assert outcome.exit_code == 1  # admin.conf is not excepted
+    admin = exceptions.read_text() + "- control: KH-CP-030\n  path: /etc/kubernetes/admin.conf\n  reason: lab node\n"
+    exceptions.write_text(admin)
+    clean = CliRunner().invoke(cli, ["node", "--root", str(root), "--no-processes", "--fail-on", "low",
+                                     "--exceptions", str(exceptions), "-c", "KH-CP-030", "-c", "KH-CP-009"])
+    assert clean.exit_code == 0, clean.output

@@ -6,6 +6,7 @@ import datetime as dt
 import ipaddress
 import json
 import os
+import shutil
 import socket
 import subprocess
 import time
@@ -22,8 +23,9 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from kubeharden.cli import cli
 from kubeharden.nodeconf.probe import INSECURE, SECURE, UNKNOWN, probe_etcd
 
-ETCD = "/usr/bin/etcd"
-pytestmark = pytest.mark.skipif(not os.path.exists(ETCD), reason=f"{ETCD} not installed (apt-get install etcd-server)")
+ETCD = shutil.which("etcd") or "/usr/bin/etcd"
+needs_etcd = pytest.mark.skipif(not os.path.exists(ETCD),
+                                reason="etcd binary not installed (CI installs it: apt-get install etcd-server)")
 TLS12_AEAD = "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384"
 
 
@@ -76,7 +78,10 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return directory
 
 
-def _start_etcd(tmp: Path, tls: Path | None, extra: list[str] | None = None) -> Iterator[str]:
+def _start_etcd(tmp: Path, tls: Path | None, extra: list[str] | None = None,
+                client_cert_auth: bool = True) -> Iterator[str]:
+    if not os.path.exists(ETCD):
+        pytest.skip("etcd binary not installed (CI installs it: apt-get install etcd-server)")
     client_port, peer_port = _free_port(), _free_port()
     scheme = "https" if tls else "http"
     client_url = f"{scheme}://127.0.0.1:{client_port}"
@@ -87,8 +92,9 @@ def _start_etcd(tmp: Path, tls: Path | None, extra: list[str] | None = None) -> 
             "--listen-peer-urls", peer_url, "--initial-advertise-peer-urls", peer_url,
             "--initial-cluster", f"probe-test={peer_url}", "--listen-metrics-urls", ""]
     if tls:
-        args += ["--cert-file", str(tls / "server.crt"), "--key-file", str(tls / "server.key"),
-                 "--client-cert-auth", "--trusted-ca-file", str(tls / "ca.crt")]
+        args += ["--cert-file", str(tls / "server.crt"), "--key-file", str(tls / "server.key")]
+        if client_cert_auth:
+            args += ["--client-cert-auth", "--trusted-ca-file", str(tls / "ca.crt")]
     args += extra or []
     log = open(tmp / f"etcd-{client_port}.log", "wb")  # noqa: SIM115 - closed below
     proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
@@ -127,6 +133,12 @@ def mtls_tls12_etcd(tmp_path_factory: pytest.TempPathFactory, pki: Path) -> Iter
 
 
 @pytest.fixture(scope="module")
+def server_tls_only_etcd(tmp_path_factory: pytest.TempPathFactory, pki: Path) -> Iterator[str]:
+    """TLS with a server certificate but without --client-cert-auth: encrypted, yet anyone may talk."""
+    yield from _start_etcd(tmp_path_factory.mktemp("etcd-tls-only"), pki, client_cert_auth=False)
+
+
+@pytest.fixture(scope="module")
 def plain_etcd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     yield from _start_etcd(tmp_path_factory.mktemp("etcd-plain"), None)
 
@@ -136,6 +148,7 @@ def _status(result: object, check_id: str) -> str:
     return str(checks[check_id].status)
 
 
+@needs_etcd
 def test_mutual_tls_etcd_refuses_plain_http_and_anonymous_tls(mtls_etcd: str, pki: Path) -> None:
     result = probe_etcd(mtls_etcd, str(pki / "ca.crt"), str(pki / "client.crt"), str(pki / "client.key"))
     assert result.reachable and result.error is None
@@ -144,6 +157,7 @@ def test_mutual_tls_etcd_refuses_plain_http_and_anonymous_tls(mtls_etcd: str, pk
     assert _status(result, "mtls") == SECURE  # the client certificate really works
 
 
+@needs_etcd
 def test_etcd_enforces_tls12_minimum(mtls_etcd: str, pki: Path) -> None:
     """etcd sets TLS 1.2 as its minimum itself: TLS 1.0/1.1 handshakes (with a valid client
     certificate, so only the protocol version can fail) are refused."""
@@ -212,6 +226,7 @@ def test_old_tls_is_reported_when_accepted(tls10_server: str) -> None:
     assert _status(result, "tls-no-client-cert") == INSECURE
 
 
+@needs_etcd
 def test_aead_only_cipher_suites_refuse_old_tls(mtls_tls12_etcd: str, pki: Path) -> None:
     result = probe_etcd(mtls_tls12_etcd, str(pki / "ca.crt"), str(pki / "client.crt"), str(pki / "client.key"))
     assert _status(result, "tls-1.0") in (SECURE, UNKNOWN)
@@ -220,6 +235,21 @@ def test_aead_only_cipher_suites_refuse_old_tls(mtls_tls12_etcd: str, pki: Path)
     assert not result.insecure()
 
 
+@needs_etcd
+def test_tls_etcd_without_client_cert_auth_is_insecure(server_tls_only_etcd: str, pki: Path) -> None:
+    result = probe_etcd(server_tls_only_etcd, str(pki / "ca.crt"))
+    assert result.reachable and result.error is None
+    assert _status(result, "plain-http") == SECURE  # it does speak TLS only
+    assert _status(result, "tls-no-client-cert") == INSECURE
+    check = next(c for c in result.checks if c.id == "tls-no-client-cert")
+    assert "without a client certificate answered 200" in check.detail
+    assert _status(result, "tls-1.0") in (SECURE, UNKNOWN) and _status(result, "tls-1.1") in (SECURE, UNKNOWN)
+    assert [c.id for c in result.insecure()] == ["tls-no-client-cert"]
+    outcome = CliRunner().invoke(cli, ["node", "probe", "etcd", server_tls_only_etcd, "--cacert", str(pki / "ca.crt")])
+    assert outcome.exit_code == 1 and "FAIL" in outcome.output
+
+
+@needs_etcd
 def test_plain_etcd_is_insecure(plain_etcd: str) -> None:
     result = probe_etcd(plain_etcd)
     assert _status(result, "plain-http") == INSECURE
@@ -228,17 +258,18 @@ def test_plain_etcd_is_insecure(plain_etcd: str) -> None:
     assert [c.id for c in result.insecure()] == ["plain-http"]
 
 
+@needs_etcd
 def test_cli_exit_codes_and_json(plain_etcd: str, mtls_tls12_etcd: str, pki: Path) -> None:
     runner = CliRunner()
-    bad = runner.invoke(cli, ["node", "probe-etcd", plain_etcd, "--format", "json"])
+    bad = runner.invoke(cli, ["node", "probe", "etcd", plain_etcd, "--format", "json"])
     assert bad.exit_code == 1, bad.output
     data = json.loads(bad.output)
     assert data["checks"][0] == {**data["checks"][0], "id": "plain-http", "status": "insecure", "severity": "critical"}
-    good = runner.invoke(cli, ["node", "probe-etcd", mtls_tls12_etcd, "--cacert", str(pki / "ca.crt"),
+    good = runner.invoke(cli, ["node", "probe", "etcd", mtls_tls12_etcd, "--cacert", str(pki / "ca.crt"),
                                "--cert", str(pki / "client.crt"), "--key", str(pki / "client.key")])
     assert good.exit_code == 0, good.output
     assert "Plain HTTP accepted" in good.output
-    lenient = runner.invoke(cli, ["node", "probe-etcd", plain_etcd, "--fail-on", "none"])
+    lenient = runner.invoke(cli, ["node", "probe", "etcd", plain_etcd, "--fail-on", "none"])
     assert lenient.exit_code == 0
 
 
@@ -246,5 +277,5 @@ def test_unreachable_endpoint_is_an_error() -> None:
     port = _free_port()  # nothing listens there
     result = probe_etcd(f"https://127.0.0.1:{port}", timeout=1)
     assert not result.reachable and result.checks == [] and "cannot connect" in (result.error or "")
-    outcome = CliRunner().invoke(cli, ["node", "probe-etcd", f"https://127.0.0.1:{port}", "--timeout", "1"])
+    outcome = CliRunner().invoke(cli, ["node", "probe", "etcd", f"https://127.0.0.1:{port}", "--timeout", "1"])
     assert outcome.exit_code == 2

@@ -218,3 +218,11 @@ def test_cli_writes_files_safely(tmp_path: Path) -> None:
     kms = runner.invoke(cli, ["generate", "encryption-config", "--provider", "kms", "--kms-endpoint",
                               "unix:///var/run/kmsplugin/socket.sock", "--flags-only"])
     assert "path: /var/run/kmsplugin" in kms.stdout
+
+
+def test_leaving_secrets_out_is_warned_about() -> None:
+    result = CliRunner().invoke(cli, ["generate", "encryption-config", "--resource", "configmaps"])
+    assert result.exit_code == 0 and "secrets are not among --resource" in result.stderr
+    assert yaml.safe_load(result.stdout)["resources"][0]["resources"] == ["configmaps"]
+    quiet = CliRunner().invoke(cli, ["generate", "encryption-config"])
+    assert "warning" not in quiet.stderr

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import os
+import tarfile
 from pathlib import Path
 
 import pytest
 import yaml
-from node_helpers import messages, node_results, scan_node, status_of
+from node_helpers import collect_bundle, messages, node_results, scan_node, status_of
 from node_layout import build_node, write
 
 from kubeharden.model import Status
@@ -55,6 +56,7 @@ def test_default_kubeadm_node_fails_what_kubeadm_leaves_open(default: Path) -> N
         "KH-CP-001",  # anonymous auth (unset = true)
         "KH-CP-007",  # no --kubelet-certificate-authority
         "KH-CP-009",  # profiling (unset = true)
+        "KH-CP-020",  # no admission configuration: the Pod Security default is privileged
         "KH-CP-030", "KH-CP-031", "KH-CP-032", "KH-CP-033",  # loose modes in this fixture
         "KH-LOG-001", "KH-SEC-001",  # no audit, no encryption at rest
         "KH-NODE-005", "KH-NODE-007", "KH-NODE-009", "KH-NODE-010", "KH-NODE-013",
@@ -195,3 +197,47 @@ def test_flag_path_is_resolved_through_host_path_mounts(hardened: Path) -> None:
     result = scan_node(hardened)
     assert status_of(result, "KH-SEC-002") is Status.FAIL
     assert node_results(result)["KH-SEC-002"].findings[0].file.endswith("srv/enc/encryption-config.yaml")
+
+
+def test_pod_security_default_from_a_relative_plugin_path(hardened: Path) -> None:
+    """The AdmissionConfiguration names pod-security.yaml relative to its own directory."""
+    result = scan_node(hardened)
+    assert status_of(result, "KH-CP-020") is Status.PASS
+    psa = hardened / "etc/kubernetes/admission/pod-security.yaml"
+    psa.write_text(psa.read_text().replace("enforce: baseline", "enforce: privileged")
+                   .replace("usernames: []", "usernames: [ci-deployer]"))
+    result = scan_node(hardened)
+    findings = node_results(result)["KH-CP-020"].findings
+    assert [f.value for f in findings] == ["privileged", ["ci-deployer"]]
+    assert findings[0].file is not None and findings[0].file.endswith("etc/kubernetes/admission/pod-security.yaml")
+    assert psa.read_text().splitlines()[findings[0].line - 1].strip() == "enforce: privileged"  # type: ignore[operator]
+    assert findings[1].severity.label == "low"
+
+
+def test_pod_security_default_missing_or_unreadable(hardened: Path) -> None:
+    (hardened / "etc/kubernetes/admission/pod-security.yaml").unlink()
+    result = scan_node(hardened)
+    assert status_of(result, "KH-CP-020") is Status.NOT_ASSESSED
+    assert "pod-security.yaml does not exist" in (node_results(result)["KH-CP-020"].reason or "")
+    (hardened / "etc/kubernetes/admission/admission-config.yaml").unlink()
+    result = scan_node(hardened)
+    assert any("does not exist on the node" in m for m in messages(result, "KH-CP-020"))
+    _edit_pod(hardened, "kube-apiserver", disable_admission_plugins="PodSecurity")
+    assert any("plugin is disabled" in m for m in messages(scan_node(hardened), "KH-CP-020"))
+
+
+def test_a_pem_holding_a_key_is_judged_as_a_key(hardened: Path, tmp_path: Path) -> None:
+    """kubelet-client-current.pem holds the kubelet's certificate and private key: 0644 leaks the key.
+    The key is recognised by its PEM header, also through a bundle (which never holds the content)."""
+    pem = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n-----BEGIN EC PRIVATE KEY-----\nsecret-bits\n"
+    write(hardened, "/var/lib/kubelet/pki/kubelet-client-current.pem", pem, 0o600)
+    write(hardened, "/var/lib/kubelet/pki/kubelet.crt", "-----BEGIN CERTIFICATE-----\n", 0o644)
+    assert status_of(scan_node(hardened), "KH-CP-031") is Status.PASS
+    os.chmod(hardened / "var/lib/kubelet/pki/kubelet-client-current.pem", 0o644)
+    bundle = collect_bundle(hardened, tmp_path / "b.tar.gz")
+    for result in (scan_node(hardened), scan_node(bundle=bundle)):
+        findings = node_results(result)["KH-CP-031"].findings
+        assert [f.message for f in findings] == ["private key /var/lib/kubelet/pki/kubelet-client-current.pem has "
+                                                 "mode 0644, more permissive than 0600"]
+    with tarfile.open(bundle) as tar:
+        assert not any(b"secret-bits" in tar.extractfile(m).read() for m in tar.getmembers() if m.isfile())  # type: ignore[union-attr]

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import click
+
+CommandFn = TypeVar("CommandFn", bound=Callable[..., Any])
 
 COMMANDS: list[click.Command] = []
 
@@ -54,7 +58,7 @@ _common = [
 ]
 
 
-def _common_options(fn: object) -> object:
+def _common_options(fn: CommandFn) -> CommandFn:
     for option in reversed(_common):
         fn = option(fn)
     return fn
@@ -104,6 +108,8 @@ def encryption_config_command(output: str | None, force: bool, show_flags: bool,
         text = render_encryption_config(options)
     except GeneratorError as exc:
         raise click.UsageError(str(exc)) from None
+    if not any(r in ("secrets", "*.", "*.*") for r in resources):
+        click.echo("warning: secrets are not among --resource: Secrets stay unencrypted (KH-SEC-002)", err=True)
     if provider == "aescbc":
         click.echo("warning: aescbc is a legacy provider (KH-SEC-003); prefer secretbox, aesgcm or kms", err=True)
     if provider == "aesgcm":

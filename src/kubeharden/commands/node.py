@@ -1,5 +1,5 @@
 """`kubeharden node` (judge a node's control-plane and kubelet configuration),
-`kubeharden node probe-etcd` and `kubeharden collect-node`."""
+`kubeharden node probe etcd` and `kubeharden collect-node`."""
 
 from __future__ import annotations
 
@@ -52,7 +52,12 @@ def node(click_ctx: click.Context, root: str | None, bundle: str | None, process
     finish(result, formats, outputs, fail_on, show_unused_exceptions, protected)
 
 
-@node.command("probe-etcd")
+@node.group("probe")
+def probe() -> None:
+    """Actively probe a control-plane endpoint (connects only to the URL given)."""
+
+
+@probe.command("etcd")
 @click.argument("url")
 @click.option("--cacert", type=click.Path(dir_okay=False, exists=True),
               help="CA that signed etcd's server certificate.")

@@ -13,8 +13,8 @@ from kubeharden.catalog import Context, Example, control
 from kubeharden.inventory import as_dict, as_list, get_path
 from kubeharden.model import NotAssessed, Resource, Section, Severity, Violation
 from kubeharden.nodeconf import auditpolicy as ap
-from kubeharden.nodeconf.evidence import NEEDS, ComponentInstance, evidence_of
-from kubeharden.nodeconf.manifests import example
+from kubeharden.nodeconf.evidence import NEEDS, ComponentInstance, evidence_of, missing_file_violation
+from kubeharden.nodeconf.manifests import AUDIT_VOLUMES, example
 
 API = "kube-apiserver"
 POLICY_PATH = "/etc/kubernetes/audit/audit-policy.yaml"
@@ -45,29 +45,12 @@ rules:
 
 
 def _audited(policy: str, **flags: str | None) -> str:
+    """An API server example with audit flags and the hostPath mounts of Appendix M (corrected)."""
     base: dict[str, str | None] = {"audit_policy_file": POLICY_PATH, "audit_log_path": LOG_PATH,
                                    "audit_log_maxage": "30", "audit_log_maxbackup": "10", "audit_log_maxsize": "100"}
     base.update(flags)
     docs = (policy,) if policy else ()
-    return _hardened_mounts(example(API, False, "v1.30.2", *docs, **base))
-
-
-def _hardened_mounts(text: str) -> str:
-    """Add the hostPath mounts of Appendix M (corrected) to an API server example."""
-    import yaml
-
-    docs = list(yaml.safe_load_all(text))
-    pod = docs[0]
-    container = pod["spec"]["containers"][0]
-    container["volumeMounts"] += [
-        {"name": "audit-policy", "mountPath": POLICY_PATH, "readOnly": True},
-        {"name": "audit-log", "mountPath": "/var/log/kubernetes/audit", "readOnly": False},
-    ]
-    pod["spec"]["volumes"] += [
-        {"name": "audit-policy", "hostPath": {"path": POLICY_PATH, "type": "File"}},
-        {"name": "audit-log", "hostPath": {"path": "/var/log/kubernetes/audit", "type": "DirectoryOrCreate"}},
-    ]
-    return yaml.safe_dump_all(docs, sort_keys=False)
+    return example(API, False, "v1.30.2", *docs, volumes=AUDIT_VOLUMES, **base)
 
 
 def _policies(ctx: Context) -> Iterator[tuple[Resource, ComponentInstance]]:
@@ -117,8 +100,7 @@ def audit_enabled(ctx: Context) -> Iterator[Violation]:
             continue
         ref = ev.referenced_config(api, "audit-policy-file", "Policy")
         if ref.missing:
-            yield api.flag_violation("audit-policy-file", f"--audit-policy-file names {ref.host_path}, which does "
-                                     "not exist on the node", api.value("audit-policy-file"))
+            yield missing_file_violation(api, "audit-policy-file", ref)
         if not api.value("audit-log-path") and not api.value("audit-webhook-config-file"):
             yield api.flag_violation("audit-log-path", "no audit backend: neither --audit-log-path nor "
                                      "--audit-webhook-config-file is set, so nothing is written")
@@ -383,17 +365,5 @@ def audit_host_paths(ctx: Context) -> Iterator[Violation]:
             if api.resolve(log) is None:
                 yield api.flag_violation("audit-log-path", f"{log} is not on a hostPath volume: the audit log is "
                                          "lost when the container restarts", log)
-            elif _mount_read_only(api, log):
+            elif (mount := api.mount_for(log)) is not None and mount.read_only:
                 yield api.flag_violation("audit-log-path", f"{log} is on a read-only mount", log)
-
-
-def _mount_read_only(api: ComponentInstance, path: str) -> bool:
-    assert api.resource is not None
-    container = as_dict(get_path(api.resource.obj, api.command_path[:3]))
-    best = None
-    for mount in as_list(container.get("volumeMounts")):
-        mount_path = str(as_dict(mount).get("mountPath") or "").rstrip("/")
-        inside = bool(mount_path) and (path == mount_path or path.startswith(mount_path + "/"))
-        if inside and (best is None or len(mount_path) > len(str(best.get("mountPath")))):
-            best = as_dict(mount)
-    return bool(best and best.get("readOnly") is True)

@@ -5,11 +5,13 @@ files (kubeharden.nodeconf)."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import PurePosixPath
+from typing import Any
 
 from kubeharden.catalog import Context, Example, control
 from kubeharden.inventory import as_dict, as_list
-from kubeharden.model import NotAssessed, Section, Severity, Violation
+from kubeharden.model import NotAssessed, Resource, Section, Severity, Violation
 from kubeharden.nodeconf.checks import (
     GO_SERVER_TLS12_DEFAULT_FROM,
     file_mode_violations,
@@ -20,9 +22,16 @@ from kubeharden.nodeconf.checks import (
     tls_version_problem,
     weak_cipher,
 )
-from kubeharden.nodeconf.evidence import NEEDS, ComponentInstance, component_version, evidence_of
+from kubeharden.nodeconf.evidence import (
+    NEEDS,
+    ComponentInstance,
+    NodeEvidence,
+    component_version,
+    evidence_of,
+    missing_file_violation,
+)
 from kubeharden.nodeconf.flags import parse_feature_gates
-from kubeharden.nodeconf.manifests import example
+from kubeharden.nodeconf.manifests import ADMISSION_VOLUMES, example
 from kubeharden.nodeconf.snapshot import FileRecord
 
 API = "kube-apiserver"
@@ -45,6 +54,19 @@ def _present(ctx: Context, *components: str) -> list[ComponentInstance]:
     return found
 
 
+def _authn_example(anonymous: str) -> str:
+    return example(API, False, "v1.32.0", "apiVersion: apiserver.config.k8s.io/v1beta1\n"
+                   f"kind: AuthenticationConfiguration\n{anonymous}\n",
+                   authentication_config="/etc/kubernetes/authn/authentication-config.yaml")
+
+
+def _authz_example(*types: str) -> str:
+    authorizers = "".join(f"- type: {t}\n  name: {t.lower()}\n" for t in types)
+    return example(API, False, "v1.32.0", "apiVersion: apiserver.config.k8s.io/v1\n"
+                   f"kind: AuthorizationConfiguration\nauthorizers:\n{authorizers}",
+                   authorization_mode=None, authorization_config="/etc/kubernetes/authz/authorization-config.yaml")
+
+
 @control(
     id="KH-CP-001",
     title="API server allows anonymous requests",
@@ -57,7 +79,11 @@ def _present(ctx: Context, *components: str) -> list[ComponentInstance]:
     "system:unauthenticated; one mistaken binding then exposes the API to anyone on the network.",
     fix="Set --anonymous-auth=false on kube-apiserver (or, from 1.32, an AuthenticationConfiguration "
     "whose anonymous.conditions allow only /livez, /readyz and /healthz).",
-    examples=(Example(True, example(API)), Example(False, example(API, anonymous_auth="false"))),
+    examples=(Example(True, example(API)), Example(False, example(API, anonymous_auth="false")),
+              Example(True, _authn_example("anonymous: {enabled: true}")),
+              Example(False, _authn_example("anonymous:\n  enabled: true\n  conditions: [{path: /livez}, "
+                                            "{path: /readyz}, {path: /healthz}]"),
+                      "anonymous requests only for health checks")),
 )
 def apiserver_anonymous_auth(ctx: Context) -> Iterator[Violation]:
     ev = evidence_of(ctx)
@@ -98,7 +124,9 @@ def apiserver_anonymous_auth(ctx: Context) -> Iterator[Violation]:
     fix="Set --authorization-mode=Node,RBAC on kube-apiserver.",
     examples=(Example(True, example(API, authorization_mode="AlwaysAllow")),
               Example(True, example(API, authorization_mode=None)),
-              Example(False, example(API))),
+              Example(False, example(API)),
+              Example(True, _authz_example("Node", "AlwaysAllow"), "structured authorization config"),
+              Example(False, _authz_example("Node", "RBAC"))),
 )
 def apiserver_authorization_mode(ctx: Context) -> Iterator[Violation]:
     ev = evidence_of(ctx)
@@ -109,15 +137,21 @@ def apiserver_authorization_mode(ctx: Context) -> Iterator[Violation]:
                 raise NotAssessed(f"--authorization-config is set but its file is unavailable: {ref.problem}")
             for res in ref.resources:
                 modes = [str(as_dict(a).get("type")) for a in as_list(res.obj.get("authorizers"))]
-                yield from _judge_modes(modes, lambda msg, res=res, modes=modes: Violation(
-                    res, ("authorizers",), msg, modes, has_value=True))
+                yield from _judge_modes(modes, partial(_authorizers_violation, res, modes))
             continue
         flag = api.flag("authorization-mode")
         modes = flag.as_list() if flag is not None else ["AlwaysAllow"]
-        yield from _judge_modes(modes, lambda msg, api=api: api.flag_violation(
-            "authorization-mode", msg + ("" if api.flag("authorization-mode") else
-                                         " (--authorization-mode unset: default AlwaysAllow)"),
-            api.value("authorization-mode")))
+        yield from _judge_modes(modes, partial(_authorization_flag_violation, api))
+
+
+def _authorizers_violation(res: Resource, modes: list[str], message: str) -> Violation:
+    return Violation(res, ("authorizers",), message, modes, has_value=True)
+
+
+def _authorization_flag_violation(api: ComponentInstance, message: str) -> Violation:
+    if api.flag("authorization-mode") is None:
+        message += " (--authorization-mode unset: default AlwaysAllow)"
+    return api.flag_violation("authorization-mode", message, api.value("authorization-mode"))
 
 
 def _judge_modes(modes: list[str], make: Callable[[str], Violation]) -> Iterator[Violation]:
@@ -583,6 +617,111 @@ def apiserver_strong_authn(ctx: Context) -> Iterator[Violation]:
                                      + ", ".join(f"--{n}" for n in names) + " is set")
 
 
+ADMISSION_FLAG = "admission-control-config-file"
+ENFORCING_LEVELS = ("baseline", "restricted")
+
+
+def _admission_example(defaults: str, exemptions: str = "{}") -> str:
+    return example(API, False, "v1.30.2", f"""apiVersion: apiserver.config.k8s.io/v1
+kind: AdmissionConfiguration
+plugins:
+- name: PodSecurity
+  configuration:
+    apiVersion: pod-security.admission.config.k8s.io/v1
+    kind: PodSecurityConfiguration
+    defaults: {defaults}
+    exemptions: {exemptions}
+""", volumes=ADMISSION_VOLUMES, admission_control_config_file="/etc/kubernetes/admission/admission-config.yaml")
+
+
+@control(
+    id="KH-CP-020",
+    title="No cluster-wide Pod Security Admission default",
+    section=Section.POD,
+    guidance=("NSA-POD-20",),
+    severity=Severity.MEDIUM,
+    needs=NEEDS[API],
+    what="kube-apiserver gives the PodSecurity admission plugin no PodSecurityConfiguration (no "
+    "--admission-control-config-file, or no PodSecurity entry in it), its defaults.enforce is privileged "
+    "(the built-in default), the plugin is disabled, or it exempts usernames or runtime classes.",
+    why="A namespace without a pod-security.kubernetes.io/enforce label gets the cluster default: when that is "
+    "privileged, every new namespace admits privileged pods until someone labels it. An exempted user, or "
+    "any pod naming an exempted runtime class, bypasses Pod Security in every namespace.",
+    fix="Point --admission-control-config-file at an AdmissionConfiguration whose PodSecurity plugin sets "
+    "defaults.enforce: baseline (or restricted) and audit/warn: restricted, exempting only system "
+    "namespaces (mount its directory into the API server pod).",
+    min_version=(1, 23),
+    examples=(Example(True, example(API), "no admission configuration: default privileged"),
+              Example(True, _admission_example("{enforce: privileged, warn: restricted}")),
+              Example(True, _admission_example("{enforce: baseline}", "{usernames: [ci-deployer]}")),
+              Example(False, _admission_example("{enforce: baseline, audit: restricted, warn: restricted}",
+                                                "{namespaces: [kube-system]}"))),
+)
+def pod_security_default(ctx: Context) -> Iterator[Violation]:
+    ev = evidence_of(ctx)
+    for api in _api(ctx):
+        disabled = api.flag("disable-admission-plugins")
+        if disabled is not None and "PodSecurity" in disabled.as_list():
+            yield api.flag_violation("disable-admission-plugins", "the PodSecurity admission plugin is disabled: "
+                                     "no cluster-wide Pod Security default applies", disabled.text)
+            continue
+        value = api.value(ADMISSION_FLAG)
+        if not value:
+            yield api.flag_violation(ADMISSION_FLAG, f"--{ADMISSION_FLAG} is not set: the cluster-wide Pod "
+                                     "Security default is privileged (nothing enforced)")
+            continue
+        ref = ev.referenced_config(api, ADMISSION_FLAG, "AdmissionConfiguration")
+        if ref.missing:
+            yield missing_file_violation(api, ADMISSION_FLAG, ref)
+            continue
+        if not ref.resources:
+            raise NotAssessed(f"{api.label}: cannot read the admission configuration: {ref.problem}")
+        for res in ref.resources:
+            yield from _judge_admission(ev, api, value, res)
+
+
+def _judge_admission(ev: NodeEvidence, api: ComponentInstance, config_path: str, res: Resource) -> Iterator[Violation]:
+    for index, plugin in enumerate(as_list(res.obj.get("plugins"))):
+        plugin = as_dict(plugin)
+        if plugin.get("name") != "PodSecurity":
+            continue
+        if isinstance(plugin.get("configuration"), dict):
+            yield from _judge_pod_security(res, ("plugins", index, "configuration"), plugin["configuration"])
+        elif plugin.get("path"):
+            # the API server resolves a relative plugin path against the admission file's directory
+            path = str(plugin["path"])
+            target = path if path.startswith("/") else str(PurePosixPath(config_path).parent / path)
+            ref = ev.referenced_file(api, target, "PodSecurityConfiguration")
+            if not ref.resources:
+                raise NotAssessed(f"cannot read the PodSecurity configuration: {ref.problem}")
+            for psa in ref.resources:
+                yield from _judge_pod_security(psa, (), psa.obj)
+        else:
+            yield Violation(res, ("plugins", index), "the PodSecurity plugin entry has neither configuration nor "
+                            "path: the cluster-wide default is privileged")
+        return
+    yield Violation(res, ("plugins",), "the AdmissionConfiguration does not configure the PodSecurity plugin: "
+                    "the cluster-wide default is privileged")
+
+
+def _judge_pod_security(res: Resource, base: tuple[str | int, ...], config: dict[str, Any]) -> Iterator[Violation]:
+    defaults = as_dict(config.get("defaults"))
+    enforce = str(defaults.get("enforce") or "privileged")
+    if enforce not in ENFORCING_LEVELS:
+        path = (*base, "defaults", "enforce") if "enforce" in defaults else (*base, "defaults") if defaults else base
+        unset = "" if "enforce" in defaults else " (defaults.enforce unset)"
+        yield Violation(res, path, f"cluster-wide Pod Security default enforces {enforce!r}{unset}: namespaces "
+                        "without an enforce label admit privileged pods", enforce, has_value=True)
+    exemptions = as_dict(config.get("exemptions"))
+    for key, who in (("usernames", "these users"), ("runtimeClasses", "pods naming these runtime classes")):
+        names = [str(n) for n in as_list(exemptions.get(key))]
+        if names:
+            violation = Violation(res, (*base, "exemptions", key), f"{who} bypass Pod Security in every namespace: "
+                                  + ", ".join(names), names, has_value=True)
+            violation.severity = Severity.LOW
+            yield violation
+
+
 # ---------------------------------------------------------------------------------------------
 # File permissions and owners (node snapshot only)
 
@@ -631,8 +770,9 @@ def kubeconfig_permissions(ctx: Context) -> Iterator[Violation]:
     guidance=("NSA-CP-11",),
     severity=Severity.HIGH,
     needs=NEEDS["files"],
-    what="A private key under /etc/kubernetes/pki, /var/lib/kubelet/pki (or named by a component flag) is "
-    "more permissive than 0600, a certificate more permissive than 0644, or either is not owned by root.",
+    what="A file holding a private key under /etc/kubernetes/pki, /var/lib/kubelet/pki (or named by a "
+    "component flag) is more permissive than 0600, a certificate more permissive than 0644, or either is not "
+    "owned by root. Keys are recognised by their PEM header (kubelet-client-current.pem holds one), else by name.",
     why="The CA and service-account keys let their holder mint any identity; a writable certificate lets "
     "an attacker swap a trust anchor.",
     fix="chmod 600 *.key, chmod 644 *.crt, chown -R root:root /etc/kubernetes/pki.",
@@ -641,7 +781,9 @@ def pki_permissions(ctx: Context) -> Iterator[Violation]:
     for record in _records(ctx, ("pki",), "PKI files"):
         if record.kind != "file":
             continue
-        is_key = record.path.endswith(".key") or "-key" in PurePosixPath(record.path).name
+        is_key = record.private_key
+        if is_key is None:  # not readable: judge by name
+            is_key = record.path.endswith(".key") or "-key" in PurePosixPath(record.path).name
         if is_key:
             yield from _mode_owner(ctx, record, 0o600, "private key")
         else:

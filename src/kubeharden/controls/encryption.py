@@ -11,7 +11,7 @@ from kubeharden.catalog import Context, Example, control
 from kubeharden.model import NotAssessed, Resource, Section, Severity, Violation
 from kubeharden.nodeconf import encryption as enc
 from kubeharden.nodeconf.checks import file_mode_violations
-from kubeharden.nodeconf.evidence import NEEDS, evidence_of
+from kubeharden.nodeconf.evidence import NEEDS, evidence_of, missing_file_violation
 from kubeharden.nodeconf.manifests import example
 
 API = "kube-apiserver"
@@ -93,8 +93,7 @@ def encryption_enabled(ctx: Context) -> Iterator[Violation]:
             continue
         ref = ev.referenced_config(api, ENC_FLAG, "EncryptionConfiguration")
         if ref.missing:
-            yield api.flag_violation(ENC_FLAG, f"--{ENC_FLAG} names {ref.host_path}, which does not exist on the "
-                                     "node (the API server cannot start)", api.value(ENC_FLAG))
+            yield missing_file_violation(api, ENC_FLAG, ref)
 
 
 @control(
@@ -136,7 +135,7 @@ def encryption_covers_secrets(ctx: Context) -> Iterator[Violation]:
 
 @control(
     id="KH-SEC-003",
-    title="Secrets encrypted with a legacy provider or a key on local disk",
+    title="Secrets encrypted with a legacy provider (aescbc) or KMS v1",
     section=Section.SECRETS,
     guidance=("NSA-SEC-4",),
     severity=Severity.MEDIUM,

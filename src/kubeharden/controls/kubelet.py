@@ -1,7 +1,8 @@
 """Kubelet hardening (guidance §1.6-1.7, §2.4, NSA-NODE-4..7, NSA-NET-13, NSA-ENC-2, NSA-POD-13).
 
 The effective value of each setting is computed as the kubelet does: a command-line flag wins
-over the --config file, which wins over the default; the defaults differ between a kubelet
+over the --config-dir drop-ins, which win over the --config file, which wins over the default
+(kubeharden.nodeconf.evidence.KubeletInstance.setting); the defaults differ between a kubelet
 with a config file (v1beta1 defaults, e.g. anonymous auth off) and one without (flag defaults,
 e.g. anonymous auth on). The config file is the one the real command line's --config names.
 """
@@ -21,7 +22,6 @@ from kubeharden.nodeconf.checks import (
     weak_cipher,
 )
 from kubeharden.nodeconf.evidence import NEEDS, KubeletInstance, component_version, evidence_of
-from kubeharden.nodeconf.snapshot import FileRecord
 
 _HEAD = "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\n"
 HARDENED_KUBELET = _HEAD + """\
@@ -333,12 +333,17 @@ MAX_IDLE_SECONDS = 4 * 3600
     guidance=("NSA-NODE-4",),
     severity=Severity.LOW,
     needs=NEEDS["kubelet"],
-    what="The kubelet's streamingConnectionIdleTimeout (--streaming-connection-idle-timeout) is 0 or longer "
-    "than 4h.",
+    what="The kubelet's effective streaming idle timeout is 0 (only the --streaming-connection-idle-timeout "
+    "flag can set that: 0s in the config file means the 4h default) or longer than 4h.",
     why="Idle exec, attach and port-forward sessions then stay open indefinitely, a ready channel for "
     "whoever hijacks them.",
     fix="Set streamingConnectionIdleTimeout to 4h or less (e.g. 5m).",
-    examples=(Example(True, _kubelet("streamingConnectionIdleTimeout: 0s\n")), Example(False, HARDENED_KUBELET)),
+    # A zero in the config file is not a bad example: v1beta1 defaulting turns 0s into 4h (only the
+    # --streaming-connection-idle-timeout=0 flag really disables the timeout; see tests/node).
+    examples=(Example(True, _kubelet("streamingConnectionIdleTimeout: 24h\n"), "idle sessions kept for a day"),
+              Example(False, _kubelet("streamingConnectionIdleTimeout: 0s\n"),
+                      "0s in the config file is defaulted to 4h by the kubelet"),
+              Example(False, HARDENED_KUBELET)),
 )
 def kubelet_streaming_timeout(ctx: Context) -> Iterator[Violation]:
     for kubelet in _kubelets(ctx):
@@ -389,9 +394,9 @@ def kubelet_event_qps(ctx: Context) -> Iterator[Violation]:
     guidance=("NSA-CP-10", "NSA-CP-11"),
     severity=Severity.MEDIUM,
     needs=NEEDS["files"],
-    what="The kubelet config file (the one --config names) is more permissive than 0600, or the "
-    "kubelet.service unit, its drop-ins or environment files are group/world writable, or any of them is "
-    "not owned by root.",
+    what="The kubelet config file (the one --config names) or a --config-dir drop-in is more permissive than "
+    "0600, or the kubelet.service unit, its drop-ins or environment files are group/world writable, or any of "
+    "them is not owned by root.",
     why="Whoever can edit them can turn off the kubelet's authentication and authorization at the next "
     "restart.",
     fix="chmod 600 /var/lib/kubelet/config.yaml; chmod 644 (or 600) the unit, drop-ins and env files; "
@@ -401,12 +406,9 @@ def kubelet_file_permissions(ctx: Context) -> Iterator[Violation]:
     ev = evidence_of(ctx)
     snapshot = ev.require_snapshot()
     kubelets = ev.require_kubelets()
-    records: list[tuple[FileRecord, int, str]] = []
+    # the --config file and the --config-dir drop-ins
+    records = [(r, 0o600, "kubelet config file") for r in snapshot.with_role("kubelet-config") if r.exists]
     for kubelet in kubelets:
-        if kubelet.config_file:
-            record = snapshot.file(kubelet.config_file)
-            if record is not None and record.exists:
-                records.append((record, 0o600, "kubelet config file"))
         if kubelet.command is not None:
             for unit in kubelet.command.units:
                 record = snapshot.file(unit)

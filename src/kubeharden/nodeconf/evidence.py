@@ -1,7 +1,8 @@
 """The evidence model node controls read, built once per scan from the Inventory.
 
-Components come from Pods in the input (static pod manifests on disk, a kubeadm config
-repository, or the mirror pods of a live cluster) and, with ``kubeharden node``, from the
+Components come from Pods in the input (static pod manifests on disk, a config repository, or
+the mirror pods of a live cluster), from a kubeadm ClusterConfiguration (the static pods kubeadm
+would generate from it) and, with ``kubeharden node``, from the
 node snapshot (``inventory.facts["node"]``): process command lines, the kubelet's systemd
 command line and config file, and file modes and owners.
 """
@@ -75,36 +76,56 @@ def identify_component(pod: dict[str, Any], container: dict[str, Any]) -> str | 
     return None
 
 
-def container_mount_resolver(spec: dict[str, Any], container: dict[str, Any]) -> Callable[[str], str | None]:
-    """Map a path inside the container to the host path through its hostPath mounts (None when
-    the path is not on a hostPath volume)."""
+@dataclass(frozen=True)
+class Mount:
+    """A container path backed by a volume: its host path when that volume is a hostPath."""
+
+    path: str  # inside the container
+    host: str | None
+    read_only: bool
+
+
+def container_mounts(spec: dict[str, Any], container: dict[str, Any]) -> list[Mount]:
     host_paths = {
         str(v.get("name")): str(as_dict(v.get("hostPath")).get("path") or "")
         for v in as_list(spec.get("volumes"))
         if isinstance(v, dict) and isinstance(v.get("hostPath"), dict)
     }
-    mounts = sorted(
-        ((str(m.get("mountPath") or "").rstrip("/"), str(m.get("name") or ""), str(m.get("subPath") or ""))
-         for m in as_list(container.get("volumeMounts")) if isinstance(m, dict) and m.get("mountPath")),
-        key=lambda m: len(m[0]), reverse=True,
-    )
+    out = []
+    for m in as_list(container.get("volumeMounts")):
+        if not isinstance(m, dict) or not m.get("mountPath"):
+            continue
+        host = host_paths.get(str(m.get("name") or "")) or None
+        sub_path = str(m.get("subPath") or "")
+        if host and sub_path:
+            host = str(PurePosixPath(host) / sub_path)
+        out.append(Mount(str(m["mountPath"]).rstrip("/") or "/", host, m.get("readOnly") is True))
+    return out
 
-    def resolve(path: str) -> str | None:
-        for mount_path, volume, sub_path in mounts:
-            if path == mount_path or path.startswith(mount_path + "/"):
-                host = host_paths.get(volume)
-                if not host:
-                    return None
-                rest = path[len(mount_path):].lstrip("/")
-                base = str(PurePosixPath(host) / sub_path) if sub_path else host
-                return normalise(str(PurePosixPath(base) / rest) if rest else base)
+
+def mount_for(mounts: list[Mount], path: str) -> Mount | None:
+    """The mount a container path is on (the deepest one), as the container runtime resolves it."""
+    best = None
+    for mount in mounts:
+        if (path == mount.path or path.startswith(mount.path.rstrip("/") + "/")) and (
+                best is None or len(mount.path) > len(best.path)):
+            best = mount
+    return best
+
+
+def host_path_of(mounts: list[Mount], path: str) -> str | None:
+    """Map a path inside the container to the host path through its hostPath mounts (None when
+    the path is not on a hostPath volume)."""
+    mount = mount_for(mounts, path)
+    if mount is None or mount.host is None:
         return None
+    rest = path[len(mount.path):].lstrip("/")
+    return normalise(str(PurePosixPath(mount.host) / rest) if rest else mount.host)
 
-    return resolve
 
-
-def _identity(path: str) -> str | None:
-    return normalise(path)
+def container_mount_resolver(spec: dict[str, Any], container: dict[str, Any]) -> Callable[[str], str | None]:
+    mounts = container_mounts(spec, container)
+    return lambda path: host_path_of(mounts, path)
 
 
 @dataclass
@@ -112,12 +133,19 @@ class ComponentInstance:
     component: str
     flags: FlagSet
     label: str
-    resource: Resource | None = None
-    command_path: Path = ()  # path of the command (or args) list in the Pod
+    resource: Resource | None = None  # the Pod, or the kubeadm ClusterConfiguration
+    command_path: Path = ()  # where flags are written: the command (or args) list, or extraArgs
     source: Source | None = None  # for processes
     image_version: KubeVersion | None = None
-    resolve: Callable[[str], str | None] = _identity
-    origin: str = "static-pod"  # static-pod or process
+    mounts: list[Mount] | None = None  # None: runs in the host's mount namespace (a process)
+    origin: str = "static-pod"  # static-pod, kubeadm or process
+
+    def resolve(self, path: str) -> str | None:
+        """The host path of a path the component reads (None: not on a hostPath volume)."""
+        return normalise(path) if self.mounts is None else host_path_of(self.mounts, path)
+
+    def mount_for(self, path: str) -> Mount | None:
+        return mount_for(self.mounts, path) if self.mounts is not None else None
 
     def flag(self, name: str) -> Flag | None:
         return self.flags.get(name)
@@ -145,6 +173,12 @@ class ComponentInstance:
             return Violation(self.resource, self.command_path, message, value, has_value=has, evidence=ev)
         return Violation(None, (), message, value, has_value=has, evidence=ev, source=self.source,
                          line=self.source.line if self.source else None)
+
+
+def missing_file_violation(instance: ComponentInstance, flag_name: str, ref: ConfigRef) -> Violation:
+    """The flag names a file that is not on the node: the component cannot start with it."""
+    return instance.flag_violation(flag_name, f"--{flag_name} names {ref.host_path}, which does not exist on the "
+                                   f"node ({instance.component} cannot start)", instance.value(flag_name))
 
 
 def _version_of_image(image: Any) -> KubeVersion | None:
@@ -176,7 +210,7 @@ def _pod_instances(inventory: Inventory) -> list[ComponentInstance]:
             version = _version_of_image(container.get("image")) if component != "etcd" else None
             out.append(ComponentInstance(
                 component, FlagSet.parse(tokens), f"{res.display()} ({res.source.file})", res,
-                command_path, None, version, container_mount_resolver(spec, container),
+                command_path, None, version, container_mounts(spec, container),
             ))
     return out
 
@@ -231,14 +265,19 @@ def _is_zero_duration(value: Any) -> bool:
 class Setting:
     key: KubeletKey
     value: Any
-    origin: str  # "flag", "config", "default"
+    origin: str  # "flag", "config" (--config file), "config-dir" (a --config-dir drop-in), "default"
     flag: Flag | None = None
+    resource: Resource | None = None  # the config document that set the value
 
     def describe(self) -> str:
         if self.origin == "flag":
             return f"--{self.key.flag}={self.flag.text if self.flag else self.value}"
         name = ".".join(self.key.path)
-        return f"{name}: {_yaml_text(self.value)}" + (" (default)" if self.origin == "default" else "")
+        where = {"default": " (default)", "config-dir": f" (drop-in {self._file_name()})"}.get(self.origin, "")
+        return f"{name}: {_yaml_text(self.value)}{where}"
+
+    def _file_name(self) -> str:
+        return PurePosixPath(self.resource.source.file).name if self.resource is not None else "?"
 
 
 def _yaml_text(value: Any) -> str:
@@ -279,19 +318,42 @@ class KubeletInstance:
     config_resource: Resource | None = None
     config_file: str | None = None  # node path of --config
     config_source: Source | None = None
+    dropins: list[Resource] = field(default_factory=list)  # --config-dir files, in the kubelet's order
     notes: list[str] = field(default_factory=list)
 
     def setting(self, name: str) -> Setting:
         key = KUBELET_KEYS[name]
         flag = self.flags.get(key.flag)
+        file_value, resource, origin = self._file_value(name, key)
         if flag is not None:
-            return Setting(key, _parse_flag_value(key, flag), "flag", flag)
+            value = _parse_flag_value(key, flag)
+            if key.flag == "feature-gates" and isinstance(file_value, dict):
+                value = {**file_value, **value}  # the kubelet keeps file gates the flag does not name
+            return Setting(key, value, "flag", flag)
+        if file_value is not None:
+            return Setting(key, file_value, origin, resource=resource)
+        # without --config the kubelet starts from its legacy flag defaults (drop-ins apply on top)
+        return Setting(key, key.config_default if self.config is not None else key.flag_default, "default")
+
+    def _file_value(self, name: str, key: KubeletKey) -> tuple[Any, Resource | None, str]:
+        """The value from the --config file, then each --config-dir drop-in applied over it as a
+        JSON merge patch (later files win, mappings merge)."""
+        value: Any = None
+        resource: Resource | None = None
+        origin = ""
         if self.config is not None:
-            value = get_path(self.config, key.path)
-            if value is not None and not (name in ZERO_DEFAULTED and _is_zero_duration(value)):
-                return Setting(key, value, "config")
-            return Setting(key, key.config_default, "default")
-        return Setting(key, key.flag_default, "default")
+            found = get_path(self.config, key.path)
+            if found is not None and not (name in ZERO_DEFAULTED and _is_zero_duration(found)):
+                value, resource, origin = found, self.config_resource, "config"
+        # drop-ins are merged after defaulting, so a zero there is a real zero
+        for dropin in self.dropins:
+            found = get_path(dropin.obj, key.path)
+            if found is None:
+                continue
+            if isinstance(found, dict) and isinstance(value, dict):
+                found = {**value, **found}
+            value, resource, origin = found, dropin, "config-dir"
+        return value, resource, origin
 
     def violation(self, setting: Setting, message: str, value: Any = None, *,
                   has_value: bool | None = None, **evidence: Any) -> Violation:
@@ -307,8 +369,9 @@ class KubeletInstance:
                 return Violation(token.resource, token.path, message, value, has_value=has, evidence=ev)
             return Violation(None, (), message, value, has_value=has, evidence=ev, source=token.source,
                              line=token.source.line if token.source else None)
-        if self.config_resource is not None:
-            return Violation(self.config_resource, setting.key.path, message, value, has_value=has, evidence=ev)
+        located = setting.resource or self.config_resource
+        if located is not None:
+            return Violation(located, setting.key.path, message, value, has_value=has, evidence=ev)
         source = self.config_source
         if source is None and self.command is not None and self.command.tokens:
             source = self.command.tokens[0].source
@@ -362,6 +425,10 @@ class NodeEvidence:
         value = instance.value(flag_name)
         if not value:
             return ConfigRef(None, None, [], "flag not set")
+        return self.referenced_file(instance, value, kind)
+
+    def referenced_file(self, instance: ComponentInstance, value: str, kind: str) -> ConfigRef:
+        """The parsed file at ``value`` (a path inside the component's container)."""
         if self.facts is not None:
             host = instance.resolve(value)
             if host is None:
@@ -416,7 +483,103 @@ def _kubelets_from_snapshot(facts: NodeFacts) -> tuple[list[KubeletInstance], st
         instance.config_resource = resources[0]
         instance.config = resources[0].obj
         instance.config_source = resources[0].source
+    config_dir = flags.value("config-dir")
+    if config_dir:
+        problem = _load_dropins(facts, instance, normalise(config_dir))
+        if problem:
+            return [], problem
     return [instance], None
+
+
+def _load_dropins(facts: NodeFacts, instance: KubeletInstance, directory: str) -> str | None:
+    """The kubelet walks --config-dir in lexical order (directory by directory) and applies every
+    *.conf file; a missing directory or a file that is not a KubeletConfiguration stops it."""
+    record = facts.snapshot.file(directory)
+    if record is None or not record.exists:
+        return f"the kubelet's --config-dir {directory} was not found under the node root"
+    prefix = directory.rstrip("/") + "/"
+    paths = sorted((p for p, r in facts.snapshot.files.items()
+                    if p.startswith(prefix) and p.endswith(".conf") and r.kind == "file"),
+                   key=lambda p: PurePosixPath(p).parts)
+    for path in paths:
+        resources = [r for r in facts.resources_by_path.get(path, []) if r.kind == "KubeletConfiguration"]
+        if not resources:
+            return f"the kubelet drop-in {path} holds no KubeletConfiguration (or was not read)"
+        instance.dropins.append(resources[0])
+    return None
+
+
+# ---------------------------------------------------------------------------------------------
+# kubeadm ClusterConfiguration: the static pods kubeadm would write (its flags, then extraArgs)
+
+KUBEADM_SECTIONS: dict[str, tuple[str, ...]] = {
+    "kube-apiserver": ("apiServer",),
+    "kube-controller-manager": ("controllerManager",),
+    "kube-scheduler": ("scheduler",),
+    "etcd": ("etcd", "local"),
+}
+# kubeadm's generated flags are known (nodeconf.manifests) from this version on; older kubeadm set
+# different ones (e.g. --insecure-port=0, no service-account issuer before 1.20).
+KUBEADM_MODELLED_FROM = (1, 24)
+_KUBERNETES_VERSION_RE = re.compile(r"^v?(\d+)\.(\d+)")
+
+
+def _kubeadm_version(config: dict[str, Any]) -> KubeVersion | None:
+    match = _KUBERNETES_VERSION_RE.match(str(config.get("kubernetesVersion") or ""))
+    return (int(match.group(1)), int(match.group(2))) if match else None
+
+
+def _extra_args(res: Resource, section: Path, section_obj: dict[str, Any], key: str = "extraArgs") -> list[Token]:
+    """extraArgs as flag words: a map in v1beta3, a list of {name, value} in v1beta4."""
+    args = section_obj.get(key)
+    base: Path = (*section, key)
+    if isinstance(args, dict):
+        return [Token(f"--{k}={v}", res, (*base, str(k))) for k, v in args.items()]
+    return [Token(f"--{a.get('name')}={a.get('value', '')}", res, (*base, i, "value"))
+            for i, a in enumerate(as_list(args)) if isinstance(a, dict) and a.get("name")]
+
+
+def _kubeadm_instances(inventory: Inventory) -> list[ComponentInstance]:
+    from kubeharden.nodeconf.manifests import KUBEADM_FLAGS, KUBEADM_VOLUMES
+
+    out: list[ComponentInstance] = []
+    for res in inventory.of_kind("ClusterConfiguration"):
+        if res.group != "kubeadm.k8s.io":
+            continue
+        version = _kubeadm_version(res.obj)
+        if version is not None and version < KUBEADM_MODELLED_FROM:
+            continue
+        etcd = as_dict(res.obj.get("etcd"))
+        external = as_dict(etcd.get("external")) if "external" in etcd else None
+        for component, section in KUBEADM_SECTIONS.items():
+            if component == "etcd" and external is not None:
+                continue  # an external etcd's flags are not in this file
+            section_obj = as_dict(get_path(res.obj, section))
+            defaults = dict(KUBEADM_FLAGS[component])
+            volumes = [Mount(m, h, ro) for _n, h, m, _t, ro in KUBEADM_VOLUMES[component]]
+            if component == "etcd" and section_obj.get("dataDir"):
+                data_dir = normalise(str(section_obj["dataDir"]))
+                defaults["data-dir"] = data_dir
+                volumes = [v for v in volumes if v.path != "/var/lib/etcd"] + [Mount(data_dir, data_dir, False)]
+            if component == "kube-apiserver" and external is not None:
+                endpoints = ",".join(str(e) for e in as_list(external.get("endpoints")))
+                for flag, key in (("etcd-servers", ""), ("etcd-cafile", "caFile"), ("etcd-certfile", "certFile"),
+                                  ("etcd-keyfile", "keyFile")):
+                    value = endpoints if not key else str(external.get(key) or "")
+                    if value:
+                        defaults[flag] = value
+                    else:
+                        defaults.pop(flag, None)
+            # kubeadm's own flags are placed at the component's section; extraArgs override them
+            tokens = [Token(f"--{k}={v}", res, section) for k, v in defaults.items()]
+            tokens += _extra_args(res, section, section_obj)
+            volumes += [Mount(str(v.get("mountPath") or "").rstrip("/"), str(v.get("hostPath") or "") or None,
+                              v.get("readOnly") is True)
+                        for v in as_list(section_obj.get("extraVolumes")) if isinstance(v, dict) and v.get("mountPath")]
+            label = f"{component} from kubeadm {res.display()} ({res.source.file})"
+            out.append(ComponentInstance(component, FlagSet.parse(tokens), label, res, (*section, "extraArgs"), None,
+                                         version, volumes, origin="kubeadm"))
+    return out
 
 
 def _build(inventory: Inventory) -> NodeEvidence:
@@ -425,6 +588,10 @@ def _build(inventory: Inventory) -> NodeEvidence:
     components: dict[str, list[ComponentInstance]] = {}
     for instance in _pod_instances(inventory):
         components.setdefault(instance.component, []).append(instance)
+    # a repository may hold both the ClusterConfiguration and the manifests generated from it
+    for instance in _kubeadm_instances(inventory):
+        if not any(i.origin == "static-pod" for i in components.get(instance.component, [])):
+            components.setdefault(instance.component, []).append(instance)
     kubelets: list[KubeletInstance] = []
     missing: str | None = None
     if facts is not None:
@@ -440,10 +607,27 @@ def _build(inventory: Inventory) -> NodeEvidence:
                     name, FlagSet.parse(tokens), f"{name} process {proc.pid}", source=source, origin="process"))
         kubelets, missing = _kubelets_from_snapshot(facts)
     else:
+        registrations = _kubeadm_kubelet_args(inventory) or [("", [])]
         for res in inventory.of_kind("KubeletConfiguration"):
-            kubelets.append(KubeletInstance(f"{res.display()} ({res.source.file})", FlagSet(), False, None,
-                                            res.obj, res, None, res.source))
+            for where, tokens in registrations:
+                kubelets.append(KubeletInstance(f"{res.display()} ({res.source.file}){where}", FlagSet.parse(tokens),
+                                                False, None, res.obj, res, None, res.source))
     return NodeEvidence(components, kubelets, facts, inventory, missing)
+
+
+def _kubeadm_kubelet_args(inventory: Inventory) -> list[tuple[str, list[Token]]]:
+    """kubeadm writes nodeRegistration.kubeletExtraArgs of an InitConfiguration (the first control
+    plane) or JoinConfiguration (the other nodes) to kubeadm-flags.env: flags over the shared
+    KubeletConfiguration, one set per kind of node."""
+    out = []
+    for kind in ("InitConfiguration", "JoinConfiguration"):
+        for res in inventory.of_kind(kind):
+            if res.group != "kubeadm.k8s.io":
+                continue
+            registration = as_dict(res.obj.get("nodeRegistration"))
+            tokens = _extra_args(res, ("nodeRegistration",), registration, "kubeletExtraArgs")
+            out.append((f" with kubeletExtraArgs of {res.display()}", tokens))
+    return out
 
 
 _CACHE: dict[int, tuple[weakref.ref[Inventory], NodeEvidence]] = {}

@@ -6,6 +6,10 @@ from collections.abc import Iterable
 
 import yaml
 
+from kubeharden.generators.apiserver_snippet import ApiServerSnippet
+from kubeharden.generators.audit_policy import AuditOptions, audit_snippet
+from kubeharden.generators.encryption_config import EncryptionOptions, encryption_snippet
+
 # What kubeadm (v1.30) writes, flag by flag.
 KUBEADM_FLAGS: dict[str, dict[str, str]] = {
     "kube-apiserver": {
@@ -87,6 +91,7 @@ HARDENED_EXTRA: dict[str, dict[str, str]] = {
         "audit-log-maxage": "30",
         "audit-log-maxbackup": "10",
         "audit-log-maxsize": "100",
+        "admission-control-config-file": "/etc/kubernetes/admission/admission-config.yaml",
     },
     "etcd": {"tls-min-version": "TLS1.2"},
     "kube-controller-manager": {"profiling": "false", "tls-min-version": "VersionTLS12"},
@@ -100,8 +105,8 @@ IMAGES = {
     "etcd": "registry.k8s.io/etcd",
 }
 
-# hostPath volumes: name -> (host path, mount path, type, readOnly)
-_VOLUMES: dict[str, list[tuple[str, str, str, str, bool]]] = {
+# kubeadm's hostPath volumes (abridged): component -> (name, host path, mount path, type, readOnly)
+KUBEADM_VOLUMES: dict[str, list[tuple[str, str, str, str, bool]]] = {
     "kube-apiserver": [
         ("ca-certs", "/etc/ssl/certs", "/etc/ssl/certs", "DirectoryOrCreate", True),
         ("k8s-certs", "/etc/kubernetes/pki", "/etc/kubernetes/pki", "DirectoryOrCreate", True),
@@ -119,13 +124,19 @@ _VOLUMES: dict[str, list[tuple[str, str, str, str, bool]]] = {
         ("kubeconfig", "/etc/kubernetes/scheduler.conf", "/etc/kubernetes/scheduler.conf", "FileOrCreate", True),
     ],
 }
+
+
+def snippet_volumes(snippet: ApiServerSnippet) -> list[tuple[str, str, str, str, bool]]:
+    """The hostPath volumes a generator's API server snippet asks for, in this module's form."""
+    return [(m.name, m.path, m.path, m.type, m.read_only) for m in snippet.mounts]
+
+
+# The volumes `kubeharden generate ... --flags` prints, so examples and fixtures mount what users will.
+AUDIT_VOLUMES = snippet_volumes(audit_snippet(AuditOptions()))
+ENCRYPTION_VOLUMES = snippet_volumes(encryption_snippet(EncryptionOptions()))
+ADMISSION_VOLUMES = [("admission-config", "/etc/kubernetes/admission", "/etc/kubernetes/admission", "Directory", True)]
 HARDENED_VOLUMES: dict[str, list[tuple[str, str, str, str, bool]]] = {
-    "kube-apiserver": [
-        ("encryption-config", "/etc/kubernetes/enc", "/etc/kubernetes/enc", "DirectoryOrCreate", True),
-        ("audit-policy", "/etc/kubernetes/audit/audit-policy.yaml", "/etc/kubernetes/audit/audit-policy.yaml",
-         "File", True),
-        ("audit-log", "/var/log/kubernetes/audit", "/var/log/kubernetes/audit", "DirectoryOrCreate", False),
-    ],
+    "kube-apiserver": [*ENCRYPTION_VOLUMES, *AUDIT_VOLUMES, *ADMISSION_VOLUMES],
 }
 
 
@@ -146,7 +157,7 @@ def flags_for(component: str, hardened: bool = False, **overrides: str | None) -
 
 def static_pod(component: str, flags: dict[str, str], version: str = "v1.30.2", node: str = "cp1",
                extra_volumes: Iterable[tuple[str, str, str, str, bool]] = ()) -> dict[str, object]:
-    volumes = [*_VOLUMES[component], *extra_volumes]
+    volumes = [*KUBEADM_VOLUMES[component], *extra_volumes]
     image = f"{IMAGES[component]}:{'3.5.12-0' if component == 'etcd' else version}"
     return {
         "apiVersion": "v1",
@@ -167,14 +178,10 @@ def static_pod(component: str, flags: dict[str, str], version: str = "v1.30.2", 
     }
 
 
-def static_pod_yaml(component: str, hardened: bool = False, version: str = "v1.30.2", **overrides: str | None) -> str:
-    extra = HARDENED_VOLUMES.get(component, []) if hardened else []
-    return yaml.safe_dump(static_pod(component, flags_for(component, hardened, **overrides), version,
-                                     extra_volumes=extra), sort_keys=False)
-
-
 def example(component: str, hardened: bool = False, version: str = "v1.30.2", *extra_docs: str,
-            **overrides: str | None) -> str:
-    """A control example: one static pod (and optional extra YAML documents)."""
-    docs = [static_pod_yaml(component, hardened, version, **overrides), *extra_docs]
-    return "---\n".join(docs)
+            volumes: Iterable[tuple[str, str, str, str, bool]] = (), **overrides: str | None) -> str:
+    """A control example: one static pod (with extra hostPath ``volumes``) and optional extra
+    YAML documents."""
+    extra = [*(HARDENED_VOLUMES.get(component, []) if hardened else []), *volumes]
+    pod = static_pod(component, flags_for(component, hardened, **overrides), version, extra_volumes=extra)
+    return "---\n".join([yaml.safe_dump(pod, sort_keys=False), *extra_docs])

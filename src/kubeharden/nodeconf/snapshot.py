@@ -28,6 +28,7 @@ import yaml
 from kubeharden.loader import display_path
 from kubeharden.model import InputError, Source
 from kubeharden.nodeconf.flags import FlagSet, Token
+from kubeharden.yamlsafe import Limits, YamlInputError, iter_yaml_documents
 
 COMPONENTS = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "etcd")
 PROCESS_NAMES = (*COMPONENTS, "kubelet")
@@ -46,6 +47,7 @@ KEY_LENGTH_MARKER = "kubeharden-redacted-key:decoded-bytes="
 BUNDLE_MANIFEST = "kubeharden-node-manifest.json"
 BUNDLE_FORMAT = 1
 MAX_COPY_BYTES = 4 * 1024 * 1024
+MAX_MANIFEST_BYTES = 64 * 1024 * 1024  # a bundle may come from elsewhere: bound what is read
 
 # Files whose text is copied, by role. Others are recorded by mode and owner only.
 COPIED_ROLES = frozenset({
@@ -82,6 +84,7 @@ class FileRecord:
     role: str = ""
     text: str | None = None  # copied content (config files only; sanitised)
     note: str | None = None
+    private_key: bool | None = None  # PKI files: holds a PEM private key (only this fact is kept)
 
     def to_json(self) -> dict[str, Any]:
         out = {k: v for k, v in vars(self).items() if k != "text" and v is not None}
@@ -148,6 +151,8 @@ class _RootReader:
         if existing is not None:
             if role and not existing.role:
                 existing.role = role
+            if role == "pki" and existing.kind == "file" and existing.private_key is None:
+                existing.private_key = _holds_private_key(host_path(self.root, path))
             return existing
         real = host_path(self.root, path)
         record = FileRecord(path, False, role=role)
@@ -168,6 +173,8 @@ class _RootReader:
         record.mode = stat.S_IMODE(st.st_mode)
         record.uid, record.gid = st.st_uid, st.st_gid
         record.user, record.group = self._user(st.st_uid), self._group(st.st_gid)
+        if role == "pki" and record.kind == "file":
+            record.private_key = _holds_private_key(real)
         if (copy if copy is not None else role in COPIED_ROLES) and record.kind == "file":
             if st.st_size > MAX_COPY_BYTES:
                 record.note = f"larger than {MAX_COPY_BYTES} bytes; content not read"
@@ -186,6 +193,15 @@ class _RootReader:
             return sorted(os.listdir(host_path(self.root, path)))
         except OSError:
             return []
+
+    def files_below(self, path: str) -> list[str]:
+        """Node paths of the regular files under a directory, recursively."""
+        base = host_path(self.root, path)
+        found = []
+        for dirpath, _dirnames, filenames in os.walk(base):
+            rel = normalise(os.path.relpath(dirpath, self.root))
+            found += [f"{rel}/{name}" for name in filenames if os.path.isfile(os.path.join(dirpath, name))]
+        return sorted(found)
 
     def walk(self, path: str, role: str) -> None:
         base = host_path(self.root, path)
@@ -210,6 +226,16 @@ class _RootReader:
         if gid not in self._groups:
             self._groups[gid] = _lookup_name(host_path(self.root, "/etc/group"), gid)
         return self._groups[gid]
+
+
+def _holds_private_key(real: str) -> bool | None:
+    """Whether a PKI file holds a PEM private key, whatever its name (kubelet-client-current.pem
+    holds certificate and key). The content is only searched, never kept."""
+    try:
+        with open(real, "rb") as fh:
+            return b"PRIVATE KEY-----" in fh.read(MAX_COPY_BYTES)
+    except OSError:
+        return None
 
 
 def _lookup_name(table: str, ident: int) -> str | None:
@@ -277,6 +303,13 @@ def _collect_referenced(reader: _RootReader, snapshot: NodeSnapshot) -> None:
     if config_path:
         record = reader.record(config_path, "kubelet-config")
         kubelet_config = _yaml_mapping(record.text)
+    config_dir = flags.value("config-dir")
+    if config_dir:
+        reader.record(config_dir, "kubelet-config-dir")
+        for dropin in reader.files_below(config_dir):
+            if dropin.endswith(".conf"):
+                text = reader.record(dropin, "kubelet-config").text
+                kubelet_config = merge_patch(kubelet_config, _yaml_mapping(text))
     for flag in ("kubeconfig", "bootstrap-kubeconfig"):
         if flags.value(flag):
             reader.record(str(flags.value(flag)), "kubeconfig")
@@ -313,20 +346,36 @@ def _collect_referenced(reader: _RootReader, snapshot: NodeSnapshot) -> None:
             _collect_from_flags(reader, name, FlagSet.parse(Token(t) for t in proc_record.argv[1:]), lambda p: p)
 
 
+def merge_patch(base: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
+    """RFC 7386 JSON merge patch, as the kubelet applies its --config-dir drop-ins."""
+    out = dict(base)
+    for key, value in patch.items():
+        if value is None:
+            out.pop(key, None)
+        elif isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge_patch(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
 def _collect_from_static_pod(reader: _RootReader, record: FileRecord) -> None:
-    pod = _yaml_mapping(record.text)
-    spec = pod.get("spec") if isinstance(pod.get("spec"), dict) else {}
+    from kubeharden.inventory import as_dict, as_list
     from kubeharden.nodeconf.evidence import container_mount_resolver, identify_component
 
-    for container in spec.get("containers") or []:
+    pod = _yaml_mapping(record.text)
+    spec = as_dict(pod.get("spec"))
+    for container in as_list(spec.get("containers")):
         if not isinstance(container, dict):
             continue
         component = identify_component(pod, container)
         if component is None:
             continue
-        argv = [str(x) for x in (container.get("command") or []) + (container.get("args") or [])]
+        command = [str(x) for x in as_list(container.get("command"))]
+        args = [str(x) for x in as_list(container.get("args"))]
+        words = command[1:] + args  # without the binary (absent when the image's entrypoint runs)
         resolve = container_mount_resolver(spec, container)
-        _collect_from_flags(reader, component, FlagSet.parse(Token(t) for t in argv[1:]), resolve)
+        _collect_from_flags(reader, component, FlagSet.parse(Token(t) for t in words), resolve)
 
 
 def _collect_from_flags(reader: _RootReader, component: str, flags: FlagSet, resolve: Any) -> None:
@@ -362,14 +411,17 @@ def _admission_plugin_paths(text: str | None) -> list[str]:
     return out
 
 
+def yaml_documents(text: str) -> list[Any] | None:
+    """The documents of a node file, read through the guarded reader (a bundle or node root
+    may be hostile); None when the text is not valid YAML."""
+    errors: list[YamlInputError] = []
+    docs = [doc.data for doc in iter_yaml_documents(text.encode("utf-8"), Limits(), errors)]
+    return None if errors else docs
+
+
 def _yaml_mapping(text: str | None) -> dict[str, Any]:
-    if not text:
-        return {}
-    try:
-        data = yaml.load(text, Loader=yaml.CSafeLoader)
-    except yaml.YAMLError:
-        return {}
-    return data if isinstance(data, dict) else {}
+    docs = yaml_documents(text) if text else None
+    return docs[0] if docs and isinstance(docs[0], dict) else {}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -399,9 +451,8 @@ def describe_key(secret: Any) -> str:
 
 def redact_encryption_keys(text: str) -> str:
     """Replace every provider key with its decoded length; keep everything else as is."""
-    try:
-        docs = list(yaml.load_all(text, Loader=yaml.CSafeLoader))
-    except yaml.YAMLError:
+    docs = yaml_documents(text)
+    if docs is None:
         return "# kubeharden: content withheld (not valid YAML)\n"
     for doc in docs:
         resources = doc.get("resources") if isinstance(doc, dict) else None
@@ -422,12 +473,12 @@ _KUBECONFIG_SECRET_FIELDS = ("password", "token", "client-key-data", "client-cer
 
 
 def redact_kubeconfig_credentials(text: str) -> str:
-    try:
-        doc = yaml.load(text, Loader=yaml.CSafeLoader)
-    except yaml.YAMLError:
+    docs = yaml_documents(text)
+    if docs is None:
         return "# kubeharden: content withheld (not valid YAML)\n"
+    doc = docs[0] if len(docs) == 1 else None
     if not isinstance(doc, dict):
-        return "# kubeharden: content withheld (not a mapping)\n"
+        return "# kubeharden: content withheld (not a single YAML mapping)\n"
     for entry in doc.get("users") or []:
         user = entry.get("user") if isinstance(entry, dict) else None
         if isinstance(user, dict):
@@ -480,6 +531,8 @@ def read_bundle(path: str) -> NodeSnapshot:
             members = {m.name: m for m in tar.getmembers() if m.isfile()}
             if BUNDLE_MANIFEST not in members:
                 raise BundleError(f"{path}: not a kubeharden node bundle (no {BUNDLE_MANIFEST})")
+            if members[BUNDLE_MANIFEST].size > MAX_MANIFEST_BYTES:
+                raise BundleError(f"{path}: {BUNDLE_MANIFEST} is larger than {MAX_MANIFEST_BYTES} bytes")
             manifest_file = tar.extractfile(members[BUNDLE_MANIFEST])
             assert manifest_file is not None
             manifest = orjson.loads(manifest_file.read())
@@ -502,6 +555,7 @@ def read_bundle(path: str) -> NodeSnapshot:
             normalise(file_path), bool(data.get("exists")), str(data.get("kind") or "missing"),
             data.get("mode"), data.get("uid"), data.get("gid"), data.get("user"), data.get("group"),
             str(data.get("role") or ""), texts.get(normalise(file_path)), data.get("note"),
+            data.get("private_key"),
         )
         snapshot.files[record.path] = record
     for name, procs in (manifest.get("processes") or {}).items():
