@@ -13,10 +13,12 @@ import click
 
 from kubeharden import __version__
 from kubeharden.catalog import Settings, all_controls, get_control, profiles
+from kubeharden.commands.snapshot import cluster_options, cluster_source
 from kubeharden.engine import ScanResult
 from kubeharden.loader import LoadContext
 from kubeharden.model import Severity
 from kubeharden.scanner import ScanRequest, UsageError, run_scan
+from kubeharden.sources.cluster import ClusterOptions
 from kubeharden.versions import parse_minor
 from kubeharden.yamlsafe import Limits
 
@@ -149,9 +151,7 @@ def finish(result: ScanResult, formats: Sequence[str], outputs: Sequence[str], f
 @click.option("--as-cluster", is_flag=True,
               help="Treat the inputs as the complete contents of one cluster.")
 @click.option("--cluster", "live", is_flag=True, help="Scan the live cluster of the kubeconfig.")
-@click.option("--kubeconfig", type=click.Path(dir_okay=False), help="Kubeconfig for --cluster.")
-@click.option("--context", "kube_context", help="Kubeconfig context for --cluster.")
-@click.option("--namespace", "-n", "namespaces", multiple=True, help="Limit --cluster to namespaces.")
+@cluster_options
 @click.option("--values", "helm_values", multiple=True, type=click.Path(dir_okay=False),
               help="Helm values file for chart directories.")
 @click.option("--set", "helm_set", multiple=True, metavar="KEY=VALUE", help="Helm --set for charts.")
@@ -164,8 +164,8 @@ def finish(result: ScanResult, formats: Sequence[str], outputs: Sequence[str], f
 def scan(paths: tuple[str, ...], profile: str, formats: tuple[str, ...], outputs: tuple[str, ...],
          fail_on: str, exceptions_file: str | None, show_unused_exceptions: bool, only: tuple[str, ...],
          skip: tuple[str, ...], kubernetes_version: str | None, pss_version: str | None,
-         allowed_registries: tuple[str, ...], as_cluster: bool, live: bool, kubeconfig: str | None,
-         kube_context: str | None, namespaces: tuple[str, ...], helm_values: tuple[str, ...],
+         allowed_registries: tuple[str, ...], as_cluster: bool, live: bool, cluster: ClusterOptions,
+         helm_values: tuple[str, ...],
          helm_set: tuple[str, ...], max_file_size: int, max_depth: int, max_aliases: int) -> None:
     """Scan manifests (files, directories, '-' for stdin), snapshots or a live cluster."""
     _fail_on(fail_on)
@@ -194,9 +194,9 @@ def scan(paths: tuple[str, ...], profile: str, formats: tuple[str, ...], outputs
         exceptions_file=exceptions_file,
     )
     if live:
-        request.sources["cluster"] = {
-            "kubeconfig": kubeconfig, "context": kube_context, "namespaces": namespaces,
-        }
+        request.sources["cluster"] = cluster_source(cluster)
+    elif cluster.kubeconfig or cluster.context or cluster.namespaces:
+        raise click.UsageError("--kubeconfig, --context and --namespace read a live cluster: add --cluster")
     try:
         result = run_scan(request)
     except UsageError as exc:

@@ -16,13 +16,14 @@ from typing import Any
 from kubeharden import __version__
 from kubeharden.catalog import Context, Control, KubeVersion, Settings
 from kubeharden.exceptions import ExceptionRule, ExceptionsOutcome, parse_inline
-from kubeharden.inventory import Inventory
+from kubeharden.inventory import POD_SPEC_PATHS, Inventory, PodSpecView
 from kubeharden.loader import REDACTED, LineLocator, LoadStats
 from kubeharden.model import (
     Finding,
     InputError,
     NotAssessed,
     Path,
+    Resource,
     Section,
     Severity,
     Source,
@@ -121,6 +122,10 @@ def _redact(violation: Violation) -> Any:
     return violation.value
 
 
+def _unreadable_reason(kinds: Iterable[str], forbidden: dict[str, str]) -> str:
+    return "; ".join(f"cannot read {kind}: {forbidden[kind]}" for kind in kinds)
+
+
 def _requirement_reason(ctrl: Control, ctx: Context) -> str | None:
     if ctrl.manual:
         return ctrl.manual
@@ -134,10 +139,51 @@ def _requirement_reason(ctrl: Control, ctx: Context) -> str | None:
     forbidden = ctx.inventory.facts.get("forbidden_kinds") or {}
     blocked = [kind for kind in ctrl.kinds if kind in forbidden]
     if blocked:
-        return "; ".join(f"cannot read {kind}: {forbidden[kind]}" for kind in blocked)
+        return _unreadable_reason(blocked, forbidden)
     if ctrl.kinds and not ctx.inventory.has_kind(*ctrl.kinds):
         return f"no {', '.join(ctrl.kinds)} in the input"
     return None
+
+
+class _KindTracker(Inventory):
+    """The inventory as one control sees it, noting the kinds the control asks for.
+
+    Used when some kinds could not be read (a live scan with partial permissions): a control
+    that asked for an unreadable kind is not_assessed, as if it had declared the kind. A fresh
+    object per control, so that caches keyed by the inventory are rebuilt and record their
+    reads too.
+    """
+
+    asked: set[str]
+
+    @classmethod
+    def of(cls, inventory: Inventory) -> _KindTracker:
+        tracker = cls.__new__(cls)
+        # One attribute dict with the inventory: its cached indexes are computed once for all
+        # controls (the tracker's own attribute, asked, is harmless there).
+        tracker.__dict__ = inventory.__dict__
+        tracker.asked = set()
+        return tracker
+
+    def of_kind(self, *kinds: str) -> list[Resource]:
+        self.asked.update(kinds)
+        return super().of_kind(*kinds)
+
+    def has_kind(self, *kinds: str) -> bool:
+        self.asked.update(kinds)
+        return super().has_kind(*kinds)
+
+    def get(self, kind: str, namespace: str | None, name: str) -> Resource | None:
+        self.asked.add(kind)
+        return super().get(kind, namespace, name)
+
+    def with_labels(self, labels: dict[str, str], *kinds: str) -> list[Resource]:
+        self.asked.update(kinds)
+        return super().with_labels(labels, *kinds)
+
+    def pod_specs(self) -> list[PodSpecView]:
+        self.asked.update(POD_SPEC_PATHS)
+        return super().pod_specs()
 
 
 class Engine:
@@ -210,20 +256,28 @@ class Engine:
         active_rules = [r for r in self.rules if not r.expired(self.today)]
         results: list[ControlResult] = []
         all_findings: list[Finding] = []
+        unreadable: dict[str, str] = inventory.facts.get("forbidden_kinds") or {}
         for ctrl in self.controls:
             reason = _requirement_reason(ctrl, ctx)
             if reason is not None:
                 results.append(ControlResult(ctrl, Status.NOT_ASSESSED, reason=reason))
                 continue
             assert ctrl.check is not None
+            tracker = _KindTracker.of(inventory) if unreadable else None
             try:
-                violations = list(ctrl.check(ctx))
+                violations = list(ctrl.check(Context(tracker, self.settings, version) if tracker else ctx))
             except NotAssessed as na:
                 results.append(ControlResult(ctrl, Status.NOT_ASSESSED, reason=na.reason))
                 continue
             except Exception as exc:  # a bug in one control must not sink the scan
                 errors.append(InputError(f"control {ctrl.id}", f"internal error: {type(exc).__name__}: {exc}"))
                 results.append(ControlResult(ctrl, Status.NOT_ASSESSED, reason=f"internal error: {exc}"))
+                continue
+            # As for the kinds a control declares: what it judged rests on a kind it could not
+            # read (an absence may be a false finding, a pass may be false), so it is not_assessed.
+            blocked = sorted(tracker.asked.intersection(unreadable)) if tracker is not None else []
+            if blocked:
+                results.append(ControlResult(ctrl, Status.NOT_ASSESSED, reason=_unreadable_reason(blocked, unreadable)))
                 continue
             findings = []
             for v in violations:

@@ -71,6 +71,7 @@ RESOURCES: tuple[tuple[str, str, str, str, bool], ...] = (
     ("policy", "v1", "poddisruptionbudgets", "PodDisruptionBudget", True),
     ("apiextensions.k8s.io", "v1", "customresourcedefinitions", "CustomResourceDefinition", False),
     ("cilium.io", "v2", "ciliumnetworkpolicies", "CiliumNetworkPolicy", True),
+    ("crd.projectcalico.org", "v1", "networkpolicies", "NetworkPolicy", True),
 )
 
 PAGE_LIMIT_MAX = 5000
@@ -117,17 +118,80 @@ def load_fixture_objects(paths: Iterable[Path]) -> list[dict[str, Any]]:
     return objects
 
 
+def synthetic_cluster(count: int, privileged_every: int = 100) -> list[dict[str, Any]]:
+    """About ``count`` objects shaped like a real cluster's: per app a Deployment, its ReplicaSet
+    and three Pods (ownerReferences by uid, status as the kubelet reports it), a Service, a
+    ConfigMap and a ServiceAccount; one app in ``privileged_every`` runs privileged."""
+    apps = max(count // 8, 1)
+    namespaces = max(apps // 50, 1)
+    objects: list[dict[str, Any]] = [
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": f"team-{n}"}} for n in range(namespaces)
+    ]
+    for i in range(apps):
+        ns, app = f"team-{i % namespaces}", f"app-{i:06d}"
+        labels = {"app.kubernetes.io/name": app, "app.kubernetes.io/part-of": f"suite-{i % 13}"}
+        container = {
+            "name": "main", "image": f"registry.example/{app}:1.{i % 9}.0",
+            "ports": [{"containerPort": 8080, "name": "http"}],
+            "env": [{"name": "MODE", "value": "production"}, {"name": "LOG_LEVEL", "value": "info"}],
+            "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"memory": "256Mi"}},
+            "securityContext": {"privileged": i % privileged_every == 0, "runAsNonRoot": True},
+        }
+        template = {"metadata": {"labels": labels}, "spec": {"serviceAccountName": app, "containers": [container]}}
+        applied = {"kubectl.kubernetes.io/last-applied-configuration": json.dumps({"spec": template})}
+        deploy_uid, rs_uid = f"deploy-{i}", f"rs-{i}"
+        objects.append({
+            "apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": app, "namespace": ns, "labels": labels, "uid": deploy_uid, "annotations": applied},
+            "spec": {"replicas": 3, "selector": {"matchLabels": labels}, "template": template},
+            "status": {"replicas": 3, "readyReplicas": 3, "conditions": [{"type": "Available", "status": "True"}]},
+        })
+        objects.append({
+            "apiVersion": "apps/v1", "kind": "ReplicaSet",
+            "metadata": {"name": f"{app}-7d9f", "namespace": ns, "labels": labels, "uid": rs_uid,
+                         "ownerReferences": [{"apiVersion": "apps/v1", "kind": "Deployment", "name": app,
+                                              "uid": deploy_uid, "controller": True}]},
+            "spec": {"replicas": 3, "selector": {"matchLabels": labels}, "template": template},
+            "status": {"replicas": 3},
+        })
+        for r in range(3):
+            objects.append({
+                "apiVersion": "v1", "kind": "Pod",
+                "metadata": {"name": f"{app}-7d9f-{r}", "namespace": ns, "labels": labels, "uid": f"pod-{i}-{r}",
+                             "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet",
+                                                  "name": f"{app}-7d9f", "uid": rs_uid, "controller": True}]},
+                "spec": {**template["spec"], "nodeName": f"node-{(i + r) % 40}"},
+                "status": {"phase": "Running", "podIP": f"10.{i % 250}.{r}.{i % 200}",
+                           "conditions": [{"type": t, "status": "True"} for t in
+                                          ("Initialized", "Ready", "ContainersReady", "PodScheduled")],
+                           "containerStatuses": [{"name": "main", "ready": True, "restartCount": 0,
+                                                  "image": container["image"], "imageID": "sha256:" + "0" * 64,
+                                                  "state": {"running": {"startedAt": "2026-01-01T00:00:00Z"}}}]},
+            })
+        objects.append({"apiVersion": "v1", "kind": "Service", "metadata": {"name": app, "namespace": ns},
+                        "spec": {"selector": labels, "ports": [{"port": 80, "targetPort": "http"}]}})
+        objects.append({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": f"{app}-config", "namespace": ns},
+                        "data": {"settings.yaml": "feature: on\n" * 20}})
+        objects.append({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": app, "namespace": ns},
+                        "automountServiceAccountToken": False})
+    return objects
+
+
 @dataclass
 class Behaviour:
     """What the server does beyond the happy path; tests change it between requests."""
 
     token: str = "test-token"
-    forbidden: set[str] = field(default_factory=set)  # plurals whose LIST answers 403
+    forbidden: set[str] = field(default_factory=set)  # plurals (or plural.group) whose LIST answers 403
+    allowed: set[tuple[str, str]] | None = None  # like RBAC: only these (group, plural) may be listed
     expire_continue_once: set[str] = field(default_factory=set)  # plurals: first continue gets 410
     fail_next: dict[str, list[int]] = field(default_factory=dict)  # plural -> statuses to answer first
+    fail_selector: dict[str, list[int]] = field(default_factory=dict)  # fieldSelector -> statuses first
     delay: float = 0.0  # seconds before every LIST answer
     slow: dict[str, float] = field(default_factory=dict)  # plural -> seconds before its LIST answers
     git_version: str = "v1.34.1"
+    broken_discovery: set[str] = field(default_factory=set)  # groups whose /apis/<group>/<version> answers 503
+    unauthorized_lists: set[str] = field(default_factory=set)  # plurals whose LIST answers 401 (token revoked)
 
 
 class FakeApiServer:
@@ -219,6 +283,8 @@ class FakeApiServer:
         else:
             return 404, _status(404, "NotFound", "the server could not find the requested resource")
         if not rest:
+            if group in self.behaviour.broken_discovery:
+                return 503, _status(503, "ServiceUnavailable", f"the server is currently unable to handle {group}")
             return self._resource_list(group, version)
         namespace = None
         if len(rest) == 3 and rest[0] == "namespaces":
@@ -258,7 +324,7 @@ class FakeApiServer:
         record = {"plural": plural, "namespace": namespace, "query": query, "accept": accept}
         with self._lock:
             self.requests.append(record)
-            failures = b.fail_next.get(plural)
+            failures = b.fail_next.get(plural) or b.fail_selector.get((query.get("fieldSelector") or [""])[0])
             failure = failures.pop(0) if failures else None
         pause = b.delay + b.slow.get(plural, 0.0)
         if pause:
@@ -267,7 +333,10 @@ class FakeApiServer:
             reason = "TooManyRequests" if failure == 429 else "ServiceUnavailable"
             return failure, _status(failure, reason, f"injected {failure}")
         kind, _ = self._by_plural[(group, version, plural)]
-        if plural in b.forbidden:
+        if plural in b.unauthorized_lists:
+            return 401, _status(401, "Unauthorized", "Unauthorized")
+        denied = b.allowed is not None and (group, plural) not in b.allowed
+        if denied or plural in b.forbidden or f"{plural}.{group}" in b.forbidden:
             scope = f'in the namespace "{namespace}"' if namespace else "at the cluster scope"
             return 403, _status(403, "Forbidden", (
                 f'{plural}{"." + group if group else ""} is forbidden: User "system:serviceaccount:'
@@ -275,6 +344,13 @@ class FakeApiServer:
         items = self._store.get((group, plural), [])
         if namespace is not None:
             items = [o for o in items if o["metadata"].get("namespace") == namespace]
+        selector = (query.get("fieldSelector") or [""])[0]
+        if selector:
+            # The API server supports field selectors per resource; Secrets' type is one of them.
+            field, _, wanted = selector.partition("=")
+            if plural != "secrets" or field != "type":
+                return 400, _status(400, "BadRequest", f'"{field}" is not a known field selector: only "type"')
+            items = [o for o in items if o.get("type", "Opaque") == wanted]
         token = (query.get("continue") or [""])[0]
         start, list_rv = 0, str(self._resource_version)
         if token:
@@ -339,3 +415,26 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:
         pass
+
+
+def main() -> None:
+    """Serve a synthetic cluster until killed (for benchmarks/bench_live.py): prints READY."""
+    import argparse
+    import signal
+    import sys
+
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--objects", type=int, default=10_000)
+    parser.add_argument("--kubeconfig", type=Path, required=True)
+    args = parser.parse_args()
+    objects = synthetic_cluster(args.objects)
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT})  # server threads inherit it
+    with FakeApiServer(objects) as server:
+        server.kubeconfig(args.kubeconfig)
+        print(f"READY {len(objects)}", flush=True)
+        signal.sigwait({signal.SIGTERM, signal.SIGINT})
+    sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()

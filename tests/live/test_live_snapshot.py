@@ -7,12 +7,10 @@ import json
 from pathlib import Path
 
 from fake_apiserver import Behaviour
-from live_support import SECRET_VALUE, SECRET_VALUE_B64, fake_cluster, run, scan_json, statuses
+from live_support import FIXTURE_COUNT, SECRET_VALUE, SECRET_VALUE_B64, fake_cluster, run, scan_json, statuses
 
 from kubeharden.loader import LoadContext, load_paths
 from kubeharden.sources.snapshot import SNAPSHOT_KIND
-
-CONTROLS = ("-c", "KH-UPG-*", "-c", "KH-POD-*")
 
 
 def _snapshot(tmp_path: Path, kubeconfig: Path, name: str = "cluster.json.gz", *extra: str) -> Path:
@@ -26,14 +24,16 @@ def _snapshot(tmp_path: Path, kubeconfig: Path, name: str = "cluster.json.gz", *
 def test_snapshot_scan_gives_the_live_scan_findings(tmp_path: Path) -> None:
     behaviour = Behaviour(forbidden={"networkpolicies"})
     with fake_cluster(tmp_path, behaviour=behaviour) as (_server, kubeconfig):
-        live_code, live, _ = scan_json("--cluster", "--kubeconfig", str(kubeconfig), *CONTROLS)
+        live_code, live, _ = scan_json("--cluster", "--kubeconfig", str(kubeconfig))  # every nsa control
         snapshot = _snapshot(tmp_path, kubeconfig, "cluster.json.gz", "--page-size", "2")
     # the server is gone: the snapshot is all there is
-    snap_code, scanned, _ = scan_json(str(snapshot), *CONTROLS)
+    snap_code, scanned, _ = scan_json(str(snapshot))
     assert live["findings"], "the fixture cluster must have findings for this comparison to mean anything"
     assert scanned["findings"] == live["findings"]
     assert scanned["controls"] == live["controls"]
-    assert scanned["summary"]["resources"] == live["summary"]["resources"] == 23
+    assert {c["status"] for c in live["controls"]} == {"pass", "fail", "not_assessed"}
+    assert len(live["findings"]) > 20
+    assert scanned["summary"]["resources"] == live["summary"]["resources"] == FIXTURE_COUNT - 1
     assert snap_code == live_code
     assert any("read from snapshot cluster.json.gz" in n for n in scanned["notes"])
 
@@ -53,7 +53,14 @@ def test_snapshot_content(tmp_path: Path) -> None:
     assert set(document["forbiddenKinds"]) == {"Role"}
     assert {n["name"] for n in document["nodes"]} == {"node-a", "node-b"}
     [secrets] = [entry for entry in document["lists"] if entry["kind"] == "Secret"]
-    assert [set(item) for item in secrets["items"]] == [{"metadata", "apiVersion", "kind"}]
+    stored = {item["metadata"]["name"]: item for item in secrets["items"]}
+    assert {name: sorted(item) for name, item in stored.items()} == {
+        "db-password": ["apiVersion", "kind", "metadata"],
+        "legacy-login": ["apiVersion", "kind", "metadata", "type"],
+        "web-token": ["apiVersion", "kind", "metadata", "type"],
+    }
+    assert stored["web-token"]["type"] == "kubernetes.io/service-account-token"
+    assert not [entry for entry in document["lists"] if "type=" in str(entry)]  # type lists are merged
 
 
 def test_snapshot_keeps_forbidden_kinds_for_the_engine(tmp_path: Path) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import json
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -151,6 +152,24 @@ def test_version_skew() -> None:
     assert none.controls[0].status is Status.NOT_ASSESSED
 
 
+def test_unreadable_nodes_make_version_controls_not_assessed() -> None:
+    blocked = {"forbidden_kinds": {"Node": "403 Forbidden: cannot list nodes"}, "cluster": True}
+    current = {"server_version": "v1.37.1", **blocked}
+    namespace = "apiVersion: v1\nkind: Namespace\nmetadata: {name: apps}\n"  # no version evidence
+    for control_id in ("KH-UPG-001", "KH-UPG-002"):
+        [outcome] = _scan(control_id, namespace, facts=current).controls
+        assert outcome.status is Status.NOT_ASSESSED, control_id
+        assert outcome.reason is not None and "cannot read Node: 403 Forbidden" in outcome.reason
+    skew = _scan("KH-UPG-003", _pod("kube-scheduler-cp", "registry.k8s.io/kube-scheduler:v1.37.1"), facts=current)
+    assert skew.controls[0].status is Status.NOT_ASSESSED
+    # like any control that needs an unreadable kind: not_assessed, even with a finding in sight
+    [old] = _scan("KH-UPG-001", namespace, facts={**blocked, "server_version": "v1.30.2"}).controls
+    assert old.status is Status.NOT_ASSESSED
+    # and everything readable and current passes
+    [fine] = _scan("KH-UPG-001", _node("n", "v1.37.1"), facts={"server_version": "v1.37.1", "cluster": True}).controls
+    assert fine.status is Status.PASS
+
+
 # --- CVEs -------------------------------------------------------------------------------------
 
 SUBPATH = ("    volumeMounts: [{name: v, mountPath: /x, subPathExpr: $(POD_NAME)}]\n"
@@ -195,6 +214,11 @@ def test_cve_2021_25742_cases() -> None:
     assert status("v1.9.0", '{allow-snippet-annotations: "true"}') is Status.FAIL
     assert status("v1.8.0", None) is Status.NOT_ASSESSED  # ConfigMap elsewhere: cannot tell
     assert status("v1.8.0", None, as_cluster=True) is Status.FAIL  # whole cluster: it does not exist
+    unreadable = _scan("KH-UPG-005", _nginx("v1.8.0", None), settings=Settings(as_cluster=True),
+                       facts={"forbidden_kinds": {"ConfigMap": "403 Forbidden: cannot list configmaps"}})
+    [outcome] = unreadable.controls
+    assert outcome.status is Status.NOT_ASSESSED  # absent because unreadable, not because missing
+    assert outcome.reason == "cannot read ConfigMap: 403 Forbidden: cannot list configmaps"
 
 
 def test_known_cve_table() -> None:
@@ -240,3 +264,17 @@ def test_removed_and_deprecated_apis_follow_the_target_version() -> None:
     # a live cluster's own version is the target when none is given
     live = _scan("KH-UPG-008", OLD_INGRESS, facts={"server_version": "v1.21.3"})
     assert live.controls[0].findings[0].severity.label == "low"
+
+
+def test_reports_print_the_date_of_the_version_data(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from kubeharden.cli import cli
+
+    nodes = tmp_path / "nodes.yaml"
+    nodes.write_text(_node("n1", "v1.30.1"))
+    result = CliRunner().invoke(cli, ["scan", str(nodes), "-c", "KH-UPG-001", "--fail-on", "none"])
+    date = versions.releases_data_date()
+    assert f"Kubernetes release data as of {date}" in " ".join(result.stdout.split())
+    markdown = CliRunner().invoke(cli, ["scan", str(nodes), "-c", "KH-UPG-001", "-f", "markdown"])
+    assert f"as of {date}" in markdown.stdout

@@ -4,6 +4,12 @@ A directory with Chart.yaml is rendered with ``helm template`` (values files and
 from the scan's ``--values`` / ``--set``); a directory with kustomization.yaml (or .yml, or
 Kustomization) with ``kubectl kustomize`` or, without kubectl, ``kustomize build``.
 
+Kustomize overlays are built through a wrapper kustomization in a temporary directory that
+has the overlay as its only resource and asks for origin annotations (``buildMetadata:
+[originAnnotations]``): each object then names the file of the base or overlay it came from.
+The wrapper adds nothing else, so the objects are those of building the overlay itself; the
+annotation becomes the finding's origin and is removed from the object.
+
 Rendering never reaches the network: the tools run with an unreachable HTTP(S) proxy and
 git limited to local repositories, so a chart dependency or remote base that is not on disk
 fails the render (an input error naming the directory) instead of being downloaded. Each
@@ -16,13 +22,16 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path as FsPath
 from typing import Any
 
 from kubeharden.loader import InputProblem, LoadContext, LoadResult, display_path, load_bytes, register_path_hook
-from kubeharden.model import Source
+from kubeharden.model import Resource, Source
+from kubeharden.yamlsafe import Limits, YamlInputError, iter_yaml_documents
 
 KUSTOMIZATION_FILES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
+ORIGIN_ANNOTATION = "config.kubernetes.io/origin"
 DEFAULT_TIMEOUT = 120.0  # seconds; LoadContext.options["render_timeout"] overrides
 HELM_RELEASE_NAME = "release-name"  # what `helm template` calls an unnamed release
 _STDERR_SHOWN = 2000
@@ -68,6 +77,41 @@ def helm_argv(helm: str, chart: FsPath, options: dict[str, Any]) -> list[str]:
     return argv
 
 
+def write_origin_wrapper(overlay: FsPath, wrapper: FsPath) -> None:
+    """A kustomization in ``wrapper`` that builds ``overlay`` unchanged, with origin annotations."""
+    # Kustomize refuses absolute resource paths: the overlay is named relative to the wrapper.
+    relative = os.path.relpath(overlay.resolve(), wrapper.resolve())
+    quoted = relative.replace("'", "''")
+    (wrapper / "kustomization.yaml").write_text(
+        f"buildMetadata: [originAnnotations]\nresources: ['{quoted}']\n", encoding="utf-8")
+
+
+def _origin_of(resource: Resource, wrapper: FsPath) -> str | None:
+    """The origin annotation of a rendered object as text (removed from the object): the file
+    of the base or overlay (relative to the working directory), or the remote repository."""
+    annotations = resource.annotations
+    text = annotations.pop(ORIGIN_ANNOTATION, None)
+    if not annotations and isinstance(resource.metadata.get("annotations"), dict):
+        del resource.metadata["annotations"]  # kustomize added the only annotation
+    if not isinstance(text, str):
+        return None
+    problems: list[YamlInputError] = []
+    docs = list(iter_yaml_documents(text.encode("utf-8"), Limits(), problems))
+    origin = docs[0].data if docs and isinstance(docs[0].data, dict) else {}
+    if origin.get("repo"):  # a remote base
+        ref = f"?ref={origin['ref']}" if origin.get("ref") else ""
+        return f"{origin['repo']}//{origin.get('path') or ''}{ref}"
+    if origin.get("configuredIn"):  # made by a generator: the kustomization that declares it
+        by = origin.get("configuredBy")
+        kind = f" ({by['kind']})" if isinstance(by, dict) and by.get("kind") else ""
+        return f"{_beside(wrapper, origin['configuredIn'])}{kind}"
+    return _beside(wrapper, origin["path"]) if origin.get("path") else None
+
+
+def _beside(wrapper: FsPath, relative: Any) -> str:
+    return display_path(FsPath(os.path.normpath(wrapper / str(relative))))
+
+
 def kustomize_argv(directory: FsPath) -> tuple[list[str], str]:
     kubectl = shutil.which("kubectl")
     if kubectl:
@@ -111,8 +155,17 @@ def render_chart(chart: FsPath, ctx: LoadContext) -> LoadResult:
 def render_overlay(directory: FsPath, ctx: LoadContext) -> LoadResult:
     argv, what = kustomize_argv(directory)
     timeout = float(ctx.options.get("render_timeout") or DEFAULT_TIMEOUT)
-    output = _run(argv, what, directory, timeout)
-    return _rendered(output, directory, ctx, f"{what} {display_path(directory)}")
+    with tempfile.TemporaryDirectory(prefix="kubeharden-kustomize-") as tmp:
+        wrapper = FsPath(tmp)
+        write_origin_wrapper(directory, wrapper)
+        output = _run([*argv[:-1], str(wrapper)], what, directory, timeout)
+        result = _rendered(output, directory, ctx, f"{what} {display_path(directory)}")
+        for res in result.resources:
+            origin = _origin_of(res, wrapper)
+            if origin:
+                res.source = Source(res.source.file, None, None, res.source.doc_index, res.source.base_path,
+                                    origin, None)
+    return result
 
 
 def render_hook(path: FsPath, ctx: LoadContext) -> LoadResult | None:

@@ -20,7 +20,14 @@ from typing import Any
 import orjson
 
 from kubeharden.loader import InputProblem, LoadContext, LoadResult, register_path_hook
-from kubeharden.sources.cluster import ClusterRead, ListOutcome, ListTarget, facts_of, to_load_result
+from kubeharden.sources.cluster import (
+    ClusterRead,
+    ListOutcome,
+    ListTarget,
+    facts_of,
+    share_strings,
+    to_load_result,
+)
 
 SNAPSHOT_KIND = "KubehardenSnapshot"
 SNAPSHOT_API_VERSION = "kubeharden.io/v1alpha1"
@@ -129,6 +136,8 @@ def cluster_read_of(document: dict[str, Any]) -> ClusterRead:
         except KeyError as exc:
             raise InputProblem(f"snapshot lists[{i}] lacks {exc.args[0]!r}") from None
         items = [item for item in entry["items"] if isinstance(item, dict)]
+        for item in items:
+            share_strings(item)  # as a live read does: the same memory for the same cluster
         lists.append(ListOutcome(target, items, entry.get("forbidden"), entry.get("failed")))
     source = str(document.get("source") or f"cluster:{document.get('context') or 'snapshot'}")
     return ClusterRead(
