@@ -21,7 +21,7 @@ from typing import Any
 from kubeharden import versions
 from kubeharden.catalog import Context, Example, control
 from kubeharden.inventory import WORKLOAD_KINDS, ContainerView, Inventory, as_dict, as_list
-from kubeharden.model import Path, Resource, Section, Severity, Source, Violation
+from kubeharden.model import NotAssessed, Path, Resource, Section, Severity, Source, Violation
 from kubeharden.versions import Version, format_version
 
 WORKLOADS = tuple(sorted(WORKLOAD_KINDS))
@@ -229,8 +229,6 @@ def behind_latest_patch(ctx: Context) -> Iterator[Violation]:
                 f"(as of {versions.releases_data_date()})",
             )
     if not judged:
-        from kubeharden.model import NotAssessed
-
         raise NotAssessed("no component of a supported minor release with a known version in the input")
 
 
@@ -391,8 +389,6 @@ def cve_2021_25741(ctx: Context) -> Iterator[Violation]:
     advisory = versions.cve("CVE-2021-25741")
     found = evidence(ctx)
     if not found.nodes_with_kubelet:
-        from kubeharden.model import NotAssessed
-
         raise NotAssessed("no Node object with status.nodeInfo.kubeletVersion in the input")
     vulnerable = {
         s.resource.name: s.text for s in found.of("kubelet")
@@ -418,8 +414,6 @@ def cve_2021_25741(ctx: Context) -> Iterator[Violation]:
                     evidence={"cve": advisory.id, "nodes": sorted(targets)},
                 )
     if not hits and blocked:
-        from kubeharden.model import NotAssessed
-
         raise NotAssessed(f"kubelets affected by CVE-2021-25741 run, but workloads are unreadable: {blocked}")
 
 
@@ -535,8 +529,6 @@ def cve_2021_25742(ctx: Context) -> Iterator[Violation]:
             yield s.violation(f"ingress-nginx {s.text} ({s.where}): {where} allow-snippet-annotations, "
                               "and this version allows snippets by default (CVE-2021-25742)", evidence=ev)
     if undetermined:
-        from kubeharden.model import NotAssessed
-
         raise NotAssessed("cannot tell for " + "; ".join(undetermined))
 
 
@@ -592,8 +584,6 @@ def known_cve_versions(ctx: Context) -> Iterator[Violation]:
                     evidence={"cve": advisory.id, "references": list(advisory.references)},
                 )
     if undetermined:
-        from kubeharden.model import NotAssessed
-
         raise NotAssessed("versions unknown for " + "; ".join(undetermined[:10]))
 
 
