@@ -17,6 +17,7 @@ import os
 import resource
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -49,19 +50,21 @@ def measure_parse(corpus: Path, replicas: int) -> dict[str, float]:
 
 
 def measure_scan(corpus: Path, replicas: int) -> dict[str, float]:
-    from kubeharden.reporters.json_report import render
+    from kubeharden.reporters.json_report import stream
     from kubeharden.scanner import ScanRequest, run_scan
 
     start = time.perf_counter()
     result = run_scan(ScanRequest(paths=[str(corpus)] * replicas))
-    report = render(result)
+    with tempfile.TemporaryFile() as out:  # as `scan -o report.json` writes it
+        stream(result, out)
+        report_bytes = out.tell()
     seconds = time.perf_counter() - start
     return {
         "seconds": seconds,
         "objects": result.resources,
         "findings": len(result.findings),
         "errors": len(result.errors),
-        "report_bytes": len(report),
+        "report_bytes": report_bytes,
     }
 
 

@@ -79,12 +79,13 @@ def write_reports(result: ScanResult, plan: list[tuple[str, str | None]], protec
             continue
         if out is not None and out != "-" and os.path.abspath(out) in protected:
             raise click.UsageError(f"refusing to overwrite input file {out}")
-        text = available[fmt].render(result)
-        data = text if isinstance(text, bytes) else text.encode("utf-8")
         if out is None or out == "-":
-            click.get_binary_stream("stdout").write(data)
+            stdout = click.get_binary_stream("stdout")
+            available[fmt].write(result, stdout)
+            stdout.flush()
             continue
-        Path(out).write_bytes(data)
+        with open(out, "wb") as fp:
+            available[fmt].write(result, fp)
         click.echo(f"wrote {fmt} report to {out}", err=True)
 
 

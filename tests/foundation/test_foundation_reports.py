@@ -185,3 +185,23 @@ def test_bundled_examples() -> None:
     assert clean.exit_code == 0
     clean_report = json.loads(clean.stdout)
     assert clean_report["findings"] == [] and clean_report["summary"]["score"] == 100.0
+
+
+@pytest.mark.parametrize("pods", [0, 1, 900])
+def test_streamed_json_report_is_byte_identical_to_one_dump(tmp_path: Path, pods: int) -> None:
+    """The JSON report is written a chunk of findings at a time (bounded memory on large scans);
+    the bytes must be exactly one orjson dump of the whole report, whatever the chunking."""
+    import orjson
+
+    from kubeharden.reporters import json_report
+    from kubeharden.scanner import ScanRequest, run_scan
+
+    docs = [PRIVILEGED_POD.replace("name: priv", f"name: priv-{i}", 1) for i in range(pods)] or [CLEAN_POD]
+    path = write(tmp_path, "pods.yaml", "\n---\n".join(docs))
+    result = run_scan(ScanRequest(paths=[str(path)]))
+    assert (len(result.findings) > json_report._CHUNK) is (pods == 900)
+    whole = orjson.dumps(json_report.to_dict(result), option=json_report._OPTIONS, default=str) + b"\n"
+    assert json_report.render(result) == whole
+    out = tmp_path / "report.json"
+    assert run("scan", str(path), "-o", str(out)).exit_code in (0, 1)
+    assert json.loads(out.read_bytes())["summary"]["findings"] == len(result.active_findings())

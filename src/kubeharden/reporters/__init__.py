@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import BinaryIO
 
 from kubeharden.engine import ScanResult
 
@@ -13,6 +14,16 @@ class Reporter:
     name: str
     render: Callable[[ScanResult], str | bytes]  # bytes: UTF-8 already (large JSON reports)
     extension: str
+    # Reporters whose output grows with the findings stream it, so that a large scan never holds
+    # the whole report (and its intermediate objects) in memory at once.
+    stream: Callable[[ScanResult, BinaryIO], None] | None = None
+
+    def write(self, result: ScanResult, out: BinaryIO) -> None:
+        if self.stream is not None:
+            self.stream(result, out)
+            return
+        text = self.render(result)
+        out.write(text if isinstance(text, bytes) else text.encode("utf-8"))
 
 
 def reporters() -> dict[str, Reporter]:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+import io
+from typing import Any, BinaryIO
 
 import orjson
 
@@ -33,7 +34,8 @@ def finding_to_dict(f: Finding) -> dict[str, Any]:
     return out
 
 
-def to_dict(result: ScanResult) -> dict[str, Any]:
+def to_dict(result: ScanResult, findings: list[Any] | None = None) -> dict[str, Any]:
+    """The whole report as one dict; `findings` stands in for the findings list when given."""
     major, minor = result.kubernetes_version
     active = result.active_findings()
     return {
@@ -67,7 +69,7 @@ def to_dict(result: ScanResult) -> dict[str, Any]:
             }
             for r in result.controls
         ],
-        "findings": [finding_to_dict(f) for f in result.findings],
+        "findings": [finding_to_dict(f) for f in result.findings] if findings is None else findings,
         "errors": [e.to_dict() for e in result.errors],
         "warnings": [e.to_dict() for e in result.warnings],
         "exceptions": {
@@ -78,10 +80,38 @@ def to_dict(result: ScanResult) -> dict[str, Any]:
     }
 
 
+_OPTIONS = orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS
+_PLACEHOLDER = "\x00findings\x00"  # cannot occur in a report: orjson escapes control characters
+_CHUNK = 2000
+
+
+def _dumps(value: Any) -> bytes:
+    return orjson.dumps(value, option=_OPTIONS, default=str)
+
+
+def stream(result: ScanResult, out: BinaryIO) -> None:
+    """Write the report, byte for byte what render() returns, serialising the findings a chunk at a
+    time: a 200,000-finding report never has all its finding dicts in memory together."""
+    if not result.findings:
+        out.write(_dumps(to_dict(result)) + b"\n")
+        return
+    head, tail = _dumps(to_dict(result, findings=[_PLACEHOLDER])).split(_dumps(_PLACEHOLDER))
+    out.write(head)
+    findings = result.findings
+    for start in range(0, len(findings), _CHUNK):
+        if start:
+            out.write(b",\n    ")
+        chunk = _dumps([finding_to_dict(f) for f in findings[start:start + _CHUNK]])
+        # The chunk is a list at the top level ("[\n  {...},\n  {...}\n]"); inside the report its
+        # items sit two levels deeper. JSON strings hold no raw newlines, so re-indenting is safe.
+        out.write(chunk[4:-2].replace(b"\n", b"\n  "))
+    out.write(tail + b"\n")
+
+
 def render(result: ScanResult) -> bytes:
-    return orjson.dumps(
-        to_dict(result), option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS, default=str
-    ) + b"\n"
+    buffer = io.BytesIO()
+    stream(result, buffer)
+    return buffer.getvalue()
 
 
-REPORTER = Reporter("json", render, "json")
+REPORTER = Reporter("json", render, "json", stream)
