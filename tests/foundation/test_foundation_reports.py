@@ -188,20 +188,21 @@ def test_bundled_examples() -> None:
 
 
 @pytest.mark.parametrize("pods", [0, 1, 900])
-def test_streamed_json_report_is_byte_identical_to_one_dump(tmp_path: Path, pods: int) -> None:
+def test_streamed_json_and_sarif_reports_are_byte_identical_to_one_dump(tmp_path: Path, pods: int) -> None:
     """The JSON report is written a chunk of findings at a time (bounded memory on large scans);
-    the bytes must be exactly one orjson dump of the whole report, whatever the chunking."""
+    the bytes must be exactly one orjson dump of the whole report, whatever the chunking (SARIF too)."""
     import orjson
 
-    from kubeharden.reporters import json_report
+    from kubeharden.reporters import json_report, jsonstream, sarif
     from kubeharden.scanner import ScanRequest, run_scan
 
     docs = [PRIVILEGED_POD.replace("name: priv", f"name: priv-{i}", 1) for i in range(pods)] or [CLEAN_POD]
     path = write(tmp_path, "pods.yaml", "\n---\n".join(docs))
     result = run_scan(ScanRequest(paths=[str(path)]))
-    assert (len(result.findings) > json_report._CHUNK) is (pods == 900)
-    whole = orjson.dumps(json_report.to_dict(result), option=json_report._OPTIONS, default=str) + b"\n"
-    assert json_report.render(result) == whole
+    assert (len(result.findings) > jsonstream.CHUNK) is (pods == 900)
+    options = orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS
+    assert json_report.render(result) == orjson.dumps(json_report.to_dict(result), option=options) + b"\n"
+    assert sarif.render(result) == orjson.dumps(sarif.to_sarif(result), option=options) + b"\n"
     out = tmp_path / "report.json"
     assert run("scan", str(path), "-o", str(out)).exit_code in (0, 1)
     assert json.loads(out.read_bytes())["summary"]["findings"] == len(result.active_findings())

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import io
 from typing import Any, BinaryIO
-
-import orjson
 
 from kubeharden.engine import ScanResult
 from kubeharden.model import Finding
-from kubeharden.reporters import Reporter
+from kubeharden.reporters import Reporter, jsonstream
 
 
 def finding_to_dict(f: Finding) -> dict[str, Any]:
@@ -80,38 +77,12 @@ def to_dict(result: ScanResult, findings: list[Any] | None = None) -> dict[str, 
     }
 
 
-_OPTIONS = orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS
-_PLACEHOLDER = "\x00findings\x00"  # cannot occur in a report: orjson escapes control characters
-_CHUNK = 2000
-
-
-def _dumps(value: Any) -> bytes:
-    return orjson.dumps(value, option=_OPTIONS, default=str)
-
-
 def stream(result: ScanResult, out: BinaryIO) -> None:
-    """Write the report, byte for byte what render() returns, serialising the findings a chunk at a
-    time: a 200,000-finding report never has all its finding dicts in memory together."""
-    if not result.findings:
-        out.write(_dumps(to_dict(result)) + b"\n")
-        return
-    head, tail = _dumps(to_dict(result, findings=[_PLACEHOLDER])).split(_dumps(_PLACEHOLDER))
-    out.write(head)
-    findings = result.findings
-    for start in range(0, len(findings), _CHUNK):
-        if start:
-            out.write(b",\n    ")
-        chunk = _dumps([finding_to_dict(f) for f in findings[start:start + _CHUNK]])
-        # The chunk is a list at the top level ("[\n  {...},\n  {...}\n]"); inside the report its
-        # items sit two levels deeper. JSON strings hold no raw newlines, so re-indenting is safe.
-        out.write(chunk[4:-2].replace(b"\n", b"\n  "))
-    out.write(tail + b"\n")
+    jsonstream.stream(lambda findings: to_dict(result, findings), result.findings, finding_to_dict, out)
 
 
 def render(result: ScanResult) -> bytes:
-    buffer = io.BytesIO()
-    stream(result, buffer)
-    return buffer.getvalue()
+    return jsonstream.render(lambda findings: to_dict(result, findings), result.findings, finding_to_dict)
 
 
 REPORTER = Reporter("json", render, "json", stream)

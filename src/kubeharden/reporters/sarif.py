@@ -5,14 +5,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 from urllib.parse import quote
-
-import orjson
 
 from kubeharden.engine import ScanResult
 from kubeharden.model import Finding, Severity, Status
-from kubeharden.reporters import Reporter
+from kubeharden.reporters import Reporter, jsonstream
 
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 INFORMATION_URI = "https://github.com/kubeharden/kubeharden"
@@ -43,9 +41,35 @@ def _location(f: Finding) -> dict[str, Any]:
     return loc
 
 
-def to_sarif(result: ScanResult) -> dict[str, Any]:
-    ran = [r for r in result.controls if r.status is not Status.NOT_ASSESSED or r.findings]
-    rule_index = {r.control.id: i for i, r in enumerate(ran)}
+def _result(f: Finding, rule_index: dict[str, int]) -> dict[str, Any]:
+    item: dict[str, Any] = {
+        "ruleId": f.control_id,
+        "ruleIndex": rule_index[f.control_id],
+        "level": _LEVEL[f.severity],
+        "message": {"text": f"{f.message}. Fix: {f.remediation}"},
+        "locations": [_location(f)],
+        "properties": {"severity": f.severity.label, "path": f.path, "resource": f.resource},
+    }
+    if f.exception:
+        item["suppressions"] = [{
+            "kind": "inSource" if f.exception.get("kind") == "annotation" else "external",
+            "justification": str(f.exception.get("reason", "")),
+        }]
+    return item
+
+
+def _rule_index(result: ScanResult) -> dict[str, int]:
+    return {r.control.id: i for i, r in enumerate(_ran(result))}
+
+
+def _ran(result: ScanResult) -> list[Any]:
+    return [r for r in result.controls if r.status is not Status.NOT_ASSESSED or r.findings]
+
+
+def to_sarif(result: ScanResult, results: list[Any] | None = None) -> dict[str, Any]:
+    """The whole SARIF log; `results` stands in for the results list when given."""
+    ran = _ran(result)
+    rule_index = _rule_index(result)
     rules = []
     for r in ran:
         c = r.control
@@ -64,22 +88,6 @@ def to_sarif(result: ScanResult) -> dict[str, Any]:
                 "precision": "high",
             },
         })
-    results = []
-    for f in result.findings:
-        item: dict[str, Any] = {
-            "ruleId": f.control_id,
-            "ruleIndex": rule_index[f.control_id],
-            "level": _LEVEL[f.severity],
-            "message": {"text": f"{f.message}. Fix: {f.remediation}"},
-            "locations": [_location(f)],
-            "properties": {"severity": f.severity.label, "path": f.path, "resource": f.resource},
-        }
-        if f.exception:
-            item["suppressions"] = [{
-                "kind": "inSource" if f.exception.get("kind") == "annotation" else "external",
-                "justification": str(f.exception.get("reason", "")),
-            }]
-        results.append(item)
     notifications = [
         {
             "level": "error",
@@ -107,15 +115,22 @@ def to_sarif(result: ScanResult) -> dict[str, Any]:
                 "executionSuccessful": not result.errors,
                 "toolExecutionNotifications": notifications,
             }],
-            "results": results,
+            "results": [_result(f, rule_index) for f in result.findings] if results is None else results,
             "properties": {"profile": result.profile, "score": result.score()},
         }],
     }
 
 
+def stream(result: ScanResult, out: BinaryIO) -> None:
+    rule_index = _rule_index(result)
+    jsonstream.stream(lambda results: to_sarif(result, results), result.findings,
+                      lambda f: _result(f, rule_index), out)
+
+
 def render(result: ScanResult) -> bytes:
-    return orjson.dumps(to_sarif(result), option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS,
-                        default=str) + b"\n"
+    rule_index = _rule_index(result)
+    return jsonstream.render(lambda results: to_sarif(result, results), result.findings,
+                             lambda f: _result(f, rule_index))
 
 
-REPORTER = Reporter("sarif", render, "sarif")
+REPORTER = Reporter("sarif", render, "sarif", stream)
