@@ -131,13 +131,26 @@ def _host_path_volumes(meta: dict[str, Any], spec: dict[str, Any]) -> Iterator[P
                                ("spec", "volumes", i, "hostPath"))
 
 
+def _unset_port(value: Any) -> bool:
+    return value in (None, 0, "0", False, "")
+
+
 def _host_ports(meta: dict[str, Any], spec: dict[str, Any]) -> Iterator[PSSViolation]:
+    host_network = spec.get("hostNetwork") is True
     for path, c in _containers(spec):
         for i, port in enumerate(_list(c.get("ports"))):
             host_port = _dict(port).get("hostPort")
-            if host_port not in (None, 0, "0", False, ""):
+            container_port = _dict(port).get("containerPort")
+            if not _unset_port(host_port):
                 yield PSSViolation("hostPorts", f"container {_cname(c)!r} must not set hostPort {host_port}",
                                    (*path, "ports", i, "hostPort"), host_port)
+            elif host_network and path[1] != "ephemeralContainers" and not _unset_port(container_port):
+                # The API server defaults hostPort to containerPort in hostNetwork pods, so admission sees
+                # a host port here (ephemeral containers are not defaulted: they may not declare ports).
+                yield PSSViolation("hostPorts",
+                                   f"container {_cname(c)!r} uses hostNetwork, so containerPort {container_port} "
+                                   "is also a host port (the API server sets hostPort to it)",
+                                   (*path, "ports", i, "containerPort"), container_port)
 
 
 _APPARMOR_ANNOTATION = "container.apparmor.security.beta.kubernetes.io/"
