@@ -169,6 +169,25 @@ def test_ephemeral_containers_are_checked() -> None:
     assert "privileged" in checks(s, "baseline")
 
 
+def test_host_network_makes_container_ports_host_ports() -> None:
+    # The API server defaults hostPort to containerPort in hostNetwork pods (init containers too).
+    s = spec(hostNetwork=True)
+    assert checks(s, "baseline") == {"hostNamespaces"}  # no ports declared
+    s["initContainers"] = [{"name": "init", "image": "x", "ports": [{"containerPort": 9000, "hostPort": 0}]}]
+    s["containers"][0]["ports"] = [{"containerPort": 8080}, {"containerPort": 53, "hostPort": 53}]
+    found = [v for v in pss.evaluate({}, s, "baseline", pss.LATEST) if v.check == "hostPorts"]
+    assert [(v.path, v.value) for v in found] == [
+        (("spec", "initContainers", 0, "ports", 0, "containerPort"), 9000),
+        (("spec", "containers", 0, "ports", 0, "containerPort"), 8080),
+        (("spec", "containers", 0, "ports", 1, "hostPort"), 53),
+    ]
+    s["hostNetwork"] = False
+    assert [v.value for v in pss.evaluate({}, s, "baseline", pss.LATEST) if v.check == "hostPorts"] == [53]
+    # ephemeral containers are not defaulted (the API server does not allow them ports at all)
+    debug = spec(hostNetwork=True, ephemeralContainers=[{"name": "d", "image": "x", "ports": [{"containerPort": 1}]}])
+    assert checks(debug, "baseline") == {"hostNamespaces"}
+
+
 def test_host_probe_and_lifecycle() -> None:
     s = spec()
     s["containers"][0]["lifecycle"] = {"preStop": {"httpGet": {"host": "example.com", "port": 80}}}
