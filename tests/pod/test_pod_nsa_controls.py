@@ -115,14 +115,25 @@ def test_capability_severities(tmp_path: Path) -> None:
     text = pod("""  containers:
   - name: a
     image: x
-    securityContext: {capabilities: {drop: [all], add: [SYS_ADMIN, NET_ADMIN, CAP_NET_RAW, NET_BIND_SERVICE, CHOWN]}}
+    securityContext: {capabilities: {drop: [CAP_ALL], add: [SYS_ADMIN, NET_ADMIN, CAP_NET_RAW, NET_BIND_SERVICE, CHOWN]}}
 """)
     result = scan(tmp_path, text, "KH-POD-011", "KH-POD-033")
     added = {f.value: f.severity for f in findings(result, "KH-POD-033")}
     assert added == {"SYS_ADMIN": Severity.CRITICAL, "NET_ADMIN": Severity.HIGH, "CAP_NET_RAW": Severity.HIGH,
                      "NET_BIND_SERVICE": Severity.LOW, "CHOWN": Severity.MEDIUM}
     [drop] = findings(result, "KH-POD-011")
-    assert "case-sensitive" in drop.message and drop.value == ["all"]
+    assert "CAP_ALL is not a capability name" in drop.message and drop.value == ["CAP_ALL"]
+
+
+@pytest.mark.parametrize("spelling", ["all", "All", "ALL"])
+def test_drop_all_is_case_insensitive_like_the_runtimes(tmp_path: Path, spelling: str) -> None:
+    # containerd and CRI-O match "ALL" case-insensitively: drop: [all] drops every capability
+    # (corpus: metallb/config/manifests/metallb-frr-k8s.yaml:3366 was a false positive).
+    text = pod(f"  containers: [{{name: a, image: x, securityContext: {{capabilities: {{drop: [{spelling}]}}}}}}]\n")
+    assert findings(scan(tmp_path, text, "KH-POD-011"), "KH-POD-011") == []
+    kept = text.replace(f"[{spelling}]", "[NET_RAW]")
+    assert [f.path for f in findings(scan(tmp_path, kept, "KH-POD-011"), "KH-POD-011")] == [
+        "spec.containers[0].securityContext.capabilities.drop"]
 
 
 def test_windows_pods_are_not_asked_for_linux_only_fields(tmp_path: Path) -> None:
@@ -138,6 +149,24 @@ def test_windows_pods_are_not_asked_for_linux_only_fields(tmp_path: Path) -> Non
 
 
 # --- host access -----------------------------------------------------------------------------------
+
+
+def test_host_port_implied_by_host_network_points_at_host_network(tmp_path: Path) -> None:
+    # corpus: metallb-frr-k8s-prometheus.yaml:3909 told users to remove a hostPort that is not written
+    text = pod("""  hostNetwork: true
+  containers:
+  - name: a
+    image: x
+    ports: [{containerPort: 7946}, {containerPort: 80, hostPort: 8080}]
+""")
+    got = {f.path: f for f in findings(scan(tmp_path, text, "KH-POD-008"), "KH-POD-008")}
+    implied = got["spec.containers[0].ports[0].containerPort"]
+    assert implied.severity is Severity.LOW and "spec.hostNetwork" in implied.remediation
+    explicit = got["spec.containers[0].ports[1].hostPort"]
+    assert explicit.severity is Severity.MEDIUM and "hostPort" in explicit.remediation
+    assert len(got) == 2
+    assert findings(scan(tmp_path, text.replace("hostNetwork: true", "hostNetwork: false"), "KH-POD-008"),
+                    "KH-POD-008")[0].path == "spec.containers[0].ports[1].hostPort"
 
 
 def test_host_path_severity_depends_on_path_and_mount(tmp_path: Path) -> None:
@@ -159,6 +188,11 @@ def test_host_path_severity_depends_on_path_and_mount(tmp_path: Path) -> None:
     got = {f.value: f.severity for f in findings(scan(tmp_path, text, "KH-POD-009"), "KH-POD-009")}
     assert got == {"/srv/data": Severity.MEDIUM, "/etc": Severity.HIGH, "/var/lib/kubelet/pods": Severity.CRITICAL,
                    "/srv/logs": Severity.HIGH, "/run/containerd/containerd.sock": Severity.HIGH}
+    # the message says which case it is (it used to say "mounted read-only or not mounted" for both)
+    messages = {f.value: f.message for f in findings(scan(tmp_path, text, "KH-POD-009"), "KH-POD-009")}
+    assert messages["/etc"].endswith("(sensitive), mounted read-only by a")
+    assert messages["/run/containerd/containerd.sock"].endswith("(sensitive), not mounted by any container")
+    assert messages["/srv/logs"].endswith(", mounted writable by a")
 
 
 def test_sensitive_host_paths() -> None:
@@ -241,6 +275,21 @@ def test_image_controls(tmp_path: Path) -> None:
     assert [f.value for f in findings(allowed, "KH-POD-028")] == ["nginx"]
 
 
+def test_unrendered_image_placeholder_is_not_called_untagged(tmp_path: Path) -> None:
+    # corpus: llm-training-jax-tpu-gemma3/xprof-enabled/training_singlehost.yaml:28 "${IMAGE_URI} has no tag"
+    text = pod("""  containers:
+  - {name: a, image: "${IMAGE_URI}"}
+  - {name: b, image: "<image_url>"}
+  - {name: c, image: "us-docker.pkg.dev/$PROJECT_ID/repo/app:latest"}
+  - {name: d, image: "<DOCKER_REPO>/chatbot:1.0"}
+""")
+    result = scan(tmp_path, text, "KH-POD-019", "KH-POD-027")
+    # a literal tag next to a placeholder is still judged; a bare placeholder is not
+    assert [f.value for f in findings(result, "KH-POD-019")] == ["us-docker.pkg.dev/$PROJECT_ID/repo/app:latest"]
+    assert [f.value for f in findings(result, "KH-POD-027")] == ["us-docker.pkg.dev/$PROJECT_ID/repo/app:latest",
+                                                               "<DOCKER_REPO>/chatbot:1.0"]
+
+
 # --- service-account tokens --------------------------------------------------------------------------
 
 SA = "---\napiVersion: v1\nkind: ServiceAccount\nmetadata: {name: app, namespace: apps}\n"
@@ -300,6 +349,21 @@ def test_namespace_psa_labels(tmp_path: Path) -> None:
         ("base", "metadata.labels['pod-security.kubernetes.io/warn']", Severity.LOW),
         ("typo", "metadata.labels['pod-security.kubernetes.io/enforce']", Severity.MEDIUM),
     }
+
+
+def test_missing_warn_audit_is_not_weaker_than_enforce_privileged(tmp_path: Path) -> None:
+    # corpus: calico/manifests/tigera-operator.yaml:5 was told its (absent) warn/audit labels are
+    # "weaker than its enforced level privileged"; the default is privileged, nothing is weaker
+    text = ns("priv", enforce="privileged") + ns("strict", enforce="restricted")
+    got = {((f.resource or {}).get("name"), f.path, f.severity) for f in scan(tmp_path, text, "KH-POD-020").findings}
+    assert got == {
+        ("priv", "metadata.labels['pod-security.kubernetes.io/enforce']", Severity.HIGH),
+        ("strict", "metadata.labels", Severity.LOW),  # warn and audit at the default, weaker than restricted
+    }
+    strict = [f.message for f in scan(tmp_path, text, "KH-POD-020").findings if "strict" in f.message]
+    assert sorted(strict) == ["namespace 'strict' audits at the cluster default, weaker than its enforced level "
+                              "restricted", "namespace 'strict' warns at the cluster default, weaker than its "
+                              "enforced level restricted"]
 
 
 def test_namespace_psa_needs_namespaces(tmp_path: Path) -> None:

@@ -82,7 +82,11 @@ def namespace_psa(ctx: Context) -> Iterator[Violation]:
         for mode in ("warn", "audit"):
             mode_key = PSA_PREFIX + mode
             level = labels.get(mode_key)
-            if enforce is not None and (level not in PSA_LEVELS or PSA_LEVELS[level] < rank):
+            if level is None:
+                weaker = rank > PSA_LEVELS["privileged"]  # the built-in default; nothing is weaker than privileged
+            else:
+                weaker = level not in PSA_LEVELS or PSA_LEVELS[level] < rank
+            if enforce is not None and weaker:
                 path = ("metadata", "labels", mode_key) if level is not None else ("metadata", "labels")
                 yield _violation(ns, path, f"namespace '{ns.name}' {mode}s at {level or 'the cluster default'}, "
                                  f"weaker than its enforced level {enforce}", level, Severity.LOW)

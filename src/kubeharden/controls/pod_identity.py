@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 from kubeharden.catalog import Context, Example, control
 from kubeharden.controls.pod_common import WORKLOADS, pod_example
-from kubeharden.inventory import service_account_name, token_automount
+from kubeharden.inventory import Inventory, PodSpecView, as_list, service_account_name, token_automount
 from kubeharden.model import NotAssessed, Section, Severity, Violation
 
 _SA_APP = """
@@ -18,6 +18,28 @@ automountServiceAccountToken: false
 """
 
 
+def _bound_service_accounts(inventory: Inventory) -> set[tuple[str | None, str]]:
+    """(namespace, name) of every ServiceAccount that a RoleBinding or ClusterRoleBinding of the input names."""
+    bound: set[tuple[str | None, str]] = set()
+    for binding in inventory.of_kind("RoleBinding", "ClusterRoleBinding"):
+        for subject in as_list(binding.obj.get("subjects")):
+            if isinstance(subject, dict) and subject.get("kind") == "ServiceAccount" and subject.get("name"):
+                namespace = subject.get("namespace") or binding.namespace
+                bound.add((str(namespace) if namespace else None, str(subject["name"])))
+    return bound
+
+
+def _calls_the_api(pod: PodSpecView, bound: set[tuple[str | None, str]]) -> bool:
+    """The pod's own (non-default) ServiceAccount holds RBAC bindings, so the application uses its token.
+    A manifest without a namespace is matched on the name (it is applied with -n to the bindings' one)."""
+    name = service_account_name(pod)
+    if name == "default":
+        return False
+    if pod.namespace:
+        return (pod.namespace, name) in bound or (None, name) in bound
+    return any(sa == name for _, sa in bound)
+
+
 @control(
     id="KH-POD-023",
     title="Service account token mounted",
@@ -26,7 +48,8 @@ automountServiceAccountToken: false
     severity=Severity.MEDIUM,
     kinds=WORKLOADS,
     what="The pod gets an API token mounted: neither the pod nor its ServiceAccount sets "
-    "automountServiceAccountToken: false (the pod's setting wins over the ServiceAccount's).",
+    "automountServiceAccountToken: false (the pod's setting wins over the ServiceAccount's), and it runs as "
+    "the default ServiceAccount or as one that no binding of the input names (so it has no use for the token).",
     why="A mounted token lets anyone who compromises the container call the Kubernetes API with the "
     "service account's rights.",
     fix="Set spec.automountServiceAccountToken: false on the pod template (or on the ServiceAccount) unless "
@@ -43,10 +66,16 @@ automountServiceAccountToken: false
 )
 def token_mounted(ctx: Context) -> Iterator[Violation]:
     unknown = 0
-    found = False
+    judged = False
+    bound = _bound_service_accounts(ctx.inventory)
     for pod in ctx.pod_specs():
         mount = token_automount(pod, ctx.inventory)
         if not mount.mounted:
+            continue
+        # NSA-POD-23 asks to stop unneeded tokens: a dedicated ServiceAccount with bindings is there to call
+        # the API (what those bindings allow is KH-RBAC-009's concern).
+        if _calls_the_api(pod, bound):
+            judged = True
             continue
         # A named ServiceAccount outside the input may turn automounting off; the namespace's
         # default ServiceAccount is created without that field, so it mounts unless the pod says no.
@@ -54,7 +83,7 @@ def token_mounted(ctx: Context) -> Iterator[Violation]:
                 and mount.service_account != "default" and not ctx.whole_cluster):
             unknown += 1
             continue
-        found = True
+        judged = True
         if mount.decided_by == "pod":
             message = "pod sets automountServiceAccountToken: true"
             value: bool | None = True
@@ -68,7 +97,7 @@ def token_mounted(ctx: Context) -> Iterator[Violation]:
             value = None
         yield pod.spec_violation(("automountServiceAccountToken",), message, value, has_value=value is not None,
                                  evidence={"service_account": mount.service_account, "decided_by": mount.decided_by})
-    if unknown and not found:
+    if unknown and not judged:
         raise NotAssessed(f"{unknown} pod template(s) use a ServiceAccount that is not in the input and do not "
                           "set automountServiceAccountToken themselves")
 

@@ -39,6 +39,17 @@ def parse_image(image: str) -> ImageRef:
     return ImageRef(registry.lower(), repository, tag or None, digest or None)
 
 
+TEMPLATE_MARKERS = ("$", "<", ">", "{{")
+
+
+def unrendered_placeholder(image: str) -> bool:
+    """An image that is a template variable with no tag or digest of its own (${IMAGE_URI}, <image_url>):
+    what runs is decided when the placeholder is filled in, so tag and digest cannot be judged.
+    A placeholder with a literal tag (<DOCKER_REPO>/app:latest) is still judged on that tag."""
+    ref = parse_image(image)
+    return ref.tag is None and ref.digest is None and any(m in image for m in TEMPLATE_MARKERS)
+
+
 def registry_allowed(ref: ImageRef, allowed: tuple[str, ...]) -> bool:
     """An allow-list entry is a registry host or host/path prefix (docker.io/library matches nginx)."""
     full = f"{ref.registry}/{ref.repository}"
@@ -76,7 +87,7 @@ def mutable_tag(ctx: Context) -> Iterator[Violation]:
             if not isinstance(image, str) or not image:
                 continue
             ref = parse_image(image)
-            if ref.digest:
+            if ref.digest or unrendered_placeholder(image):
                 continue  # a digest pins the content whatever the tag says
             if ref.tag is None:
                 yield c.violation(("image",), f"container '{c.name}' image {image} has no tag (pulls :latest)", image)
@@ -104,7 +115,7 @@ def not_digest_pinned(ctx: Context) -> Iterator[Violation]:
     for pod in ctx.pod_specs():
         for c in pod.containers():
             image = c.obj.get("image")
-            if isinstance(image, str) and image and not parse_image(image).digest:
+            if isinstance(image, str) and image and not parse_image(image).digest and not unrendered_placeholder(image):
                 yield c.violation(("image",), f"container '{c.name}' image {image} is not pinned by digest", image)
 
 

@@ -356,11 +356,12 @@ def capabilities_not_dropped(ctx: Context) -> Iterator[Violation]:
         for c in pod.containers():
             caps = c.security_context.get("capabilities")
             drop = caps.get("drop") if isinstance(caps, dict) else None
-            drops = drop if isinstance(drop, list) else []
+            drops = [d.upper() for d in drop if isinstance(d, str)] if isinstance(drop, list) else []
+            # containerd and CRI-O compare "ALL" case-insensitively, so drop: [all] does drop everything
+            # (the PSS restricted check wants the exact "ALL"; KH-PSS-* reports that).
             if "ALL" in drops:
                 continue
-            hint = " (the value is case-sensitive: use ALL)" if any(
-                isinstance(d, str) and d.upper() in ("ALL", "CAP_ALL") for d in drops) else ""
+            hint = " (CAP_ALL is not a capability name: use ALL)" if "CAP_ALL" in drops else ""
             yield c.violation(("securityContext", "capabilities", "drop"),
                               f"container '{c.name}' does not drop ALL capabilities{hint}", drop,
                               has_value=drop is not None)
@@ -425,7 +426,19 @@ def capabilities_added(ctx: Context) -> Iterator[Violation]:
     ),
 )
 def host_port(ctx: Context) -> Iterator[Violation]:
-    yield from _pss_rule(ctx, "hostPorts", pss.LATEST)
+    for pod in ctx.pod_specs():
+        for v in pss.evaluate(pod.metadata, pod.spec, "baseline", pss.LATEST, only={"hostPorts"}):
+            if v.path[-1] == "containerPort":
+                # Implied by hostNetwork (the API server copies containerPort into hostPort): there is no
+                # hostPort to remove, and KH-POD-007 already reports the cause at high severity.
+                yield pod.resource_violation((*pod.path, *v.path[1:]), v.message, v.value, severity=Severity.LOW,
+                                             remediation=HOST_NETWORK_PORT_FIX)
+            else:
+                yield pod.resource_violation((*pod.path, *v.path[1:]), v.message, v.value)
+
+
+HOST_NETWORK_PORT_FIX = ("Remove spec.hostNetwork (see KH-POD-007) so the port is bound in the pod's own network "
+                         "namespace, and expose it through a Service.")
 
 
 # Host paths that hand over the node (or its container runtime) when mounted.
@@ -446,14 +459,16 @@ def sensitive_host_path(path: str) -> bool:
     return any(norm == p or norm.startswith(p + "/") for p in SENSITIVE_HOST_PATHS)
 
 
-def _writable_mounts(pod: PodSpecView, volume: str) -> list[str]:
-    out = []
+def _mounting_containers(pod: PodSpecView, volume: str) -> tuple[list[str], list[str]]:
+    """Containers that mount ``volume``: (writable, read-only), each sorted and without repeats."""
+    writable: set[str] = set()
+    read_only: set[str] = set()
     for c in pod.containers():
         mounts = c.obj.get("volumeMounts")
         for m in mounts if isinstance(mounts, list) else []:
-            if isinstance(m, dict) and m.get("name") == volume and m.get("readOnly") is not True:
-                out.append(c.name)
-    return out
+            if isinstance(m, dict) and m.get("name") == volume:
+                (read_only if m.get("readOnly") is True else writable).add(c.name)
+    return sorted(writable), sorted(read_only - writable)
 
 
 @control(
@@ -484,7 +499,7 @@ def host_path_volume(ctx: Context) -> Iterator[Violation]:
                 continue
             host = volume["hostPath"]
             path = str(host.get("path") or "") if isinstance(host, dict) else ""
-            writers = _writable_mounts(pod, str(volume.get("name")))
+            writers, readers = _mounting_containers(pod, str(volume.get("name")))
             sensitive = sensitive_host_path(path)
             if sensitive and writers:
                 severity = Severity.CRITICAL
@@ -492,8 +507,12 @@ def host_path_volume(ctx: Context) -> Iterator[Violation]:
                 severity = Severity.HIGH
             else:
                 severity = Severity.MEDIUM
-            detail = (f", mounted writable by {', '.join(sorted(set(writers)))}" if writers
-                      else ", mounted read-only or not mounted")
+            if writers:
+                detail = f", mounted writable by {', '.join(writers)}"
+            elif readers:
+                detail = f", mounted read-only by {', '.join(readers)}"
+            else:
+                detail = ", not mounted by any container"
             yield pod.spec_violation(("volumes", i, "hostPath", "path"),
                                      f"volume '{volume.get('name')}' mounts host path {path or '(none)'}"
                                      f"{' (sensitive)' if sensitive else ''}{detail}", path or None,
