@@ -115,7 +115,8 @@ def test_capability_severities(tmp_path: Path) -> None:
     text = pod("""  containers:
   - name: a
     image: x
-    securityContext: {capabilities: {drop: [CAP_ALL], add: [SYS_ADMIN, NET_ADMIN, CAP_NET_RAW, NET_BIND_SERVICE, CHOWN]}}
+    securityContext:
+      capabilities: {drop: [CAP_ALL], add: [SYS_ADMIN, NET_ADMIN, CAP_NET_RAW, NET_BIND_SERVICE, CHOWN]}
 """)
     result = scan(tmp_path, text, "KH-POD-011", "KH-POD-033")
     added = {f.value: f.severity for f in findings(result, "KH-POD-033")}
@@ -125,15 +126,18 @@ def test_capability_severities(tmp_path: Path) -> None:
     assert "CAP_ALL is not a capability name" in drop.message and drop.value == ["CAP_ALL"]
 
 
-@pytest.mark.parametrize("spelling", ["all", "All", "ALL"])
-def test_drop_all_is_case_insensitive_like_the_runtimes(tmp_path: Path, spelling: str) -> None:
-    # containerd and CRI-O match "ALL" case-insensitively: drop: [all] drops every capability
-    # (corpus: metallb/config/manifests/metallb-frr-k8s.yaml:3366 was a false positive).
+@pytest.mark.parametrize("spelling", ["all", "All"])
+def test_drop_all_in_lower_case_drops_everything_but_fails_admission(tmp_path: Path, spelling: str) -> None:
+    # containerd and CRI-O match "ALL" case-insensitively: drop: [all] drops every capability, so "does not
+    # drop ALL capabilities" (medium) was wrong; PSA restricted still rejects it (exact match), hence low
+    # (corpus: metallb/config/manifests/metallb-frr-k8s.yaml:3366).
     text = pod(f"  containers: [{{name: a, image: x, securityContext: {{capabilities: {{drop: [{spelling}]}}}}}}]\n")
-    assert findings(scan(tmp_path, text, "KH-POD-011"), "KH-POD-011") == []
-    kept = text.replace(f"[{spelling}]", "[NET_RAW]")
-    assert [f.path for f in findings(scan(tmp_path, kept, "KH-POD-011"), "KH-POD-011")] == [
-        "spec.containers[0].securityContext.capabilities.drop"]
+    [lower] = findings(scan(tmp_path, text, "KH-POD-011"), "KH-POD-011")
+    assert lower.severity is Severity.LOW and "Pod Security Admission" in lower.message
+    assert "does not drop" not in lower.message
+    assert findings(scan(tmp_path, text.replace(f"[{spelling}]", "[ALL]"), "KH-POD-011"), "KH-POD-011") == []
+    [kept] = findings(scan(tmp_path, text.replace(f"[{spelling}]", "[NET_RAW]"), "KH-POD-011"), "KH-POD-011")
+    assert kept.severity is Severity.MEDIUM and "does not drop ALL" in kept.message
 
 
 def test_windows_pods_are_not_asked_for_linux_only_fields(tmp_path: Path) -> None:
@@ -167,6 +171,24 @@ def test_host_port_implied_by_host_network_points_at_host_network(tmp_path: Path
     assert len(got) == 2
     assert findings(scan(tmp_path, text.replace("hostNetwork: true", "hostNetwork: false"), "KH-POD-008"),
                     "KH-POD-008")[0].path == "spec.containers[0].ports[1].hostPort"
+
+
+def test_probe_host_on_loopback_of_a_host_network_pod_is_low(tmp_path: Path) -> None:
+    # corpus: metallb-frr-k8s.yaml:3822 (hostNetwork speaker, readinessProbe host 127.0.0.1)
+    text = pod("""  hostNetwork: HOSTNET
+  containers:
+  - name: a
+    image: x
+    readinessProbe: {httpGet: {host: 127.0.0.1, port: 8080}}
+    livenessProbe: {tcpSocket: {host: 10.0.0.1, port: 10250}}
+""")
+    on_host = {f.path: f for f in findings(scan(tmp_path, text.replace("HOSTNET", "true"), "KH-POD-032"),
+                                           "KH-POD-032")}
+    loopback = on_host["spec.containers[0].readinessProbe.httpGet.host"]
+    assert loopback.severity is Severity.LOW and "the pod itself" in loopback.message
+    assert on_host["spec.containers[0].livenessProbe.tcpSocket.host"].severity is Severity.MEDIUM
+    in_pod_network = findings(scan(tmp_path, text.replace("HOSTNET", "false"), "KH-POD-032"), "KH-POD-032")
+    assert {f.severity for f in in_pod_network} == {Severity.MEDIUM} and len(in_pod_network) == 2
 
 
 def test_host_path_severity_depends_on_path_and_mount(tmp_path: Path) -> None:
@@ -275,6 +297,22 @@ def test_image_controls(tmp_path: Path) -> None:
     assert [f.value for f in findings(allowed, "KH-POD-028")] == ["nginx"]
 
 
+def test_branch_and_channel_tags_are_mutable(tmp_path: Path) -> None:
+    # corpus: calico/manifests/calicoctl-etcd.yaml:17 quay.io/calico/ctl:master was only "not pinned by digest"
+    text = pod("""  containers:
+  - {name: a, image: "quay.io/calico/ctl:master"}
+  - {name: b, image: "docker.io/longhornio/longhorn-ui:master-head"}
+  - {name: c, image: "ghcr.io/org/app:main-latest"}
+  - {name: d, image: "ghcr.io/org/app:v1.2.0-dev"}
+  - {name: e, image: "nginx:stable-alpine"}
+  - {name: f, image: "ghcr.io/org/app:1.2@sha256:0123"}
+""")
+    got = findings(scan(tmp_path, text, "KH-POD-019"), "KH-POD-019")
+    assert [f.value for f in got] == ["quay.io/calico/ctl:master", "docker.io/longhornio/longhorn-ui:master-head",
+                                      "ghcr.io/org/app:main-latest"]
+    assert "branch or channel tag" in got[0].message
+
+
 def test_unrendered_image_placeholder_is_not_called_untagged(tmp_path: Path) -> None:
     # corpus: llm-training-jax-tpu-gemma3/xprof-enabled/training_singlehost.yaml:28 "${IMAGE_URI} has no tag"
     text = pod("""  containers:
@@ -315,6 +353,31 @@ def test_token_automount_with_service_account_outside_input(tmp_path: Path) -> N
     assert status(scan(tmp_path, base, "KH-POD-023", as_cluster=True), "KH-POD-023") is Status.FAIL
     default = pod("  containers: [{name: a, image: x}]\n")
     assert status(scan(tmp_path, default, "KH-POD-023"), "KH-POD-023") is Status.FAIL
+
+
+def test_token_of_a_bound_service_account_is_needed(tmp_path: Path) -> None:
+    # NSA-POD-23 targets tokens nobody uses: a dedicated ServiceAccount with RBAC bindings calls the API
+    # (corpus: argo-cd/manifests/install.yaml argocd-server was reported although its SA is bound)
+    base = pod("  serviceAccountName: app\n  containers: [{name: a, image: x}]\n") + SA
+    binding = """---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {name: app, namespace: NS}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: app}
+subjects: [{kind: ServiceAccount, name: SUBJECT}]
+"""
+    [unbound] = scan(tmp_path, base, "KH-POD-023").findings
+    assert unbound.path == "spec.automountServiceAccountToken"
+    bound = scan(tmp_path, base + binding.replace("NS", "apps").replace("SUBJECT", "app"), "KH-POD-023")
+    assert bound.findings == [] and status(bound, "KH-POD-023") is Status.PASS
+    # a binding in another namespace, or for another account, does not count
+    assert len(scan(tmp_path, base + binding.replace("NS", "other").replace("SUBJECT", "app"),
+                    "KH-POD-023").findings) == 1
+    assert len(scan(tmp_path, base + binding.replace("NS", "apps").replace("SUBJECT", "other"),
+                    "KH-POD-023").findings) == 1
+    # the namespace's default ServiceAccount is reported even when it is bound
+    default = pod("  containers: [{name: a, image: x}]\n") + binding.replace("NS", "apps").replace("SUBJECT", "default")
+    assert len(scan(tmp_path, default, "KH-POD-023").findings) == 1
 
 
 def test_default_service_account(tmp_path: Path) -> None:
@@ -360,7 +423,7 @@ def test_missing_warn_audit_is_not_weaker_than_enforce_privileged(tmp_path: Path
         ("priv", "metadata.labels['pod-security.kubernetes.io/enforce']", Severity.HIGH),
         ("strict", "metadata.labels", Severity.LOW),  # warn and audit at the default, weaker than restricted
     }
-    strict = [f.message for f in scan(tmp_path, text, "KH-POD-020").findings if "strict" in f.message]
+    strict = [f.message for f in scan(tmp_path, text, "KH-POD-020").findings if "'strict'" in f.message]
     assert sorted(strict) == ["namespace 'strict' audits at the cluster default, weaker than its enforced level "
                               "restricted", "namespace 'strict' warns at the cluster default, weaker than its "
                               "enforced level restricted"]

@@ -181,8 +181,10 @@ subjects: [{kind: Group, name: "system:serviceaccounts:shop"}]
     ('{apiGroups: [apps], resources: [deployments], verbs: [get, list, update]}', "KH-RBAC-005", False),
     ('{apiGroups: [rbac.authorization.k8s.io], resources: [clusterroles], verbs: [escalate]}', "KH-RBAC-006", True),
     ('{apiGroups: [rbac.authorization.k8s.io], resources: [roles], verbs: [bind]}', "KH-RBAC-006", True),
+    # update on the approval subresource approves nothing without approve on the signer (argo-cd's
+    # argocd-server ClusterRole: delete/get/patch on '*' was reported as able to approve CSRs)
     ('{apiGroups: [certificates.k8s.io], resources: [certificatesigningrequests/approval], verbs: [update]}',
-     "KH-RBAC-006", True),
+     "KH-RBAC-006", False),
     ('{apiGroups: [certificates.k8s.io], resources: [signers], verbs: [approve]}', "KH-RBAC-006", True),
     ('{apiGroups: [admissionregistration.k8s.io], resources: [mutatingwebhookconfigurations], verbs: [patch]}',
      "KH-RBAC-006", True),
@@ -191,25 +193,55 @@ subjects: [{kind: Group, name: "system:serviceaccounts:shop"}]
     ('{apiGroups: [rbac.authorization.k8s.io], resources: [roles], verbs: [create, get]}', "KH-RBAC-006", False),
 ])
 def test_risky_rule_detection(rule: str, control_id: str, expected: bool) -> None:
-    text = f"""
+    # Cluster-scoped resources (nodes, CSRs, signers, webhook configurations) are granted cluster-wide only.
+    cluster = any(name in rule for name in CLUSTER_SCOPED_NAMES)
+    found = findings(one_rule_binding(rule, cluster=cluster), control_id)
+    assert bool(found) is expected, [f.message for f in found]
+    if found:
+        assert found[0].resource and found[0].resource["kind"] == ("ClusterRoleBinding" if cluster else "RoleBinding")
+        assert found[0].evidence["rules"][0]["index"] == 0
+
+
+CLUSTER_SCOPED_NAMES = ("nodes/", "certificatesigningrequests", "signers", "webhookconfigurations")
+
+
+def one_rule_binding(rule: str, *, cluster: bool) -> str:
+    role, binding, namespace = ("ClusterRole", "ClusterRoleBinding", "") if cluster else ("Role", "RoleBinding",
+                                                                                          ", namespace: shop")
+    return f"""
 apiVersion: v1
 kind: List
 items:
 - apiVersion: rbac.authorization.k8s.io/v1
-  kind: Role
-  metadata: {{name: r, namespace: shop}}
+  kind: {role}
+  metadata: {{name: r{namespace}}}
   rules: [{rule}]
 - apiVersion: rbac.authorization.k8s.io/v1
-  kind: RoleBinding
-  metadata: {{name: b, namespace: shop}}
-  roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: Role, name: r}}
-  subjects: [{{kind: ServiceAccount, name: app}}]
+  kind: {binding}
+  metadata: {{name: b{namespace}}}
+  roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: {role}, name: r}}
+  subjects: [{{kind: ServiceAccount, name: app, namespace: shop}}]
 """
-    found = findings(text, control_id)
-    assert bool(found) is expected, [f.message for f in found]
-    if found:
-        assert found[0].resource and found[0].resource["kind"] == "RoleBinding"
-        assert found[0].evidence["rules"][0]["index"] == 0
+
+
+@pytest.mark.parametrize(("rule", "control_id"), [
+    ('{apiGroups: ["*"], resources: ["*"], verbs: [get, list, update, patch, watch]}', "KH-RBAC-006"),
+    ('{apiGroups: [""], resources: [nodes/proxy], verbs: [get]}', "KH-RBAC-004"),
+    ('{apiGroups: [admissionregistration.k8s.io], resources: [validatingwebhookconfigurations], verbs: [patch]}',
+     "KH-RBAC-006"),
+    ('{apiGroups: [""], resources: [users, groups], verbs: [impersonate]}', "KH-RBAC-006"),
+])
+def test_a_role_binding_cannot_grant_cluster_scoped_resources(rule: str, control_id: str) -> None:
+    # corpus: kubeflow-manifests/.../application-controller-rolebinding.yaml:10 was told its namespaced Role
+    # ('*' resources, update/patch) lets it approve CSRs and change admission webhooks, which are cluster-scoped
+    assert findings(one_rule_binding(rule, cluster=False), control_id) == []
+    assert findings(one_rule_binding(rule, cluster=True), control_id)
+
+
+def test_bind_on_cluster_roles_works_inside_a_role_binding() -> None:
+    # `bind` is checked in the namespace of the RoleBinding being created, so it stays a risk there
+    rule = '{apiGroups: [rbac.authorization.k8s.io], resources: [clusterroles], verbs: [bind]}'
+    assert findings(one_rule_binding(rule, cluster=False), "KH-RBAC-006")
 
 
 def test_token_create_is_high_workload_create_medium() -> None:

@@ -16,17 +16,21 @@ from kubeharden.model import Section, Severity, Violation
 # A setting holds a credential when a word of its name says so (DB_PASSWORD, adminToken,
 # AWS_SECRET_ACCESS_KEY) and no other word says it is about the credential rather than the
 # credential itself (PASSWORD_FILE, SECRET_NAME, MAX_TOKENS, TOKEN_TTL).
-_CREDENTIAL_WORDS = frozenset({"PASSWORD", "PASSWD", "PWD", "PASSPHRASE", "SECRET", "TOKEN", "APIKEY",
+_CREDENTIAL_WORDS = frozenset({"PASSWORD", "PASSWD", "PWD", "PASS", "PASSPHRASE", "SECRET", "TOKEN", "APIKEY",
                                "CREDENTIAL", "CREDENTIALS"})
 _CREDENTIAL_PAIRS = frozenset({("API", "KEY"), ("ACCESS", "KEY"), ("PRIVATE", "KEY"), ("SECRET", "KEY"),
-                               ("AUTH", "KEY"), ("CLIENT", "SECRET"), ("SIGNING", "KEY")})
+                               ("AUTH", "KEY"), ("CLIENT", "SECRET"), ("SIGNING", "KEY"), ("ACCOUNT", "KEY")})
+# Names with a credential word that are public identifiers (etcd's initial-cluster-token only keeps
+# two clusters apart; it authenticates nothing).
+_NOT_CREDENTIALS = (("INITIAL", "CLUSTER", "TOKEN"),)
 _QUALIFIER_WORDS = frozenset({"FILE", "PATH", "DIR", "NAME", "USER", "USERNAME", "ID", "REF", "VERSION", "MAX",
                               "MIN", "COUNT", "LENGTH", "LEN", "SIZE", "TTL", "EXPIRY", "EXPIRATION", "TIMEOUT",
                               "LIMIT", "NUM", "ENABLED", "ENABLE", "TYPE", "HEADER", "FIELD", "MODE", "POLICY",
                               "TOKENS", "ALLOW", "EMPTY", "URL", "ENDPOINT", "AUDIENCE", "PROVIDER", "MOUNT",
                               "REFRESH"})
 _WORD_SPLIT = re.compile(r"[^A-Za-z0-9]+|(?<=[a-z0-9])(?=[A-Z])")
-_PLACEHOLDER = re.compile(r"^(|true|false|yes|no|none|null|changeme|\$\(.+\)|\$\{.+\}|<.+>|\*+|/.*)$",
+# "changeme" is not here: a manifest that ships it ships a working default password in plain text.
+_PLACEHOLDER = re.compile(r"^(|true|false|yes|no|none|null|\$\(.+\)|\$\{.+\}|<.+>|\*+|/.*)$",
                           re.IGNORECASE)
 _URL_WITH_PASSWORD = re.compile(r"[a-z][a-z0-9+.-]*://[^/\s:@]+:[^/\s@]+@", re.IGNORECASE)
 _PRIVATE_KEY = re.compile(r"-----BEGIN (?:[A-Z]+ )?PRIVATE KEY-----")
@@ -35,6 +39,8 @@ _PRIVATE_KEY = re.compile(r"-----BEGIN (?:[A-Z]+ )?PRIVATE KEY-----")
 def _names_a_credential(name: str) -> bool:
     words = [w.upper() for w in _WORD_SPLIT.split(name) if w]
     if not words or _QUALIFIER_WORDS.intersection(words):
+        return False
+    if any(tuple(words[i:i + len(n)]) == n for n in _NOT_CREDENTIALS for i in range(len(words))):
         return False
     return bool(_CREDENTIAL_WORDS.intersection(words)) or any(
         pair in _CREDENTIAL_PAIRS for pair in pairwise(words)

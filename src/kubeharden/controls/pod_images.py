@@ -40,6 +40,16 @@ def parse_image(image: str) -> ImageRef:
 
 
 TEMPLATE_MARKERS = ("$", "<", ">", "{{")
+# Tags that name a branch or channel, not a release: pushed to on every build, like latest.
+BRANCH_TAGS = frozenset({"master", "main", "head", "master-head", "nightly", "edge", "dev", "develop", "devel",
+                         "canary", "snapshot", "trunk", "unstable"})
+
+
+def moving_tag(tag: str) -> bool:
+    """latest (and latest-x / x-latest variants) or a branch/channel tag such as master or nightly."""
+    lowered = tag.lower()
+    parts = set(lowered.replace("_", "-").split("-"))
+    return lowered in BRANCH_TAGS or "latest" in parts
 
 
 def unrendered_placeholder(image: str) -> bool:
@@ -65,12 +75,13 @@ def registry_allowed(ref: ImageRef, allowed: tuple[str, ...]) -> bool:
 
 @control(
     id="KH-POD-019",
-    title="Image tag mutable (latest or untagged)",
+    title="Image tag mutable (latest, branch tag or untagged)",
     section=Section.POD,
     guidance=("NSA-POD-19",),
     severity=Severity.MEDIUM,
     kinds=WORKLOADS,
-    what="A container image has no tag and no digest (so :latest is pulled) or uses the :latest tag.",
+    what="A container image has no tag and no digest (so :latest is pulled), uses the :latest tag, or a branch or "
+    "channel tag that moves with every build (:master, :main, :nightly, :edge, :main-latest...).",
     why="A moving tag means the code that runs is not the code that was reviewed and scanned, and a "
     "pushed image silently replaces it.",
     fix="Set containers[*].image to a versioned tag pinned by digest, e.g. registry.example/app:1.4.2@sha256:<digest>.",
@@ -93,6 +104,9 @@ def mutable_tag(ctx: Context) -> Iterator[Violation]:
                 yield c.violation(("image",), f"container '{c.name}' image {image} has no tag (pulls :latest)", image)
             elif ref.tag == "latest":
                 yield c.violation(("image",), f"container '{c.name}' image {image} uses the :latest tag", image)
+            elif moving_tag(ref.tag):
+                yield c.violation(("image",), f"container '{c.name}' image {image} uses :{ref.tag}, a branch or "
+                                  "channel tag that moves with every build", image)
 
 
 @control(

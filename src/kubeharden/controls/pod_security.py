@@ -338,7 +338,8 @@ CRITICAL_CAPABILITIES = frozenset({"ALL", "SYS_ADMIN", "SYS_MODULE", "SYS_PTRACE
     guidance=("NSA-POD-11",),
     severity=Severity.MEDIUM,
     kinds=WORKLOADS,
-    what="A container's securityContext.capabilities.drop does not contain ALL.",
+    what="A container's securityContext.capabilities.drop does not contain ALL (rated low when it holds a "
+    "lower-case all: the runtimes drop everything, but Pod Security Admission rejects the pod).",
     why="Container runtimes grant a default capability set (CHOWN, DAC_OVERRIDE, SETUID, NET_RAW, ...) "
     "that most applications never need and attackers use after a compromise.",
     fix="Set securityContext.capabilities.drop: [ALL] on every container; add back only documented needs "
@@ -356,12 +357,19 @@ def capabilities_not_dropped(ctx: Context) -> Iterator[Violation]:
         for c in pod.containers():
             caps = c.security_context.get("capabilities")
             drop = caps.get("drop") if isinstance(caps, dict) else None
-            drops = [d.upper() for d in drop if isinstance(d, str)] if isinstance(drop, list) else []
-            # containerd and CRI-O compare "ALL" case-insensitively, so drop: [all] does drop everything
-            # (the PSS restricted check wants the exact "ALL"; KH-PSS-* reports that).
+            drops = drop if isinstance(drop, list) else []
             if "ALL" in drops:
                 continue
-            hint = " (CAP_ALL is not a capability name: use ALL)" if "CAP_ALL" in drops else ""
+            upper = {d.upper() for d in drops if isinstance(d, str)}
+            if "ALL" in upper:
+                # containerd and CRI-O match ALL case-insensitively, so every capability is dropped; only
+                # Pod Security Admission (restricted) compares exactly and rejects the pod.
+                yield c.violation(("securityContext", "capabilities", "drop"),
+                                  f"container '{c.name}' drops all capabilities with a lower-case 'all', which "
+                                  "the runtimes accept but Pod Security Admission (restricted) rejects: write ALL",
+                                  drop, severity=Severity.LOW)
+                continue
+            hint = " (CAP_ALL is not a capability name: use ALL)" if "CAP_ALL" in upper else ""
             yield c.violation(("securityContext", "capabilities", "drop"),
                               f"container '{c.name}' does not drop ALL capabilities{hint}", drop,
                               has_value=drop is not None)
@@ -514,7 +522,7 @@ def host_path_volume(ctx: Context) -> Iterator[Violation]:
             else:
                 detail = ", not mounted by any container"
             yield pod.spec_violation(("volumes", i, "hostPath", "path"),
-                                     f"volume '{volume.get('name')}' mounts host path {path or '(none)'}"
+                                     f"volume '{volume.get('name')}' is host path {path or '(none)'}"
                                      f"{' (sensitive)' if sensitive else ''}{detail}", path or None,
                                      severity=severity)
 
@@ -795,4 +803,15 @@ def proc_mount(ctx: Context) -> Iterator[Violation]:
     ),
 )
 def host_probe(ctx: Context) -> Iterator[Violation]:
-    yield from _pss_rule(ctx, "hostProbesAndHostLifecycle", pss.LATEST)
+    for pod in ctx.pod_specs():
+        on_host_network = pod.spec.get("hostNetwork") is True
+        for v in pss.evaluate(pod.metadata, pod.spec, "baseline", pss.LATEST, only={"hostProbesAndHostLifecycle"}):
+            # In a hostNetwork pod the loopback address is the pod itself: the baseline level still forbids
+            # the field, but the kubelet is not sent to another host (KH-POD-007 reports the host network).
+            self_target = on_host_network and str(v.value).strip("[]").lower() in LOOPBACK_HOSTS
+            yield pod.resource_violation((*pod.path, *v.path[1:]), v.message + (
+                " (the pod is on the host network, so this is the pod itself)" if self_target else ""),
+                v.value, severity=Severity.LOW if self_target else None)
+
+
+LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})

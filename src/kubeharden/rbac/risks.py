@@ -100,9 +100,10 @@ IMPERSONATE = RiskKind("impersonate", "impersonate users, groups or service acco
                        "KH-RBAC-006",
                        _probes(("impersonate",), "", ("users", "groups", "serviceaccounts"))
                        + _probes(("impersonate",), "authentication.k8s.io", ("userextras/scopes", "uids")))
+# Approving needs update on certificatesigningrequests/approval AND approve on the signer; the second is the
+# rare, specific one (update on '*' resources is common in operator roles and approves nothing on its own).
 CSR_APPROVE = RiskKind("csr-approve", "approve certificate signing requests", Severity.HIGH, "KH-RBAC-006",
-                       _probes(("update", "patch"), "certificates.k8s.io", ("certificatesigningrequests/approval",))
-                       + _probes(("approve",), "certificates.k8s.io", ("signers",)))
+                       _probes(("approve",), "certificates.k8s.io", ("signers",)))
 WEBHOOK_MODIFY = RiskKind(
     "webhook-modify", "create or change admission webhooks", Severity.HIGH, "KH-RBAC-006",
     _probes(("create", "update", "patch", "delete"), "admissionregistration.k8s.io",
@@ -138,13 +139,25 @@ def is_discovery_only(rule: Rule) -> bool:
     return not rule.verbs  # a rule with no verbs grants nothing
 
 
-def rule_risks(rule: Rule) -> list[RiskKind]:
-    """The dangerous powers one rule gives (only cluster-admin for a full wildcard rule)."""
+# Probed resources that are not namespaced: a RoleBinding cannot grant them (the API server asks the
+# authorizer with no namespace). clusterroles stay: `bind` on them is checked in the binding's namespace.
+CLUSTER_SCOPED_PROBES = frozenset({("certificates.k8s.io", "certificatesigningrequests"),
+                                   ("certificates.k8s.io", "signers"), ("", "nodes"), ("", "users"), ("", "groups"),
+                                   ("admissionregistration.k8s.io", "validatingwebhookconfigurations"),
+                                   ("admissionregistration.k8s.io", "mutatingwebhookconfigurations"),
+                                   ("authentication.k8s.io", "userextras"), ("authentication.k8s.io", "uids")})
+
+
+def rule_risks(rule: Rule, namespaced: bool = False) -> list[RiskKind]:
+    """The dangerous powers one rule gives (only cluster-admin for a full wildcard rule); ``namespaced``
+    when the rule is granted through a RoleBinding."""
     if is_full_admin(rule):
         return [CLUSTER_ADMIN]
     if rule.resource_names:
         return []
-    return [kind for kind in PROBED_RISKS if any(rule_allows(rule, probe) for probe in kind.probes)]
+    return [kind for kind in PROBED_RISKS if any(
+        rule_allows(rule, probe) for probe in kind.probes
+        if not (namespaced and (probe.api_group, probe.resource) in CLUSTER_SCOPED_PROBES))]
 
 
 @dataclass
@@ -209,12 +222,13 @@ class RiskAnalysis:
 
     def __init__(self, model: RbacModel) -> None:
         self.model = model
-        self._rule_cache: dict[int, list[RiskKind]] = {}
+        self._rule_cache: dict[tuple[int, bool], list[RiskKind]] = {}
 
-    def risks_of_rule(self, rule: Rule) -> list[RiskKind]:
-        cached = self._rule_cache.get(id(rule))
+    def risks_of_rule(self, rule: Rule, namespaced: bool = False) -> list[RiskKind]:
+        key = (id(rule), namespaced)
+        cached = self._rule_cache.get(key)
         if cached is None:
-            cached = self._rule_cache[id(rule)] = rule_risks(rule)
+            cached = self._rule_cache[key] = rule_risks(rule, namespaced)
         return cached
 
     def risky_grants(self, grants: Iterable[Grant]) -> Iterator[RiskyGrant]:
@@ -223,7 +237,7 @@ class RiskAnalysis:
                 continue
             if is_broad_subject(grant.subject) and not is_discovery_only(grant.rule):
                 yield RiskyGrant(BROAD_SUBJECT, grant, broad_subject_severity(grant.subject))
-            for kind in self.risks_of_rule(grant.rule):
+            for kind in self.risks_of_rule(grant.rule, namespaced=grant.scope is not None):
                 yield RiskyGrant(kind, grant, grant_severity(kind, grant))
 
     def all_risky_grants(self) -> list[RiskyGrant]:
