@@ -27,8 +27,8 @@ _EXTENSION_FORMATS = {
     ".json": "json", ".sarif": "sarif", ".xml": "junit", ".md": "markdown", ".html": "html",
     ".htm": "html", ".txt": "table",
 }
-# Modules under kubeharden.commands that contribute sub-commands (each has COMMANDS: list).
 _DEFAULT_LIMITS = Limits()
+# Modules under kubeharden.commands that contribute sub-commands (each has COMMANDS: list).
 COMMAND_MODULES = ("netpol", "rbac", "node", "generate", "snapshot")
 
 
@@ -166,8 +166,8 @@ def scan(paths: tuple[str, ...], profile: str, formats: tuple[str, ...], outputs
          fail_on: str, exceptions_file: str | None, show_unused_exceptions: bool, only: tuple[str, ...],
          skip: tuple[str, ...], kubernetes_version: str | None, pss_version: str | None,
          allowed_registries: tuple[str, ...], as_cluster: bool, live: bool, cluster: ClusterOptions,
-         helm_values: tuple[str, ...],
-         helm_set: tuple[str, ...], max_file_size: int, max_depth: int, max_aliases: int) -> None:
+         helm_values: tuple[str, ...], helm_set: tuple[str, ...], max_file_size: int, max_depth: int,
+         max_aliases: int) -> None:
     """Scan manifests (files, directories, '-' for stdin), snapshots or a live cluster."""
     _fail_on(fail_on)
     if not paths and not live:

@@ -31,6 +31,7 @@ from kubeharden.model import (
     Violation,
     format_path,
 )
+from kubeharden.versions import NEWEST_SUPPORTED
 
 # How much a control counts in a score, by severity.
 SEVERITY_WEIGHT = {Severity.LOW: 1, Severity.MEDIUM: 3, Severity.HIGH: 6, Severity.CRITICAL: 10}
@@ -150,8 +151,8 @@ class _KindTracker(Inventory):
 
     Used when some kinds could not be read (a live scan with partial permissions): a control
     that asked for an unreadable kind is not_assessed, as if it had declared the kind. A fresh
-    object per control, so that caches keyed by the inventory are rebuilt and record their
-    reads too.
+    object per control, so that caches keyed by the inventory object (the NetworkPolicy model,
+    the RBAC model) are rebuilt through it and their reads are recorded too.
     """
 
     asked: set[str]
@@ -241,8 +242,6 @@ class Engine:
         stats: LoadStats | None = None,
     ) -> ScanResult:
         started = time.perf_counter()
-        from kubeharden.versions import NEWEST_SUPPORTED
-
         version = self.settings.kubernetes_version or NEWEST_SUPPORTED
         ctx = Context(inventory, self.settings, version)
         errors = list(errors or [])

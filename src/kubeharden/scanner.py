@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import importlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -12,7 +13,6 @@ from kubeharden.engine import Engine, ScanResult, select_controls
 from kubeharden.exceptions import ExceptionRule, ExceptionsFileError, load_exceptions_file
 from kubeharden.inventory import Inventory
 from kubeharden.loader import LoadContext, LoadResult, load_paths, paused_gc
-from kubeharden.model import InputError
 
 # Other input sources (a live cluster, node files) register a loader here by name; each takes
 # the request and returns a LoadResult plus facts for the inventory.
@@ -54,8 +54,6 @@ def build_inventory(request: ScanRequest) -> tuple[Inventory, LoadResult]:
 
 
 def _import_source(name: str) -> None:
-    import importlib
-
     try:
         importlib.import_module(f"kubeharden.sources.{name}")
     except ImportError as exc:
@@ -72,7 +70,6 @@ def run_scan(request: ScanRequest) -> ScanResult:
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     rules: list[ExceptionRule] = []
-    errors: list[InputError] = []
     if request.exceptions_file:
         try:
             rules = load_exceptions_file(request.exceptions_file)
@@ -84,7 +81,7 @@ def run_scan(request: ScanRequest) -> ScanResult:
         return engine.run(
             inventory,
             profile=request.profile,
-            errors=loaded.errors + errors,
+            errors=loaded.errors,
             warnings=loaded.warnings,
             stats=loaded.stats,
         )
