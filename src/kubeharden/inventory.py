@@ -26,7 +26,7 @@ POD_SPEC_PATHS: dict[str, tuple[Path, Path]] = {
     ),
 }
 WORKLOAD_KINDS = frozenset(POD_SPEC_PATHS)
-CONTAINER_FIELDS = ("initContainers", "containers", "ephemeralContainers")
+CONTAINER_FIELDS = ("initContainers", "containers", "ephemeralContainers")  # the admission library's visit order
 
 # Kinds that are not namespaced (others default to the namespace they are applied to).
 CLUSTER_SCOPED_KINDS = frozenset(
@@ -210,9 +210,6 @@ class Inventory:
                 if any(isinstance(ref, dict) and ref.get("uid") == uid
                        for ref in as_list(r.metadata.get("ownerReferences")))]
 
-    def kinds(self) -> set[str]:
-        return set(self._by_kind)
-
     def of_kind(self, *kinds: str) -> list[Resource]:
         if len(kinds) == 1:
             return self._by_kind.get(kinds[0], [])
@@ -223,9 +220,6 @@ class Inventory:
 
     def get(self, kind: str, namespace: str | None, name: str) -> Resource | None:
         return self._by_key.get((kind, namespace, name))
-
-    def in_namespace(self, namespace: str | None, *kinds: str) -> list[Resource]:
-        return [r for r in self.of_kind(*kinds) if r.namespace == namespace]
 
     def namespaces(self) -> set[str]:
         """Namespaces the input speaks of: Namespace objects and namespaces of namespaced objects."""

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import functools
 import ipaddress
+import re
 import weakref
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping
@@ -239,6 +240,14 @@ class PortRule:
         return f"{self.protocol}/{self.port}"
 
 
+_PORT_NAME = re.compile(r"[a-z0-9]+(-[a-z0-9]+)*")
+
+
+def _valid_port_name(name: str) -> bool:
+    """IANA_SVC_NAME as the API server checks it (k8s.io/apimachinery IsValidPortName)."""
+    return len(name) <= 15 and _PORT_NAME.fullmatch(name) is not None and any(c.isalpha() for c in name)
+
+
 def _parse_port(raw: Any, path: Path) -> PortRule:
     if not isinstance(raw, dict):
         raise PolicyError(path, "port entry is not a mapping")
@@ -249,12 +258,12 @@ def _parse_port(raw: Any, path: Path) -> PortRule:
     end_port = raw.get("endPort")
     if isinstance(port, bool) or (port is not None and not isinstance(port, int | str)):
         raise PolicyError((*path, "port"), f"port {port!r} is neither a number nor a name")
-    if isinstance(port, str) and port.isdigit():
-        port = int(port)  # an IntOrString written as a quoted number
+    if isinstance(port, str) and not _valid_port_name(port):
+        # a quoted number too: IntOrString keeps it a string, and the API server validates it as a name
+        raise PolicyError((*path, "port"), f"port {port!r} is not a valid port name (1-15 characters a-z, 0-9, "
+                                           "'-' with at least one letter)")
     if isinstance(port, int) and not MIN_PORT <= port <= MAX_PORT:
         raise PolicyError((*path, "port"), f"port {port} is outside 1-65535")
-    if port == "":
-        port = None
     if end_port is not None:
         if not isinstance(port, int):
             raise PolicyError((*path, "endPort"), "endPort needs a numeric port")
@@ -433,7 +442,8 @@ class Policy:
         return self.ingress if direction == INGRESS else self.egress
 
 
-def policy_namespace(resource: Resource) -> str:
+def resource_namespace(resource: Resource) -> str:
+    """The namespace an object lands in (kubectl's default when the manifest names none)."""
     return resource.namespace or DEFAULT_NAMESPACE
 
 
@@ -464,7 +474,7 @@ def parse_policy(resource: Resource) -> Policy:
         # API-server defaulting: Ingress always, Egress only when egress rules are given.
         types = frozenset({INGRESS, EGRESS}) if egress else frozenset({INGRESS})
         defaulted = True
-    return Policy(resource, policy_namespace(resource), selector, types, ingress, egress, defaulted)
+    return Policy(resource, resource_namespace(resource), selector, types, ingress, egress, defaulted)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -646,6 +656,10 @@ class PolicyProblem:
     path: Path
     message: str
 
+    @property
+    def policy_key(self) -> str:
+        return f"{resource_namespace(self.resource)}/{self.resource.name}"
+
 
 # ---------------------------------------------------------------------------------------------
 # The model
@@ -688,7 +702,7 @@ class NetworkModel:
         self._selecting: dict[int, list[Policy]] = {}
         self._ns_labels: dict[str, dict[str, str]] = {}
         names = Counter((ep.namespace, ep.name) for ep in self.endpoints)
-        self._labels = {id(ep): ep.qualified if names[(ep.namespace, ep.name)] > 1 else ep.key
+        self._display_names = {id(ep): ep.qualified if names[(ep.namespace, ep.name)] > 1 else ep.key
                         for ep in self.endpoints}
 
     # -- namespaces and selection -------------------------------------------------------------
@@ -787,17 +801,11 @@ class NetworkModel:
         verdict = Verdict(source.key, destination.key, port, False, ports, egress, ingress)
         protocol, numbers = self._query_ports(port, destination, verdict)
         for side in (egress, ingress):
-            self._explain_side(verdict, side, protocol, numbers, f"{destination.key}" if side is egress
-                               else source.key)
-        if protocol is None:
-            verdict.allowed = not ports.empty
-            if ports.empty and not egress.ports.empty and not ingress.ports.empty:
-                verdict.reasons.append(f"the ports egress allows ({egress.ports.describe()}) and the ports "
-                                       f"ingress allows ({ingress.ports.describe()}) do not overlap")
-        else:
-            verdict.allowed = any(ports.contains(protocol, n) for n in numbers)
-        if verdict.allowed:
-            verdict.deciding = egress.deciding(protocol, numbers) + ingress.deciding(protocol, numbers)
+            self._explain_side(verdict, side, protocol, numbers, destination.key if side is egress else source.key)
+        if protocol is None and ports.empty and not egress.ports.empty and not ingress.ports.empty:
+            verdict.reasons.append(f"the ports egress allows ({egress.ports.describe()}) and the ports "
+                                   f"ingress allows ({ingress.ports.describe()}) do not overlap")
+        _decide(verdict, (egress, ingress), protocol, numbers)
         self._pod_notes(verdict, source, destination)
         return verdict
 
@@ -808,13 +816,8 @@ class NetworkModel:
         verdict = Verdict(source.key, str(address), port, False, egress.ports, egress, None)
         protocol, numbers = self._query_ports(port, None, verdict)
         self._explain_side(verdict, egress, protocol, numbers, str(address))
-        if protocol is None:
-            verdict.allowed = not egress.ports.empty
-        else:
-            verdict.allowed = any(egress.ports.contains(protocol, n) for n in numbers)
-        if verdict.allowed:
-            verdict.deciding = egress.deciding(protocol, numbers)
-        elif egress.isolated and self._partially_allowed(egress, address):
+        _decide(verdict, (egress,), protocol, numbers)
+        if not verdict.allowed and egress.isolated and self._partially_allowed(egress, address):
             verdict.notes.append(f"part of {address} is allowed by an ipBlock; ask for a single address")
         if source.host_network:
             verdict.notes.append(_host_network_note(source))
@@ -827,12 +830,7 @@ class NetworkModel:
         verdict = Verdict(str(address), destination.key, port, False, ingress.ports, None, ingress)
         protocol, numbers = self._query_ports(port, destination, verdict)
         self._explain_side(verdict, ingress, protocol, numbers, str(address))
-        if protocol is None:
-            verdict.allowed = not ingress.ports.empty
-        else:
-            verdict.allowed = any(ingress.ports.contains(protocol, n) for n in numbers)
-        if verdict.allowed:
-            verdict.deciding = ingress.deciding(protocol, numbers)
+        _decide(verdict, (ingress,), protocol, numbers)
         if destination.host_network:
             verdict.notes.append(_host_network_note(destination))
         return verdict
@@ -938,16 +936,16 @@ class NetworkModel:
             raise LookupError(f"{ref!r} is ambiguous: {kinds}")
         return found[0]
 
-    def label(self, endpoint: Endpoint) -> str:
+    def display_name(self, endpoint: Endpoint) -> str:
         """The shortest unambiguous name of an endpoint."""
-        return self._labels[id(endpoint)]
+        return self._display_names[id(endpoint)]
 
     # -- summaries -----------------------------------------------------------------------------
 
     def status(self, endpoint: Endpoint) -> dict[str, Any]:
         selecting = self.selecting(endpoint)
         return {
-            "endpoint": self.label(endpoint),
+            "endpoint": self.display_name(endpoint),
             "kind": endpoint.kind,
             "namespace": endpoint.namespace,
             "name": endpoint.name,
@@ -962,6 +960,17 @@ class NetworkModel:
         endpoints = sorted(self.endpoints_by_namespace.get(namespace, ()), key=lambda e: (e.name, e.kind))
         rows = [[self.can(src, dst) for dst in endpoints] for src in endpoints]
         return endpoints, rows
+
+
+def _decide(verdict: Verdict, sides: tuple[SideVerdict, ...], protocol: str | None, numbers: list[int]) -> None:
+    """Set whether ``verdict.ports`` admit the query (any port when none was asked) and, if so, which
+    rules of ``sides`` allow it."""
+    if protocol is None:
+        verdict.allowed = not verdict.ports.empty
+    else:
+        verdict.allowed = any(verdict.ports.contains(protocol, n) for n in numbers)
+    if verdict.allowed:
+        verdict.deciding = [m for side in sides for m in side.deciding(protocol, numbers)]
 
 
 def _host_network_note(endpoint: Endpoint) -> str:
@@ -989,7 +998,3 @@ def parse_address(text: str) -> IPNetwork:
         return ipaddress.ip_network(text.strip(), strict=False)
     except ValueError:
         raise ValueError(f"{text!r} is not an IP address or CIDR") from None
-
-
-def resource_namespace(resource: Resource) -> str:
-    return resource.namespace or DEFAULT_NAMESPACE

@@ -16,12 +16,13 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from kubeharden.inventory import CONTAINER_FIELDS, as_dict, as_list
+
 PolicyVersion = tuple[int, int]
 PodPath = tuple[str | int, ...]
 
 LATEST: PolicyVersion = (1, 37)  # newest policy version kubeharden knows
 LEVELS = ("baseline", "restricted")
-CONTAINER_FIELDS = ("initContainers", "containers", "ephemeralContainers")  # upstream visit order
 
 _VERSION_RE = re.compile(r"^v1\.(0|[1-9][0-9]*)$")
 
@@ -57,17 +58,9 @@ class PSSViolation:
 # Helpers over untrusted YAML: every access tolerates a wrong type.
 
 
-def _dict(value: Any) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
-
-
-def _list(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else []
-
-
 def _containers(spec: dict[str, Any]) -> Iterator[tuple[PodPath, dict[str, Any]]]:
     for field in CONTAINER_FIELDS:
-        for i, container in enumerate(_list(spec.get(field))):
+        for i, container in enumerate(as_list(spec.get(field))):
             if isinstance(container, dict):
                 yield ("spec", field, i), container
 
@@ -77,14 +70,20 @@ def _cname(container: dict[str, Any]) -> str:
 
 
 def _is_windows(spec: dict[str, Any]) -> bool:
-    return _dict(spec.get("os")).get("name") == "windows"
+    return as_dict(spec.get("os")).get("name") == "windows"
 
 
 def _host_users_false(spec: dict[str, Any]) -> bool:
     return spec.get("hostUsers") is False
 
 
-def _is_zero(value: Any) -> bool:
+def _one_of(value: Any, names: frozenset[str]) -> bool:
+    """``value in names`` that is False for a non-string (a list or mapping would not even hash)."""
+    return isinstance(value, str) and value in names
+
+
+def is_zero(value: Any) -> bool:
+    """An integer 0 (a root UID or GID); not False, which YAML would also compare equal to 0."""
     return isinstance(value, int) and not isinstance(value, bool) and value == 0
 
 
@@ -103,7 +102,7 @@ def _host_namespaces(meta: dict[str, Any], spec: dict[str, Any]) -> Iterator[PSS
 
 def _privileged(meta: dict[str, Any], spec: dict[str, Any]) -> Iterator[PSSViolation]:
     for path, c in _containers(spec):
-        if _dict(c.get("securityContext")).get("privileged") is True:
+        if as_dict(c.get("securityContext")).get("privileged") is True:
             yield PSSViolation("privileged", f"container {_cname(c)!r} must not set securityContext.privileged=true",
                                (*path, "securityContext", "privileged"), True)
 
@@ -116,16 +115,16 @@ BASELINE_CAPABILITIES = frozenset({
 
 def _capabilities_baseline(meta: dict[str, Any], spec: dict[str, Any]) -> Iterator[PSSViolation]:
     for path, c in _containers(spec):
-        caps = _dict(_dict(c.get("securityContext")).get("capabilities"))
-        for i, cap in enumerate(_list(caps.get("add"))):
-            if cap not in BASELINE_CAPABILITIES:
+        caps = as_dict(as_dict(c.get("securityContext")).get("capabilities"))
+        for i, cap in enumerate(as_list(caps.get("add"))):
+            if not _one_of(cap, BASELINE_CAPABILITIES):
                 yield PSSViolation("capabilities_baseline",
                                    f"container {_cname(c)!r} must not add capability {cap!r}",
                                    (*path, "securityContext", "capabilities", "add", i), cap)
 
 
 def _host_path_volumes(meta: dict[str, Any], spec: dict[str, Any]) -> Iterator[PSSViolation]:
-    for i, volume in enumerate(_list(spec.get("volumes"))):
+    for i, volume in enumerate(as_list(spec.get("volumes"))):
         if isinstance(volume, dict) and volume.get("hostPath") is not None:
             yield PSSViolation("hostPathVolumes", f"volume {volume.get('name')!r} must not use hostPath",
                                ("spec", "volumes", i, "hostPath"))
@@ -138,9 +137,9 @@ def _unset_port(value: Any) -> bool:
 def _host_ports(meta: dict[str, Any], spec: dict[str, Any]) -> Iterator[PSSViolation]:
     host_network = spec.get("hostNetwork") is True
     for path, c in _containers(spec):
-        for i, port in enumerate(_list(c.get("ports"))):
-            host_port = _dict(port).get("hostPort")
-            container_port = _dict(port).get("containerPort")
+        for i, port in enumerate(as_list(c.get("ports"))):
+            host_port = as_dict(port).get("hostPort")
+            container_port = as_dict(port).get("containerPort")
             if not _unset_port(host_port):
                 yield PSSViolation("hostPorts", f"container {_cname(c)!r} must not set hostPort {host_port}",
                                    (*path, "ports", i, "hostPort"), host_port)
@@ -161,15 +160,15 @@ def _apparmor_profile(meta: dict[str, Any], spec: dict[str, Any]) -> Iterator[PS
         profile = sc.get("appArmorProfile")
         if profile is None:
             return
-        kind = _dict(profile).get("type")
+        kind = as_dict(profile).get("type")
         if kind not in ("RuntimeDefault", "Localhost"):
             yield PSSViolation("appArmorProfile", f"{where} must not set appArmorProfile.type={kind!r}",
                                (*path, "appArmorProfile", "type"), kind)
 
-    yield from bad_field(_dict(spec.get("securityContext")), "pod", ("spec", "securityContext"))
+    yield from bad_field(as_dict(spec.get("securityContext")), "pod", ("spec", "securityContext"))
     for path, c in _containers(spec):
-        yield from bad_field(_dict(c.get("securityContext")), f"container {_cname(c)!r}", (*path, "securityContext"))
-    for key, value in _dict(meta.get("annotations")).items():
+        yield from bad_field(as_dict(c.get("securityContext")), f"container {_cname(c)!r}", (*path, "securityContext"))
+    for key, value in as_dict(meta.get("annotations")).items():
         if isinstance(key, str) and key.startswith(_APPARMOR_ANNOTATION):
             text = "" if value is None else str(value)
             if text not in ("", "runtime/default") and not text.startswith("localhost/"):
@@ -188,7 +187,7 @@ def _selinux(allowed: frozenset[str]) -> CheckFn:
             if not isinstance(opts, dict):
                 return
             kind = opts.get("type")
-            if (kind or "") not in allowed:
+            if not _one_of(kind or "", allowed):
                 yield PSSViolation("seLinuxOptions", f"{where} must not set seLinuxOptions.type={kind!r}",
                                    (*path, "seLinuxOptions", "type"), kind)
             for field in ("user", "role"):
@@ -196,9 +195,9 @@ def _selinux(allowed: frozenset[str]) -> CheckFn:
                     yield PSSViolation("seLinuxOptions", f"{where} must not set seLinuxOptions.{field}",
                                        (*path, "seLinuxOptions", field), opts.get(field))
 
-        yield from bad(_dict(spec.get("securityContext")), "pod", ("spec", "securityContext"))
+        yield from bad(as_dict(spec.get("securityContext")), "pod", ("spec", "securityContext"))
         for path, c in _containers(spec):
-            yield from bad(_dict(c.get("securityContext")), f"container {_cname(c)!r}", (*path, "securityContext"))
+            yield from bad(as_dict(c.get("securityContext")), f"container {_cname(c)!r}", (*path, "securityContext"))
 
     return check
 
@@ -208,7 +207,7 @@ def _proc_mount(check_id: str, user_namespace_exempt: bool) -> CheckFn:
         if user_namespace_exempt and _host_users_false(spec):
             return
         for path, c in _containers(spec):
-            mount = _dict(c.get("securityContext")).get("procMount")
+            mount = as_dict(c.get("securityContext")).get("procMount")
             if mount is not None and mount != "Default":
                 yield PSSViolation(check_id, f"container {_cname(c)!r} must not set procMount={mount!r}",
                                    (*path, "securityContext", "procMount"), mount)
@@ -226,7 +225,7 @@ def valid_seccomp_annotation(value: Any) -> bool:
 
 
 def _seccomp_baseline_1_0(meta: dict[str, Any], spec: dict[str, Any]) -> Iterator[PSSViolation]:
-    annotations = _dict(meta.get("annotations"))
+    annotations = as_dict(meta.get("annotations"))
     if SECCOMP_POD_ANNOTATION in annotations:
         value = annotations[SECCOMP_POD_ANNOTATION]
         if not valid_seccomp_annotation(value):
@@ -248,14 +247,14 @@ def _seccomp_baseline_1_19(meta: dict[str, Any], spec: dict[str, Any]) -> Iterat
         profile = sc.get("seccompProfile")
         if profile is None:
             return
-        kind = _dict(profile).get("type")
+        kind = as_dict(profile).get("type")
         if kind not in _SECCOMP_TYPES:
             yield PSSViolation("seccompProfile_baseline", f"{where} must not set seccompProfile.type={kind!r}",
                                (*path, "seccompProfile", "type"), kind)
 
-    yield from bad(_dict(spec.get("securityContext")), "pod", ("spec", "securityContext"))
+    yield from bad(as_dict(spec.get("securityContext")), "pod", ("spec", "securityContext"))
     for path, c in _containers(spec):
-        yield from bad(_dict(c.get("securityContext")), f"container {_cname(c)!r}", (*path, "securityContext"))
+        yield from bad(as_dict(c.get("securityContext")), f"container {_cname(c)!r}", (*path, "securityContext"))
 
 
 SYSCTLS_1_0 = frozenset({
@@ -275,20 +274,11 @@ SAFE_SYSCTLS: tuple[tuple[PolicyVersion, frozenset[str]], ...] = (
 )
 
 
-def safe_sysctls(version: PolicyVersion) -> frozenset[str]:
-    """The sysctls the baseline level allows at ``version``."""
-    allowed = SYSCTLS_1_0
-    for minimum, names in SAFE_SYSCTLS:
-        if minimum <= version:
-            allowed = names
-    return allowed
-
-
 def _sysctls(allowed: frozenset[str]) -> CheckFn:
     def check(meta: dict[str, Any], spec: dict[str, Any]) -> Iterator[PSSViolation]:
-        for i, sysctl in enumerate(_list(_dict(spec.get("securityContext")).get("sysctls"))):
-            name = _dict(sysctl).get("name")
-            if name not in allowed:
+        for i, sysctl in enumerate(as_list(as_dict(spec.get("securityContext")).get("sysctls"))):
+            name = as_dict(sysctl).get("name")
+            if not _one_of(name, allowed):
                 yield PSSViolation("sysctls", f"sysctl {name!r} is not allowed",
                                    ("spec", "securityContext", "sysctls", i, "name"), name)
 
@@ -297,13 +287,13 @@ def _sysctls(allowed: frozenset[str]) -> CheckFn:
 
 def _windows_host_process(meta: dict[str, Any], spec: dict[str, Any]) -> Iterator[PSSViolation]:
     def bad(sc: dict[str, Any], where: str, path: PodPath) -> Iterator[PSSViolation]:
-        if _dict(sc.get("windowsOptions")).get("hostProcess") is True:
+        if as_dict(sc.get("windowsOptions")).get("hostProcess") is True:
             yield PSSViolation("windowsHostProcess", f"{where} must not set windowsOptions.hostProcess=true",
                                (*path, "windowsOptions", "hostProcess"), True)
 
-    yield from bad(_dict(spec.get("securityContext")), "pod", ("spec", "securityContext"))
+    yield from bad(as_dict(spec.get("securityContext")), "pod", ("spec", "securityContext"))
     for path, c in _containers(spec):
-        yield from bad(_dict(c.get("securityContext")), f"container {_cname(c)!r}", (*path, "securityContext"))
+        yield from bad(as_dict(c.get("securityContext")), f"container {_cname(c)!r}", (*path, "securityContext"))
 
 
 def _host_probes(meta: dict[str, Any], spec: dict[str, Any]) -> Iterator[PSSViolation]:
@@ -314,9 +304,9 @@ def _host_probes(meta: dict[str, Any], spec: dict[str, Any]) -> Iterator[PSSViol
         for rel, label in handlers:
             handler: Any = c
             for key in rel:
-                handler = _dict(handler).get(key)
+                handler = as_dict(handler).get(key)
             for action in ("httpGet", "tcpSocket"):
-                host = _dict(_dict(handler).get(action)).get("host")
+                host = as_dict(as_dict(handler).get(action)).get("host")
                 if host:
                     yield PSSViolation("hostProbesAndHostLifecycle",
                                        f"container {_cname(c)!r} {label}.{action}.host must not be set ({host!r})",
@@ -333,7 +323,7 @@ RESTRICTED_VOLUME_SOURCES = frozenset({
 
 
 def _restricted_volumes(meta: dict[str, Any], spec: dict[str, Any]) -> Iterator[PSSViolation]:
-    for i, volume in enumerate(_list(spec.get("volumes"))):
+    for i, volume in enumerate(as_list(spec.get("volumes"))):
         if not isinstance(volume, dict):
             continue
         # A volume with no source is defaulted to emptyDir by the API server: allowed.
@@ -348,7 +338,7 @@ def _allow_privilege_escalation(windows_exempt: bool) -> CheckFn:
         if windows_exempt and _is_windows(spec):
             return
         for path, c in _containers(spec):
-            value = _dict(c.get("securityContext")).get("allowPrivilegeEscalation")
+            value = as_dict(c.get("securityContext")).get("allowPrivilegeEscalation")
             if value is not False:
                 yield PSSViolation("allowPrivilegeEscalation",
                                    f"container {_cname(c)!r} must set securityContext.allowPrivilegeEscalation=false",
@@ -361,12 +351,12 @@ def _run_as_non_root(user_namespace_exempt: bool) -> CheckFn:
     def check(meta: dict[str, Any], spec: dict[str, Any]) -> Iterator[PSSViolation]:
         if user_namespace_exempt and _host_users_false(spec):
             return
-        pod_value = _dict(spec.get("securityContext")).get("runAsNonRoot")
+        pod_value = as_dict(spec.get("securityContext")).get("runAsNonRoot")
         if pod_value is False:
             yield PSSViolation("runAsNonRoot", "pod must not set securityContext.runAsNonRoot=false",
                                ("spec", "securityContext", "runAsNonRoot"), False)
         for path, c in _containers(spec):
-            value = _dict(c.get("securityContext")).get("runAsNonRoot")
+            value = as_dict(c.get("securityContext")).get("runAsNonRoot")
             if value is False:
                 yield PSSViolation("runAsNonRoot", f"container {_cname(c)!r} must not set runAsNonRoot=false",
                                    (*path, "securityContext", "runAsNonRoot"), False)
@@ -382,11 +372,11 @@ def _run_as_user(user_namespace_exempt: bool) -> CheckFn:
     def check(meta: dict[str, Any], spec: dict[str, Any]) -> Iterator[PSSViolation]:
         if user_namespace_exempt and _host_users_false(spec):
             return
-        if _is_zero(_dict(spec.get("securityContext")).get("runAsUser")):
+        if is_zero(as_dict(spec.get("securityContext")).get("runAsUser")):
             yield PSSViolation("runAsUser", "pod must not set runAsUser=0",
                                ("spec", "securityContext", "runAsUser"), 0)
         for path, c in _containers(spec):
-            if _is_zero(_dict(c.get("securityContext")).get("runAsUser")):
+            if is_zero(as_dict(c.get("securityContext")).get("runAsUser")):
                 yield PSSViolation("runAsUser", f"container {_cname(c)!r} must not set runAsUser=0",
                                    (*path, "securityContext", "runAsUser"), 0)
 
@@ -397,19 +387,19 @@ def _seccomp_restricted(windows_exempt: bool) -> CheckFn:
     def check(meta: dict[str, Any], spec: dict[str, Any]) -> Iterator[PSSViolation]:
         if windows_exempt and _is_windows(spec):
             return
-        pod_profile = _dict(spec.get("securityContext")).get("seccompProfile")
+        pod_profile = as_dict(spec.get("securityContext")).get("seccompProfile")
         pod_valid = False
         if pod_profile is not None:
-            kind = _dict(pod_profile).get("type")
+            kind = as_dict(pod_profile).get("type")
             if kind in _SECCOMP_TYPES:
                 pod_valid = True
             else:
                 yield PSSViolation("seccompProfile_restricted", f"pod must not set seccompProfile.type={kind!r}",
                                    ("spec", "securityContext", "seccompProfile", "type"), kind)
         for path, c in _containers(spec):
-            profile = _dict(c.get("securityContext")).get("seccompProfile")
+            profile = as_dict(c.get("securityContext")).get("seccompProfile")
             if profile is not None:
-                kind = _dict(profile).get("type")
+                kind = as_dict(profile).get("type")
                 if kind not in _SECCOMP_TYPES:
                     yield PSSViolation("seccompProfile_restricted",
                                        f"container {_cname(c)!r} must not set seccompProfile.type={kind!r}",
@@ -428,18 +418,18 @@ def _capabilities_restricted(windows_exempt: bool) -> CheckFn:
         if windows_exempt and _is_windows(spec):
             return
         for path, c in _containers(spec):
-            caps = _dict(c.get("securityContext")).get("capabilities")
+            caps = as_dict(c.get("securityContext")).get("capabilities")
             cap_path = (*path, "securityContext", "capabilities")
             if not isinstance(caps, dict):
                 yield PSSViolation("capabilities_restricted",
                                    f"container {_cname(c)!r} must set securityContext.capabilities.drop=[\"ALL\"]",
                                    (*cap_path, "drop"))
                 continue
-            if "ALL" not in _list(caps.get("drop")):
+            if "ALL" not in as_list(caps.get("drop")):
                 yield PSSViolation("capabilities_restricted",
                                    f"container {_cname(c)!r} must set securityContext.capabilities.drop=[\"ALL\"]",
                                    (*cap_path, "drop"), caps.get("drop"))
-            for i, cap in enumerate(_list(caps.get("add"))):
+            for i, cap in enumerate(as_list(caps.get("add"))):
                 if cap != "NET_BIND_SERVICE":
                     yield PSSViolation("capabilities_restricted",
                                        f"container {_cname(c)!r} must not add capability {cap!r}",
@@ -538,8 +528,8 @@ def evaluate(
 ) -> list[PSSViolation]:
     """Everything the PSA controller forbids in this pod at ``level``/``version`` (``only``:
     restrict to these check IDs, still honouring the level's overrides)."""
-    meta = _dict(pod_metadata)
-    spec = _dict(pod_spec)
+    meta = as_dict(pod_metadata)
+    spec = as_dict(pod_spec)
     out: list[PSSViolation] = []
     for check_id, variant in active_checks(level, version).items():
         if only is None or check_id in only:

@@ -110,3 +110,28 @@ def test_snapshot_of_an_unreachable_cluster_is_a_usage_error(tmp_path: Path) -> 
     assert result.exit_code == 2
     assert "401 Unauthorized" in result.stderr
     assert not (tmp_path / "x.json.gz").exists()
+
+
+def test_edited_snapshot_with_odd_fields_scans_without_crashing(tmp_path: Path) -> None:
+    odd = tmp_path / "odd.snapshot.json"
+    odd.write_text(json.dumps({
+        "apiVersion": "kubeharden.io/v1alpha1", "kind": SNAPSHOT_KIND, "notes": "one note", "namespaces": "default",
+        "lists": [
+            {"version": "v1", "resource": "pods", "kind": "Pod", "items": [
+                {"apiVersion": "v1", "kind": "Pod", "metadata": [1], "spec": {"hostNetwork": True}},
+                {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": "default"},
+                 "spec": {"hostNetwork": True, "containers": [{"name": "c", "image": "x:1"}]}},
+            ]},
+            {"version": "v1", "resource": "nodes", "kind": "Node", "items": [
+                {"metadata": {"name": "n1"}, "status": [1]},
+                {"metadata": {"name": "n2"}, "status": {"nodeInfo": "not a mapping"}},
+            ]},
+        ],
+    }))
+    code, report, stderr = scan_json(str(odd), "-c", "KH-POD-007")
+    assert code == 0, stderr  # --fail-on none: no input error, no crash
+    assert statuses(report) == {"KH-POD-007": "fail"}
+    assert "Traceback" not in stderr
+    result = load_paths([str(odd)], LoadContext())
+    assert [r.name for r in result.resources if r.kind == "Pod"] == ["p"]
+    assert "namespaces_scanned" not in result.facts  # a string is not a namespace list

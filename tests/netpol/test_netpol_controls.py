@@ -239,6 +239,19 @@ def test_system_component_recognition() -> None:
     ]
 
 
+def test_system_component_recognition_survives_malformed_fields() -> None:
+    # a list where a string belongs (priorityClassName, a label value) once crashed the control
+    text = docs(
+        deploy("odd", ns="kube-system", labels="{component: [etcd]}", extra="      priorityClassName: [x]\n"),
+        deploy("odd-map", ns="kube-system", extra="      priorityClassName: {name: system-node-critical}\n"),
+    )
+    got = messages(run("KH-NET-001", text))
+    assert got == [
+        "Deployment 'odd' runs in kube-system but is not a recognised system component",
+        "Deployment 'odd-map' runs in kube-system but is not a recognised system component",
+    ]
+
+
 def test_default_namespace() -> None:
     assert run("KH-NET-002", deploy("web", ns=None)).status is Status.NOT_ASSESSED
     assert run("KH-NET-002", deploy("web", ns=None), as_cluster=True).status is Status.FAIL
@@ -276,6 +289,8 @@ def service(spec: str, annotations: str = "{}") -> str:
     ("type: LoadBalancer\nports: [{name: http, port: 80}]",
      "{service.beta.kubernetes.io/aws-load-balancer-ssl-cert: arn, "
      "service.beta.kubernetes.io/aws-load-balancer-ssl-ports: '443'}", True),
+    # malformed port numbers (once an unhashable-type crash) are simply not HTTP ports
+    ("type: NodePort\nports: [{port: [80]}, {port: {number: 80}}]", "{}", False),
 ])
 def test_service_plain_http(spec: str, annotations: str, bad: bool) -> None:
     outcome = run("KH-NET-009", service(spec, annotations))

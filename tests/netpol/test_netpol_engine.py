@@ -78,12 +78,24 @@ POLICY = "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {{nam
     ("{ingress: [{ports: [{port: 90, endPort: 80}]}]}", "endPort 80"),
     ("{policyTypes: [Inbound]}", "unknown policy type"),
     ("{ingress: {from: []}}", "ingress is not a list"),
+    # port names are validated like the API server does; these were once read as every port / port 80
+    ("{ingress: [{ports: [{port: ''}]}]}", "not a valid port name"),
+    ("{ingress: [{ports: [{port: '80'}]}]}", "not a valid port name"),
+    ("{ingress: [{ports: [{port: Web}]}]}", "not a valid port name"),
+    ("{ingress: [{ports: [{port: web--ui}]}]}", "not a valid port name"),
+    ("{ingress: [{ports: [{port: metrics-endpoint}]}]}", "not a valid port name"),
 ])
 def test_rejected_policies(spec: str, message: str) -> None:
     model = model_of(POLICY.format(spec=spec))
     assert not model.policies
     [problem] = model.problems
     assert message in problem.message
+
+
+def test_valid_port_names_are_kept() -> None:
+    model = model_of(POLICY.format(spec="{ingress: [{ports: [{port: http-alt}, {port: h2c}, {port: 9x}]}]}"))
+    assert not model.problems
+    assert [p.port for p in model.policies[0].ingress[0].ports] == ["http-alt", "h2c", "9x"]
 
 
 def test_other_networkpolicy_groups_are_not_read() -> None:
@@ -114,7 +126,7 @@ def test_ambiguous_and_qualified_references() -> None:
     with pytest.raises(LookupError, match="ambiguous"):
         model.find("ns/web")
     assert model.find("ns/Pod/web").kind == "Pod"
-    assert model.label(model.find("ns/deployment/web")) == "ns/Deployment/web"
+    assert model.display_name(model.find("ns/deployment/web")) == "ns/Deployment/web"
     with pytest.raises(LookupError, match="expected NAMESPACE/NAME"):
         model.find("a/b/c/d")
 

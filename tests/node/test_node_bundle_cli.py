@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import tarfile
@@ -205,3 +206,51 @@ def test_node_exceptions_by_resource_and_by_node_path(tmp_path: Path) -> None:
     clean = CliRunner().invoke(cli, ["node", "--root", str(root), "--no-processes", "--fail-on", "low",
                                      "--exceptions", str(exceptions), "-c", "KH-CP-030", "-c", "KH-CP-009"])
     assert clean.exit_code == 0, clean.output
+
+
+def _bundle_with_manifest(path: Path, manifest: object) -> Path:
+    data = json.dumps(manifest).encode()
+    with tarfile.open(path, "w:gz") as tar:
+        info = tarfile.TarInfo(BUNDLE_MANIFEST)
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+    return path
+
+
+def test_malformed_bundle_manifest_is_an_input_error_not_a_crash(tmp_path: Path) -> None:
+    not_a_mapping = _bundle_with_manifest(tmp_path / "list.tar.gz", [1, 2])
+    result = CliRunner().invoke(cli, ["node", "--bundle", str(not_a_mapping), "-f", "json"])
+    assert result.exit_code == 2 and "unsupported bundle format" in result.output
+    assert not isinstance(result.exception, AttributeError)
+    odd_fields = _bundle_with_manifest(tmp_path / "odd.tar.gz", {
+        "format": 1,
+        "files": {
+            "/etc/kubernetes/manifests/kube-apiserver.yaml": {"exists": True, "kind": "file", "mode": "rw",
+                                                              "uid": "root", "role": "static-pod"},
+            "/etc/kubernetes/admin.conf": {"exists": True, "kind": "file", "mode": 0o600, "uid": 0},
+        },
+        "processes": {"kubelet": [{"pid": None, "argv": None}, {"pid": 7, "argv": ["kubelet", 1]}],
+                      "etcd": None},
+    })
+    snapshot = read_bundle(str(odd_fields))
+    apiserver = snapshot.files["/etc/kubernetes/manifests/kube-apiserver.yaml"]
+    assert apiserver.mode is None and apiserver.uid is None
+    assert snapshot.files["/etc/kubernetes/admin.conf"].mode == 0o600
+    assert [p.argv for p in snapshot.processes["kubelet"]] == [["kubelet", "1"]]
+    assert snapshot.processes["etcd"] == []
+    assert _bundle_with_manifest(tmp_path / "files-list.tar.gz", {"format": 1, "files": [1], "processes": []})
+    assert read_bundle(str(tmp_path / "files-list.tar.gz")).files == {}
+    scanned = CliRunner().invoke(cli, ["node", "--bundle", str(odd_fields), "-f", "json"])
+    assert scanned.exception is None or isinstance(scanned.exception, SystemExit), scanned.output
+    assert "internal error" not in scanned.output
+
+
+def test_collect_node_usage_errors_write_nothing(tmp_path: Path) -> None:
+    runner = CliRunner()
+    missing_root = runner.invoke(cli, ["collect-node", "--root", str(tmp_path / "absent"), "-o",
+                                       str(tmp_path / "b.tar.gz")])
+    assert missing_root.exit_code == 2 and "does not exist" in missing_root.output
+    assert not (tmp_path / "b.tar.gz").exists()
+    unwritable = runner.invoke(cli, ["collect-node", "--root", str(tmp_path), "--no-processes", "-o",
+                                     str(tmp_path / "no-dir" / "b.tar.gz")])
+    assert unwritable.exit_code == 2 and "cannot write" in unwritable.output

@@ -279,3 +279,10 @@ def test_unreachable_endpoint_is_an_error() -> None:
     assert not result.reachable and result.checks == [] and "cannot connect" in (result.error or "")
     outcome = CliRunner().invoke(cli, ["node", "probe", "etcd", f"https://127.0.0.1:{port}", "--timeout", "1"])
     assert outcome.exit_code == 2
+
+
+@pytest.mark.parametrize("url", ["http://[::1", "https://127.0.0.1:abc", "https://"])
+def test_malformed_etcd_url_is_a_usage_error(url: str) -> None:
+    outcome = CliRunner().invoke(cli, ["node", "probe", "etcd", url, "--timeout", "1"])
+    assert outcome.exit_code == 2 and "Invalid value for URL" in outcome.output
+    assert not isinstance(outcome.exception, ValueError)

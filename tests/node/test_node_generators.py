@@ -226,3 +226,15 @@ def test_leaving_secrets_out_is_warned_about() -> None:
     assert yaml.safe_load(result.stdout)["resources"][0]["resources"] == ["configmaps"]
     quiet = CliRunner().invoke(cli, ["generate", "encryption-config"])
     assert "warning" not in quiet.stderr
+
+
+@pytest.mark.parametrize("args", [
+    ["audit-policy", "--policy-path", ""],
+    ["audit-policy", "--log-path", "relative/audit.log"],
+    ["encryption-config", "--config-path", "/"],
+    ["encryption-config", "--resource", ""],
+])
+def test_generate_refuses_paths_and_resources_that_make_an_invalid_config(args: list[str]) -> None:
+    result = CliRunner().invoke(cli, ["generate", *args, "--flags-only"])
+    assert result.exit_code == 2
+    assert "Invalid value" in result.output

@@ -429,6 +429,18 @@ def test_missing_warn_audit_is_not_weaker_than_enforce_privileged(tmp_path: Path
                               "enforced level restricted"]
 
 
+def test_namespace_psa_label_that_is_not_a_string(tmp_path: Path) -> None:
+    # Regression: a list-valued label crashed the control (unhashable in the level lookup).
+    text = ns("listed", enforce="[restricted]") + ns("mapped", enforce="restricted", warn="{a: 1}", audit="restricted")
+    result = scan(tmp_path, text, "KH-POD-020")
+    assert not result.errors
+    got = {((f.resource or {}).get("name"), f.path, f.severity) for f in result.findings}
+    assert got == {
+        ("listed", "metadata.labels['pod-security.kubernetes.io/enforce']", Severity.MEDIUM),
+        ("mapped", "metadata.labels['pod-security.kubernetes.io/warn']", Severity.LOW),
+    }
+
+
 def test_namespace_psa_needs_namespaces(tmp_path: Path) -> None:
     result = scan(tmp_path, pod("  containers: [{name: a, image: x}]\n"), "KH-POD-020")
     assert status(result, "KH-POD-020") is Status.NOT_ASSESSED

@@ -164,6 +164,14 @@ def test_capabilities_exact_names() -> None:
     assert checks(container_sc(capabilities={"add": ["CAP_CHOWN"]}), "baseline") == {"capabilities_baseline"}
 
 
+def test_non_string_names_are_violations_not_crashes() -> None:
+    # Regression: a list or mapping where a name belongs raised TypeError (unhashable) in set lookups.
+    assert checks(container_sc(capabilities={"add": [["CHOWN"], {"a": 1}]}), "baseline") == {"capabilities_baseline"}
+    odd = spec(securityContext={"seLinuxOptions": {"type": ["container_t"]}, "sysctls": [{"name": {"a": 1}}]})
+    assert checks(odd, "baseline") == {"seLinuxOptions", "sysctls"}
+    assert checks(spec(securityContext={"sysctls": [{"name": "kernel.shm_rmid_forced"}]}), "baseline") == set()
+
+
 def test_ephemeral_containers_are_checked() -> None:
     s = spec(ephemeralContainers=[{"name": "debug", "image": "x", "securityContext": {"privileged": True}}])
     assert "privileged" in checks(s, "baseline")

@@ -72,6 +72,15 @@ def test_can_i_usage_errors_exit_2() -> None:
     assert code == 2  # --as is required
 
 
+def test_can_i_rejects_an_empty_verb_and_a_named_non_resource_url() -> None:
+    # an empty verb used to answer "no" (exit 1) instead of reporting the mistake
+    code, out, err = run("can-i", FIXTURE, "--as", "dana", "--verb", " ", "--resource", "pods")
+    assert code == 2 and "--verb" in err and out == ""
+    code, _, err = run("who-can", FIXTURE, "--verb", "get", "--non-resource-url", "/metrics",
+                       "--resource-name", "x")
+    assert code == 2 and "--resource-name" in err
+
+
 def test_input_error_is_reported_with_file_and_line_and_exits_2(tmp_path: Path) -> None:
     broken = tmp_path / "broken.yaml"
     broken.write_text("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x\n")

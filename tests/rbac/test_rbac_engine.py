@@ -241,6 +241,11 @@ def test_selector_matching() -> None:
     assert selector_matches({"matchExpressions": [{"key": "zone", "operator": "DoesNotExist"}]}, labels)
     assert not selector_matches({"matchExpressions": [{"key": "zone", "operator": "Exists"}]}, labels)
     assert not selector_matches({"matchExpressions": [{"key": "team", "operator": "Bogus"}]}, labels)
+    # selectors the API server would reject select nothing (NotIn without values once selected everything)
+    assert not selector_matches({"matchExpressions": [{"key": "zone", "operator": "NotIn", "values": []}]}, labels)
+    assert not selector_matches({"matchExpressions": [{"key": "team", "operator": "Exists", "values": ["a"]}]},
+                                labels)
+    assert not selector_matches({"matchLabels": ["team", "a"]}, labels)
 
 
 def test_aggregation_cycle_is_cut() -> None:

@@ -49,6 +49,19 @@ def _write(path: str, text: str, force: bool, secret: bool) -> None:
         os.chmod(path, 0o600)  # also when --force replaced a looser file
 
 
+def _absolute_node_path(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
+    """Paths on the control-plane node become hostPath volumes, which must be absolute."""
+    if not value.startswith("/") or value.rstrip("/") == "":
+        raise click.BadParameter(f"{value!r} is not an absolute file path on the node (e.g. /etc/kubernetes/...)")
+    return value
+
+
+def _resource_names(_ctx: click.Context, _param: click.Parameter, value: tuple[str, ...]) -> tuple[str, ...]:
+    if any(not name.strip() for name in value):
+        raise click.BadParameter("a resource name is empty (e.g. --resource secrets)")
+    return value
+
+
 _common = [
     click.option("--output", "-o", metavar="FILE", help="Write the file here (refuses to overwrite without --force)."),
     click.option("--force", is_flag=True, help="Overwrite an existing output file."),
@@ -67,8 +80,10 @@ def _common_options(fn: CommandFn) -> CommandFn:
 @generate.command("audit-policy")
 @_common_options
 @click.option("--policy-path", default="/etc/kubernetes/audit/audit-policy.yaml", show_default=True,
+              callback=_absolute_node_path,
               help="Where the policy will live on the control-plane node.")
 @click.option("--log-path", default="/var/log/kubernetes/audit/audit.log", show_default=True,
+              callback=_absolute_node_path,
               help="Audit log file on the node.")
 @click.option("--maxage", type=click.IntRange(min=1), default=30, show_default=True, help="Days to keep logs.")
 @click.option("--maxbackup", type=click.IntRange(min=1), default=10, show_default=True, help="Rotated files kept.")
@@ -87,8 +102,10 @@ def audit_policy_command(output: str | None, force: bool, show_flags: bool, flag
 @click.option("--provider", type=click.Choice(["secretbox", "aesgcm", "aescbc", "kms"]), default="secretbox",
               show_default=True, help="Encryption provider (kms means KMS v2).")
 @click.option("--resource", "resources", multiple=True, default=("secrets", "configmaps"), show_default=True,
+              callback=_resource_names,
               help="Resources to encrypt (repeat).")
 @click.option("--config-path", default="/etc/kubernetes/enc/encryption-config.yaml", show_default=True,
+              callback=_absolute_node_path,
               help="Where the file will live on the control-plane node.")
 @click.option("--kms-endpoint", metavar="unix:///PATH", help="KMS v2 plugin socket (needed with --provider kms).")
 @click.option("--kms-name", default="kms-plugin", show_default=True, help="KMS provider name.")

@@ -6,14 +6,13 @@ import csv
 import io
 import sys
 from collections.abc import Sequence
-from typing import Any, NoReturn
+from typing import Any
 
 import click
-import orjson
-from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from kubeharden.commands import echo_json, report_console
 from kubeharden.inventory import Inventory
 from kubeharden.loader import LineLocator, load_paths
 from kubeharden.model import InputError
@@ -32,13 +31,6 @@ from kubeharden.netpol import (
 EXIT_ALLOWED, EXIT_DENIED, EXIT_ERROR = 0, 1, 2
 
 
-def _console() -> Console:
-    console = Console()
-    if not console.is_terminal:
-        console = Console(width=160)  # pipes and CI logs: wide enough to stay readable
-    return console
-
-
 def _load(paths: Sequence[str]) -> tuple[NetworkModel, list[InputError]]:
     """Load the inputs, print input errors and ignored policies to stderr (file:line)."""
     if not paths:
@@ -53,26 +45,17 @@ def _load(paths: Sequence[str]) -> tuple[NetworkModel, list[InputError]]:
     lines = LineLocator().resolve([(p.resource.source, p.path) for p in model.problems])
     for problem, line in zip(model.problems, lines, strict=True):
         where = problem.resource.source.file + (f":{line}" if line else "")
-        click.echo(f"warning: {where}: NetworkPolicy {problem.resource.namespace or 'default'}/"
-                   f"{problem.resource.name} ignored (the API server would reject it): {problem.message}",
-                   err=True)
+        click.echo(f"warning: {where}: NetworkPolicy {problem.policy_key} ignored (the API server would reject "
+                   f"it): {problem.message}", err=True)
     return model, errors
 
 
 def _problems_json(model: NetworkModel) -> list[dict[str, Any]]:
     return [
-        {"policy": f"{p.resource.namespace or 'default'}/{p.resource.name}", "file": p.resource.source.file,
+        {"policy": p.policy_key, "file": p.resource.source.file,
          "message": p.message}
         for p in model.problems
     ]
-
-
-def _emit_json(data: Any) -> None:
-    click.echo(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode())
-
-
-def _exit(code: int) -> NoReturn:
-    sys.exit(code)
 
 
 def _namespaces(model: NetworkModel, namespace: str | None) -> list[str]:
@@ -106,8 +89,8 @@ def status(paths: tuple[str, ...], namespace: str | None, fmt: str) -> None:
         for ep in sorted(model.endpoints_by_namespace.get(ns, ()), key=lambda e: (e.name, e.kind))
     ]
     if fmt == "json":
-        _emit_json({"endpoints": rows, "ignored_policies": _problems_json(model),
-                    "errors": [e.to_dict() for e in errors]})
+        echo_json({"endpoints": rows, "ignored_policies": _problems_json(model),
+                   "errors": [e.to_dict() for e in errors]})
     else:
         table = Table(title="NetworkPolicy isolation")
         for column in ("Namespace", "Pod / workload", "Ingress", "Egress", "Selected by"):
@@ -118,12 +101,12 @@ def status(paths: tuple[str, ...], namespace: str | None, fmt: str) -> None:
             name = Text(f"{row['kind']}/{row['name']}" + (" [hostNetwork]" if row["host_network"] else ""))
             table.add_row(Text(row["namespace"]), name, _isolation(row["ingress_isolated"]),
                           _isolation(row["egress_isolated"]), policies or Text("none", style="red"))
-        console = _console()
+        console = report_console()
         if rows:
             console.print(table)
         else:
             console.print("no pods or workloads in the input")
-    _exit(EXIT_ERROR if errors else 0)
+    sys.exit(EXIT_ERROR if errors else 0)
 
 
 def _isolation(isolated: bool) -> Text:
@@ -170,18 +153,18 @@ def can(paths: tuple[str, ...], source: str | None, source_ip: str | None, desti
                                                         model.find(destination), port)
     except LookupError as exc:
         click.echo(f"error: {exc.args[0]}", err=True)
-        _exit(EXIT_ERROR)
+        sys.exit(EXIT_ERROR)
     if fmt == "json":
         data = verdict.to_json()
         data["errors"] = [e.to_dict() for e in errors]
         data["ignored_policies"] = _problems_json(model)
-        _emit_json(data)
+        echo_json(data)
     else:
         _print_verdict(verdict)
     if errors:
         click.echo("error: the input has errors; the answer may be incomplete", err=True)
-        _exit(EXIT_ERROR)
-    _exit(EXIT_ALLOWED if verdict.allowed else EXIT_DENIED)
+        sys.exit(EXIT_ERROR)
+    sys.exit(EXIT_ALLOWED if verdict.allowed else EXIT_DENIED)
 
 
 def _address(text: str, hint: str) -> Any:
@@ -216,7 +199,7 @@ def matrix(paths: tuple[str, ...], namespace: str | None, fmt: str) -> None:
     model, errors = _load(paths)
     blocks = [(ns, *model.matrix(ns)) for ns in _namespaces(model, namespace)]
     if fmt == "json":
-        _emit_json({
+        echo_json({
             "namespaces": [_matrix_json(model, ns, eps, rows) for ns, eps, rows in blocks],
             "ignored_policies": _problems_json(model),
             "errors": [e.to_dict() for e in errors],
@@ -228,13 +211,13 @@ def matrix(paths: tuple[str, ...], namespace: str | None, fmt: str) -> None:
         for ns, eps, rows in blocks:
             for src, row in zip(eps, rows, strict=True):
                 for dst, verdict in zip(eps, row, strict=True):
-                    writer.writerow([ns, model.label(src), model.label(dst),
+                    writer.writerow([ns, model.display_name(src), model.display_name(dst),
                                      "yes" if verdict.allowed else "no", verdict.ports.describe()])
         click.echo(buf.getvalue(), nl=False)
     elif fmt == "dot":
         click.echo(_dot(model, blocks), nl=False)
     else:
-        console = _console()
+        console = report_console()
         if not blocks:
             console.print("no pods or workloads in the input")
         for ns, eps, rows in blocks:
@@ -242,11 +225,11 @@ def matrix(paths: tuple[str, ...], namespace: str | None, fmt: str) -> None:
                 console.print(_matrix_table(model, ns, eps, rows))
             else:
                 console.print(f"namespace {ns}: no pods or workloads in the input")
-    _exit(EXIT_ERROR if errors else 0)
+    sys.exit(EXIT_ERROR if errors else 0)
 
 
 def _short(model: NetworkModel, ep: Endpoint) -> str:
-    return model.label(ep).split("/", 1)[1]
+    return model.display_name(ep).split("/", 1)[1]
 
 
 def _matrix_json(model: NetworkModel, ns: str, eps: list[Endpoint],
@@ -256,8 +239,8 @@ def _matrix_json(model: NetworkModel, ns: str, eps: list[Endpoint],
         "endpoints": [model.status(ep) for ep in eps],
         "pairs": [
             {
-                "source": model.label(src),
-                "destination": model.label(dst),
+                "source": model.display_name(src),
+                "destination": model.display_name(dst),
                 "allowed": verdict.allowed,
                 "ports": verdict.ports.describe(),
                 "port_ranges": verdict.ports.to_json(),
@@ -295,13 +278,13 @@ def _dot(model: NetworkModel, blocks: list[tuple[str, list[Endpoint], list[list[
         lines.append(f"    label={quote(ns)};")
         for ep in eps:
             isolated = model.isolated(ep, INGRESS) and model.isolated(ep, EGRESS)
-            lines.append(f"    {quote(model.label(ep))} [label={quote(_short(model, ep))}"
+            lines.append(f"    {quote(model.display_name(ep))} [label={quote(_short(model, ep))}"
                          f"{'' if isolated else ', color=red'}];")
         lines.append("  }")
         for src, row in zip(eps, rows, strict=True):
             for dst, verdict in zip(eps, row, strict=True):
                 if verdict.allowed:
-                    lines.append(f"  {quote(model.label(src))} -> {quote(model.label(dst))} "
+                    lines.append(f"  {quote(model.display_name(src))} -> {quote(model.display_name(dst))} "
                                  f"[label={quote(verdict.ports.describe())}];")
     lines.append("}")
     return "\n".join(lines) + "\n"

@@ -107,7 +107,7 @@ def probe_etcd_command(url: str, cacert: str | None, cert: str | None, key: str 
 @click.command("collect-node")
 @click.option("--output", "-o", "output", required=True, type=click.Path(dir_okay=False), metavar="FILE",
               help="Bundle to write (.tar.gz).")
-@click.option("--root", default="/", show_default=True, type=click.Path(file_okay=False), metavar="DIR",
+@click.option("--root", default="/", show_default=True, type=click.Path(exists=True, file_okay=False), metavar="DIR",
               help="Node root to read.")
 @click.option("--processes/--no-processes", default=None,
               help="Record running command lines from /proc (default: only when --root is /).")
@@ -124,7 +124,10 @@ def collect_node(output: str, root: str, processes: bool | None, force: bool) ->
     snapshot = collect_root(root, processes)
     for error in snapshot.errors:
         click.echo(f"warning: {error.source}: {error.message}", err=True)
-    write_bundle(snapshot, output)
+    try:
+        write_bundle(snapshot, output)
+    except OSError as exc:
+        raise click.UsageError(f"cannot write {output}: {exc.strerror or exc}") from None
     copied = sum(1 for r in snapshot.files.values() if r.text is not None)
     present = sum(1 for r in snapshot.files.values() if r.exists)
     click.echo(f"wrote {output}: {present} files recorded ({copied} copied), "

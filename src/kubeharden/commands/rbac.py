@@ -11,18 +11,18 @@ from __future__ import annotations
 import sys
 from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, NoReturn
 
 import click
-import orjson
-from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from kubeharden.commands import echo_json, report_console
 from kubeharden.inventory import Inventory, service_account_name, token_automount
 from kubeharden.loader import LoadContext, load_paths
 from kubeharden.rbac.engine import (
-        RBAC_KINDS,
+    RBAC_KINDS,
     Grant,
     RbacModel,
     Request,
@@ -35,16 +35,11 @@ from kubeharden.rbac.risks import RiskSettings, rank_subjects
 EXIT_YES, EXIT_NO, EXIT_ERROR = 0, 1, 2
 
 
+@dataclass
 class Loaded:
-    def __init__(self, inventory: Inventory, model: RbacModel, had_errors: bool) -> None:
-        self.inventory = inventory
-        self.model = model
-        self.had_errors = had_errors
-
-
-def _console() -> Console:
-    console = Console()
-    return console if console.is_terminal else Console(width=160)
+    inventory: Inventory
+    model: RbacModel
+    had_errors: bool
 
 
 def _load(paths: Sequence[str]) -> Loaded:
@@ -64,17 +59,16 @@ def _load(paths: Sequence[str]) -> Loaded:
     return Loaded(inventory, model, bool(result.errors))
 
 
-def _emit_json(data: Any) -> None:
-    click.echo(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode())
-
-
 def _request(loaded: Loaded, verb: str, resource: str | None, non_resource_url: str | None,
              resource_name: str | None, namespace: str | None) -> Request:
+    if not verb.strip():
+        raise click.BadParameter("give a verb such as get, list or create", param_hint="--verb")
     if (resource is None) == (non_resource_url is None):
         raise click.UsageError("give exactly one of --resource or --non-resource-url")
     if non_resource_url is not None:
-        if namespace:
-            raise click.UsageError("--non-resource-url requests have no namespace (drop -n)")
+        if namespace or resource_name:
+            raise click.UsageError("--non-resource-url requests have no namespace or name (drop -n and "
+                                   "--resource-name)")
         return Request(verb, non_resource_url=non_resource_url)
     assert resource is not None
     try:
@@ -94,9 +88,14 @@ def _finish(code: int, loaded: Loaded) -> NoReturn:
     sys.exit(EXIT_ERROR if loaded.had_errors else code)
 
 
+def _role_text(g: Grant, separator: str = "\n") -> str:
+    """The bound role, and the role an aggregated rule comes from."""
+    via = f"{separator}(from {g.rule.role.display()})" if g.rule.role is not g.role else ""
+    return g.role.display() + via
+
+
 def _grant_row(g: Grant) -> list[str]:
-    via = f"\n(from {g.rule.role.display()})" if g.rule.role is not g.role else ""
-    return [g.subject.display(), g.binding.display(), g.role.display() + via,
+    return [g.subject.display(), g.binding.display(), _role_text(g),
             f"rules[{g.rule.index}] {g.rule.display()}", g.scope or "cluster"]
 
 
@@ -149,12 +148,12 @@ def can_i(paths: tuple[str, ...], as_user: str, as_groups: tuple[str, ...], verb
     user = _user(as_user, as_groups)
     grants = loaded.model.can(user, request)
     if fmt == "json":
-        _emit_json({"allowed": bool(grants), "user": user.name, "groups": sorted(user.groups),
+        echo_json({"allowed": bool(grants), "user": user.name, "groups": sorted(user.groups),
                     "request": request.display(), "grants": [g.to_dict() for g in grants]})
     else:
         click.echo("yes" if grants else "no")
         if grants:
-            _console().print(_grant_table(grants, f"{user.name} may {request.display()}"))
+            report_console().print(_grant_table(grants, f"{user.name} may {request.display()}"))
     _finish(EXIT_YES if grants else EXIT_NO, loaded)
 
 
@@ -169,10 +168,10 @@ def who_can(paths: tuple[str, ...], verb: str, resource: str | None, resource_na
     request = _request(loaded, verb, resource, non_resource_url, resource_name, namespace)
     grants = sorted(loaded.model.who_can(request), key=lambda g: (g.subject.display(), g.binding.display()))
     if fmt == "json":
-        _emit_json({"request": request.display(), "subjects": sorted({g.subject.display() for g in grants}),
+        echo_json({"request": request.display(), "subjects": sorted({g.subject.display() for g in grants}),
                     "grants": [g.to_dict() for g in grants]})
     else:
-        _console().print(_grant_table(grants, f"who can {request.display()}"))
+        report_console().print(_grant_table(grants, f"who can {request.display()}"))
         if not grants:
             click.echo("no subject in the input or the built-in bindings may do this")
     _finish(0, loaded)
@@ -193,17 +192,16 @@ def list_permissions(paths: tuple[str, ...], as_user: str, as_groups: tuple[str,
     grants = [g for g in loaded.model.permissions(user) if namespace is None or g.scope in (None, namespace)]
     grants.sort(key=lambda g: (g.scope or "", g.binding.display(), g.rule.role.display(), g.rule.index))
     if fmt == "json":
-        _emit_json({"user": user.name, "groups": sorted(user.groups),
+        echo_json({"user": user.name, "groups": sorted(user.groups),
                     "permissions": [g.to_dict() for g in grants]})
     else:
         table = Table(title=f"permissions of {user.name} (groups: {', '.join(sorted(user.groups))})")
         for header in ("scope", "rule", "role", "binding", "as"):
             table.add_column(header)
         for g in grants:
-            via = f"\n(from {g.rule.role.display()})" if g.rule.role is not g.role else ""
             table.add_row(*map(Text, (g.scope or "cluster", f"rules[{g.rule.index}] {g.rule.display()}",
-                                      g.role.display() + via, g.binding.display(), g.subject.display())))
-        _console().print(table)
+                                      _role_text(g), g.binding.display(), g.subject.display())))
+        report_console().print(table)
     _finish(0, loaded)
 
 
@@ -244,7 +242,7 @@ def risks(paths: tuple[str, ...], include_expected: bool, limit: int | None, fmt
             if s.subject.kind == "ServiceAccount":
                 entry["workloads"] = uses(s.subject.namespace, s.subject.name)
             out.append(entry)
-        _emit_json({"subjects": out})
+        echo_json({"subjects": out})
         _finish(0, loaded)
     table = Table(title="RBAC risks by subject (riskiest first)")
     for header in ("#", "subject", "severity", "score", "risk", "path"):
@@ -263,14 +261,13 @@ def risks(paths: tuple[str, ...], include_expected: bool, limit: int | None, fmt
                 if used:
                     subject += "\nused by " + ", ".join(used[:3]) + (" ..." if len(used) > 3 else "")
             scope = f" [{r.grant.scope}]" if r.grant.scope else " [cluster]"
-            path = (f"{r.grant.binding.display()} -> {r.grant.role.display()} -> "
-                    f"rules[{r.grant.rule.index}] {r.grant.rule.display()}"
-                    + (f" (from {r.grant.rule.role.display()})" if r.grant.rule.role is not r.grant.role else ""))
+            path = (f"{r.grant.binding.display()} -> {_role_text(r.grant, ' ')} -> "
+                    f"rules[{r.grant.rule.index}] {r.grant.rule.display()}")
             table.add_row(*map(Text, (str(rank) if first else "", subject if first else "",
                                       s.max_severity.label if first else "", str(s.score) if first else "",
                                       r.kind.id + scope, path)))
             first = False
-    _console().print(table)
+    report_console().print(table)
     if not ranked:
         click.echo("no subject of the input's bindings holds a risky permission")
     _finish(0, loaded)

@@ -10,7 +10,8 @@ from collections.abc import Iterator
 from itertools import pairwise
 
 from kubeharden.catalog import Context, Example, control
-from kubeharden.inventory import WORKLOAD_KINDS, as_dict, as_list
+from kubeharden.controls.pod_common import WORKLOADS
+from kubeharden.inventory import as_dict, as_list
 from kubeharden.model import Section, Severity, Violation
 
 # A setting holds a credential when a word of its name says so (DB_PASSWORD, adminToken,
@@ -65,7 +66,7 @@ def _credential_reason(name: str, value: object) -> str | None:
     section=Section.SECRETS,
     guidance=("NSA-SEC-1",),
     severity=Severity.HIGH,
-    kinds=tuple(sorted(WORKLOAD_KINDS)),
+    kinds=WORKLOADS,
     what="A container's env sets a password, token, key or a URL with a password as a literal value.",
     why="Literal values are stored in plain text in the manifest, in etcd with the workload, in "
     "version control and in every `kubectl get -o yaml`; Secrets can be access-controlled and encrypted.",

@@ -26,6 +26,7 @@ from kubeharden.netpol import (
     Endpoint,
     NetworkModel,
     model_for,
+    resource_namespace,
 )
 
 WORKLOADS = tuple(sorted(WORKLOAD_KINDS))
@@ -59,18 +60,18 @@ def _index(inventory: Inventory) -> _Index:
     for res in inventory.resources:
         if res.kind == "Namespace" or res.kind in ("ClusterRole", "ClusterRoleBinding"):
             continue
-        index.anchors.setdefault(_ns(res), res)
+        index.anchors.setdefault(resource_namespace(res), res)
     for res in inventory.of_kind("LimitRange"):
-        index.limit_ranges[_ns(res)].append(res)
+        index.limit_ranges[resource_namespace(res)].append(res)
     for res in inventory.of_kind("ResourceQuota"):
-        index.quotas[_ns(res)].append(res)
+        index.quotas[resource_namespace(res)].append(res)
     key = id(inventory)
     _INDEXES[key] = (weakref.ref(inventory, lambda _ref: _INDEXES.pop(key, None)), index)
     return index
 
 
-def _ns(res: Resource) -> str:
-    return res.namespace or DEFAULT_NAMESPACE
+def _namespaced_name(res: Resource) -> str:
+    return f"{resource_namespace(res)}/{res.name}"
 
 
 def judged_namespaces(ctx: Context) -> set[str]:
@@ -83,12 +84,14 @@ def judged_namespaces(ctx: Context) -> set[str]:
     return names
 
 
-def _judged_or_skip(ctx: Context, what: str, exempt: frozenset[str] = SYSTEM_NAMESPACES) -> list[str]:
-    names = sorted(judged_namespaces(ctx) - exempt)
+def _judged_or_skip(ctx: Context) -> list[str]:
+    """The judged namespaces outside the system ones; NotAssessed when there are none."""
+    judged = judged_namespaces(ctx)
+    names = sorted(judged - SYSTEM_NAMESPACES)
     if not names:
-        if judged_namespaces(ctx):
-            raise NotAssessed(f"only exempt system namespaces ({', '.join(sorted(exempt))}) in the input")
-        raise NotAssessed(NOT_JUDGED_REASON.format(what=what))
+        if judged:
+            raise NotAssessed(f"only exempt system namespaces ({', '.join(sorted(SYSTEM_NAMESPACES))}) in the input")
+        raise NotAssessed(NOT_JUDGED_REASON.format(what="the namespaces of the input"))
     return names
 
 
@@ -132,7 +135,8 @@ SYSTEM_NAME_PATTERNS = (
 
 
 def is_system_component(pod: PodSpecView) -> bool:
-    if pod.spec.get("priorityClassName") in SYSTEM_PRIORITY_CLASSES:
+    # str() first: a malformed manifest may hold a list or mapping there (unhashable)
+    if str(pod.spec.get("priorityClassName")) in SYSTEM_PRIORITY_CLASSES:
         return True
     meta = pod.resource.metadata
     annotations = {**as_dict(meta.get("annotations")), **pod.annotations}
@@ -145,7 +149,7 @@ def is_system_component(pod: PodSpecView) -> bool:
         return True
     if labels.get("kubernetes.io/cluster-service") == "true" or labels.get("tier") == "control-plane":
         return True
-    if labels.get("component") in CONTROL_PLANE_COMPONENTS:
+    if str(labels.get("component")) in CONTROL_PLANE_COMPONENTS:
         return True
     name = pod.resource.name
     return any(fnmatchcase(name, pattern) for pattern in SYSTEM_NAME_PATTERNS)
@@ -342,7 +346,7 @@ spec:
 )
 def namespace_without_default_deny(ctx: Context) -> Iterator[Violation]:
     model = _index(ctx.inventory).model
-    for ns in _judged_or_skip(ctx, "the namespaces of the input"):
+    for ns in _judged_or_skip(ctx):
         endpoints = model.endpoints_by_namespace.get(ns, [])
         problems = []
         for direction in (INGRESS, EGRESS):
@@ -418,13 +422,6 @@ def pod_not_selected(ctx: Context) -> Iterator[Violation]:
         raise _not_assessed_for(skipped, "pods or workloads")
     if not endpoints and not skipped:
         raise NotAssessed("no pods or workloads outside the system namespaces")
-
-
-def _rule_paths(policy_obj: Resource) -> Iterator[tuple[str, int, dict[str, Any]]]:
-    spec = as_dict(policy_obj.obj.get("spec"))
-    for direction, name in ((INGRESS, "ingress"), (EGRESS, "egress")):
-        for i, rule in enumerate(as_list(spec.get(name))):
-            yield direction, i, rule if isinstance(rule, dict) else {}
 
 
 @control(
@@ -539,7 +536,7 @@ def ineffective_policy(ctx: Context) -> Iterator[Violation]:
     model = _index(ctx.inventory).model
     for problem in model.problems:
         yield Violation(problem.resource, problem.path,
-                        f"NetworkPolicy {_ns(problem.resource)}/{problem.resource.name} would be rejected by "
+                        f"NetworkPolicy {problem.policy_key} would be rejected by "
                         f"the API server: {problem.message}")
     for policy in model.policies:
         for direction, rules in ((INGRESS, policy.ingress), (EGRESS, policy.egress)):
@@ -731,7 +728,7 @@ def kube_system_internet_egress(ctx: Context) -> Iterator[Violation]:
 # ---------------------------------------------------------------------------------------------
 # NSA-NET-9: TLS for externally exposed services
 
-_HTTP_PORTS = frozenset({80, 8080})
+_HTTP_PORTS = (80, 8080)  # a tuple: a malformed port may be an unhashable list
 _TLS_ANNOTATIONS = (
     "service.beta.kubernetes.io/aws-load-balancer-ssl-cert",
     "service.beta.kubernetes.io/do-loadbalancer-certificate-id",
@@ -810,7 +807,7 @@ def service_plain_http(ctx: Context) -> Iterator[Violation]:
                 continue
             how = kind if kind != "ClusterIP" else "externalIPs"
             yield Violation(svc, ("spec", "ports", i),
-                            f"Service {_ns(svc)}/{svc.name} ({how}) exposes plain HTTP port {port.get('port')}")
+                            f"Service {_namespaced_name(svc)} ({how}) exposes plain HTTP port {port.get('port')}")
 
 
 def _host_covered(host: str, tls_hosts: list[str]) -> bool:
@@ -863,7 +860,7 @@ def ingress_without_tls(ctx: Context) -> Iterator[Violation]:
         spec = as_dict(ing.obj.get("spec"))
         tls = [t for t in as_list(spec.get("tls")) if isinstance(t, dict)]
         if not tls:
-            yield Violation(ing, ("spec", "tls"), f"Ingress {_ns(ing)}/{ing.name} has no spec.tls")
+            yield Violation(ing, ("spec", "tls"), f"Ingress {_namespaced_name(ing)} has no spec.tls")
             continue
         if any(not as_list(t.get("hosts")) for t in tls):
             continue  # a TLS entry without hosts applies the certificate to every host
@@ -872,7 +869,7 @@ def ingress_without_tls(ctx: Context) -> Iterator[Violation]:
             host = as_dict(rule).get("host")
             if host and not _host_covered(str(host), tls_hosts):
                 yield Violation(ing, ("spec", "rules", i, "host"),
-                                f"Ingress {_ns(ing)}/{ing.name}: host {host} is not covered by spec.tls",
+                                f"Ingress {_namespaced_name(ing)}: host {host} is not covered by spec.tls",
                                 str(host), has_value=True)
 
 
@@ -917,7 +914,7 @@ def gateway_plain_http(ctx: Context) -> Iterator[Violation]:
         for i, listener in enumerate(as_list(as_dict(gw.obj.get("spec")).get("listeners"))):
             if isinstance(listener, dict) and str(listener.get("protocol", "")).upper() == "HTTP":
                 yield Violation(gw, ("spec", "listeners", i, "protocol"),
-                                f"Gateway {_ns(gw)}/{gw.name}: listener '{listener.get('name')}' on port "
+                                f"Gateway {_namespaced_name(gw)}: listener '{listener.get('name')}' on port "
                                 f"{listener.get('port')} uses plain HTTP", "HTTP", has_value=True)
 
 
@@ -986,7 +983,7 @@ spec:
 )
 def namespace_without_limit_range(ctx: Context) -> Iterator[Violation]:
     index = _index(ctx.inventory)
-    for ns in _judged_or_skip(ctx, "the namespaces of the input"):
+    for ns in _judged_or_skip(ctx):
         ranges = index.limit_ranges.get(ns, [])
         if not ranges:
             yield _namespace_violation(ctx, ns, f"namespace '{ns}' has no LimitRange")
@@ -1023,7 +1020,7 @@ spec:
 )
 def namespace_without_quota(ctx: Context) -> Iterator[Violation]:
     index = _index(ctx.inventory)
-    for ns in _judged_or_skip(ctx, "the namespaces of the input"):
+    for ns in _judged_or_skip(ctx):
         quotas = index.quotas.get(ns, [])
         if not quotas:
             yield _namespace_violation(ctx, ns, f"namespace '{ns}' has no ResourceQuota")
@@ -1205,6 +1202,6 @@ def cni_without_policy(ctx: Context) -> Iterator[Violation]:
                           "judged from resources)")
     for ds, names in other:
         yield Violation(ds, ("metadata", "name"),
-                        f"DaemonSet {_ns(ds)}/{ds.name} runs {', '.join(names)}, which does not enforce "
+                        f"DaemonSet {_namespaced_name(ds)} runs {', '.join(names)}, which does not enforce "
                         "NetworkPolicy, and no policy engine runs in the cluster")
 

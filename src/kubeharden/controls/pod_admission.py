@@ -32,6 +32,11 @@ def _violation(res: Resource, path: tuple[str, ...], message: str, value: Any = 
     return Violation(res, path, message, value, has_value=value is not None, severity=severity)
 
 
+def _is_level(value: Any) -> bool:
+    """A Pod Security level name (a label value may be any YAML value, and a list would not hash)."""
+    return isinstance(value, str) and value in PSA_LEVELS
+
+
 @control(
     id="KH-POD-020",
     title="Namespace without Pod Security Admission enforcement",
@@ -66,7 +71,7 @@ def namespace_psa(ctx: Context) -> Iterator[Violation]:
                              f"namespace '{ns.name}' has no {key} label: only the cluster default applies "
                              "(privileged unless the API server's admission configuration says otherwise)")
             rank = 0
-        elif enforce not in PSA_LEVELS:
+        elif not _is_level(enforce):
             yield _violation(ns, ("metadata", "labels", key),
                              f"namespace '{ns.name}' sets {key}: {enforce!r}, which is not a Pod Security level",
                              enforce, Severity.MEDIUM)
@@ -85,7 +90,7 @@ def namespace_psa(ctx: Context) -> Iterator[Violation]:
             if level is None:
                 weaker = rank > PSA_LEVELS["privileged"]  # the built-in default; nothing is weaker than privileged
             else:
-                weaker = level not in PSA_LEVELS or PSA_LEVELS[level] < rank
+                weaker = not _is_level(level) or PSA_LEVELS[level] < rank
             if enforce is not None and weaker:
                 path = ("metadata", "labels", mode_key) if level is not None else ("metadata", "labels")
                 yield _violation(ns, path, f"namespace '{ns.name}' {mode}s at {level or 'the cluster default'}, "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from kubeharden import pss
 from kubeharden.inventory import WORKLOAD_KINDS, ContainerView, PodSpecView
 from kubeharden.model import Path
 
@@ -31,6 +32,12 @@ def effective(c: ContainerView, field: str) -> tuple[Any, Path]:
     return None, (*c.path, "securityContext", field)
 
 
+def pss_path(pod: PodSpecView, rel: pss.PodPath) -> Path:
+    """A kubeharden.pss violation path (from the pod root: "metadata" or "spec" first) inside the resource."""
+    base = pod.metadata_path if rel[0] == "metadata" else pod.path
+    return (*base, *rel[1:])
+
+
 def is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
@@ -42,7 +49,8 @@ def pod_example(
     """A hardened pod manifest for control examples; the arguments change one part of it."""
     psc = pod_sc or ("{runAsNonRoot: true, runAsUser: 10001, runAsGroup: 10001, fsGroup: 10001, "
                      "seccompProfile: {type: RuntimeDefault}}")
-    csc = container_sc or csc_default()
+    csc = container_sc or ("{allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, privileged: false, "
+                            "capabilities: {drop: [ALL]}}")
     meta_block = f"\n{meta}" if meta else ""
     return f"""
 apiVersion: v1
@@ -60,8 +68,3 @@ spec:
     image: {image}
     securityContext: {csc}
 {extra_spec}"""
-
-
-def csc_default() -> str:
-    return ("{allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, privileged: false, "
-            "capabilities: {drop: [ALL]}}")

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from kubeharden.catalog import Context, Example, control, manual_control
 from kubeharden.controls.pod_common import WORKLOADS, pod_example
+from kubeharden.inventory import ContainerView
 from kubeharden.model import Section, Severity, Violation
 
 DOCKER_HUB = "docker.io"
@@ -73,6 +74,15 @@ def registry_allowed(ref: ImageRef, allowed: tuple[str, ...]) -> bool:
     return False
 
 
+def _container_images(ctx: Context) -> Iterator[tuple[ContainerView, str]]:
+    """Every container with a non-empty image string (anything else cannot be judged)."""
+    for pod in ctx.pod_specs():
+        for c in pod.containers():
+            image = c.obj.get("image")
+            if isinstance(image, str) and image:
+                yield c, image
+
+
 @control(
     id="KH-POD-019",
     title="Image tag mutable (latest, branch tag or untagged)",
@@ -92,21 +102,17 @@ def registry_allowed(ref: ImageRef, allowed: tuple[str, ...]) -> bool:
     ),
 )
 def mutable_tag(ctx: Context) -> Iterator[Violation]:
-    for pod in ctx.pod_specs():
-        for c in pod.containers():
-            image = c.obj.get("image")
-            if not isinstance(image, str) or not image:
-                continue
-            ref = parse_image(image)
-            if ref.digest or unrendered_placeholder(image):
-                continue  # a digest pins the content whatever the tag says
-            if ref.tag is None:
-                yield c.violation(("image",), f"container '{c.name}' image {image} has no tag (pulls :latest)", image)
-            elif ref.tag == "latest":
-                yield c.violation(("image",), f"container '{c.name}' image {image} uses the :latest tag", image)
-            elif moving_tag(ref.tag):
-                yield c.violation(("image",), f"container '{c.name}' image {image} uses :{ref.tag}, a branch or "
-                                  "channel tag that moves with every build", image)
+    for c, image in _container_images(ctx):
+        ref = parse_image(image)
+        if ref.digest or unrendered_placeholder(image):
+            continue  # a digest pins the content whatever the tag says
+        if ref.tag is None:
+            yield c.violation(("image",), f"container '{c.name}' image {image} has no tag (pulls :latest)", image)
+        elif ref.tag == "latest":
+            yield c.violation(("image",), f"container '{c.name}' image {image} uses the :latest tag", image)
+        elif moving_tag(ref.tag):
+            yield c.violation(("image",), f"container '{c.name}' image {image} uses :{ref.tag}, a branch or "
+                              "channel tag that moves with every build", image)
 
 
 @control(
@@ -126,11 +132,9 @@ def mutable_tag(ctx: Context) -> Iterator[Violation]:
     ),
 )
 def not_digest_pinned(ctx: Context) -> Iterator[Violation]:
-    for pod in ctx.pod_specs():
-        for c in pod.containers():
-            image = c.obj.get("image")
-            if isinstance(image, str) and image and not parse_image(image).digest and not unrendered_placeholder(image):
-                yield c.violation(("image",), f"container '{c.name}' image {image} is not pinned by digest", image)
+    for c, image in _container_images(ctx):
+        if not parse_image(image).digest and not unrendered_placeholder(image):
+            yield c.violation(("image",), f"container '{c.name}' image {image} is not pinned by digest", image)
 
 
 def _registries_configured(ctx: Context) -> str | None:
@@ -160,15 +164,11 @@ def _registries_configured(ctx: Context) -> str | None:
 )
 def untrusted_registry(ctx: Context) -> Iterator[Violation]:
     allowed = tuple(ctx.settings.allowed_registries)
-    for pod in ctx.pod_specs():
-        for c in pod.containers():
-            image = c.obj.get("image")
-            if not isinstance(image, str) or not image:
-                continue
-            ref = parse_image(image)
-            if not registry_allowed(ref, allowed):
-                yield c.violation(("image",), f"container '{c.name}' image {image} comes from {ref.registry}, "
-                                  f"which is not in the allowed registries ({', '.join(allowed)})", image)
+    for c, image in _container_images(ctx):
+        ref = parse_image(image)
+        if not registry_allowed(ref, allowed):
+            yield c.violation(("image",), f"container '{c.name}' image {image} comes from {ref.registry}, "
+                              f"which is not in the allowed registries ({', '.join(allowed)})", image)
 
 
 manual_control(

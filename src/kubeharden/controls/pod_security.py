@@ -14,6 +14,7 @@ from kubeharden.controls.pod_common import (
     is_int,
     is_windows,
     pod_example,
+    pss_path,
 )
 from kubeharden.inventory import ContainerView, PodSpecView
 from kubeharden.model import Section, Severity, Violation
@@ -178,7 +179,7 @@ def runs_as_root(ctx: Context) -> Iterator[Violation]:
         for c in pod.containers():
             user, user_path = effective(c, "runAsUser")
             non_root, non_root_path = effective(c, "runAsNonRoot")
-            if is_int(user) and user == 0:
+            if pss.is_zero(user):
                 yield pod.resource_violation(user_path, f"container '{c.name}' runs as UID 0{note}", 0,
                                              severity=Severity.LOW if userns else None)
             elif non_root is not True:
@@ -194,9 +195,7 @@ def runs_as_root(ctx: Context) -> Iterator[Violation]:
                     severity = Severity.LOW if userns else Severity.MEDIUM
                     message = (f"container '{c.name}' may run as root: no runAsNonRoot: true and no non-root "
                                f"runAsUser, so the image decides{note}")
-                value = non_root if non_root is not None else None
-                yield pod.resource_violation(non_root_path, message, value, has_value=non_root is not None,
-                                             severity=severity)
+                yield pod.resource_violation(non_root_path, message, non_root, severity=severity)
 
 
 def effective_windows_user(c: ContainerView) -> str | None:
@@ -234,17 +233,17 @@ def root_group(ctx: Context) -> Iterator[Violation]:
         if is_windows(pod):
             continue  # group ids do not apply to Windows containers
         sc = pod.security_context
-        if is_int(sc.get("fsGroup")) and sc["fsGroup"] == 0:
+        if pss.is_zero(sc.get("fsGroup")):
             yield pod.spec_violation(("securityContext", "fsGroup"), "pod sets fsGroup: 0 (root group)", 0)
         groups = sc.get("supplementalGroups")
         for i, gid in enumerate(groups if isinstance(groups, list) else []):
-            if is_int(gid) and gid == 0:
+            if pss.is_zero(gid):
                 yield pod.spec_violation(("securityContext", "supplementalGroups", i),
                                          "pod adds supplemental group 0 (root group)", 0)
         unset: list[str] = []
         for c in pod.containers():
             group, path = effective(c, "runAsGroup")
-            if is_int(group) and group == 0:
+            if pss.is_zero(group):
                 yield pod.resource_violation(path, f"container '{c.name}' runs with runAsGroup: 0", 0)
             elif group is None:
                 unset.append(c.name)
@@ -317,8 +316,7 @@ def _pss_rule(ctx: Context, check: str, version: pss.PolicyVersion, level: str =
     """Report one PSS check's violations as this control's (same semantics as admission)."""
     for pod in ctx.pod_specs():
         for v in pss.evaluate(pod.metadata, pod.spec, level, version, only={check}):
-            base = pod.metadata_path if v.path[0] == "metadata" else pod.path
-            yield pod.resource_violation((*base, *v.path[1:]), v.message, v.value, has_value=v.value is not None,
+            yield pod.resource_violation(pss_path(pod, v.path), v.message, v.value, has_value=v.value is not None,
                                          severity=severity)
 
 
@@ -439,10 +437,10 @@ def host_port(ctx: Context) -> Iterator[Violation]:
             if v.path[-1] == "containerPort":
                 # Implied by hostNetwork (the API server copies containerPort into hostPort): there is no
                 # hostPort to remove, and KH-POD-007 already reports the cause at high severity.
-                yield pod.resource_violation((*pod.path, *v.path[1:]), v.message, v.value, severity=Severity.LOW,
+                yield pod.resource_violation(pss_path(pod, v.path), v.message, v.value, severity=Severity.LOW,
                                              remediation=HOST_NETWORK_PORT_FIX)
             else:
-                yield pod.resource_violation((*pod.path, *v.path[1:]), v.message, v.value)
+                yield pod.resource_violation(pss_path(pod, v.path), v.message, v.value)
 
 
 HOST_NETWORK_PORT_FIX = ("Remove spec.hostNetwork (see KH-POD-007) so the port is bound in the pod's own network "
@@ -551,7 +549,7 @@ def volume_type(ctx: Context) -> Iterator[Violation]:
         for v in pss.evaluate(pod.metadata, pod.spec, "restricted", pss.LATEST, only={"restrictedVolumes"}):
             if v.path[-1] == "hostPath":
                 continue
-            yield pod.resource_violation((*pod.path, *v.path[1:]), v.message)
+            yield pod.resource_violation(pss_path(pod, v.path), v.message)
 
 
 @control(
@@ -781,7 +779,7 @@ def proc_mount(ctx: Context) -> Iterator[Violation]:
     for pod in ctx.pod_specs():
         severity = Severity.LOW if host_users_false(pod) else None
         for v in pss.evaluate(pod.metadata, pod.spec, "restricted", pss.LATEST, only={"procMount_restricted"}):
-            yield pod.resource_violation((*pod.path, *v.path[1:]), v.message, v.value, severity=severity)
+            yield pod.resource_violation(pss_path(pod, v.path), v.message, v.value, severity=severity)
 
 
 @control(
@@ -809,7 +807,7 @@ def host_probe(ctx: Context) -> Iterator[Violation]:
             # In a hostNetwork pod the loopback address is the pod itself: the baseline level still forbids
             # the field, but the kubelet is not sent to another host (KH-POD-007 reports the host network).
             self_target = on_host_network and str(v.value).strip("[]").lower() in LOOPBACK_HOSTS
-            yield pod.resource_violation((*pod.path, *v.path[1:]), v.message + (
+            yield pod.resource_violation(pss_path(pod, v.path), v.message + (
                 " (the pod is on the host network, so this is the pod itself)" if self_target else ""),
                 v.value, severity=Severity.LOW if self_target else None)
 

@@ -17,10 +17,9 @@ from dataclasses import dataclass
 
 from kubeharden import pss
 from kubeharden.catalog import Context, Example, Profile, control, register_profile
-from kubeharden.inventory import WORKLOAD_KINDS, PodSpecView
-from kubeharden.model import NotAssessed, Path, Section, Severity, Violation
+from kubeharden.controls.pod_common import WORKLOADS, pss_path
+from kubeharden.model import NotAssessed, Section, Severity, Violation
 
-WORKLOADS = tuple(sorted(WORKLOAD_KINDS))
 BASELINE = "pss-baseline"
 RESTRICTED = "pss-restricted"
 
@@ -33,16 +32,9 @@ register_profile(Profile(RESTRICTED, "Kubernetes Pod Security Standards, restric
 def policy_version(ctx: Context) -> pss.PolicyVersion:
     """The PSS policy version of this scan. An invalid value raises ValueError."""
     raw = ctx.settings.extra.get("pss_version")
-    if isinstance(raw, tuple):
-        return (int(raw[0]), int(raw[1]))
     if raw is None or str(raw).strip() in ("", "latest"):
         return min(ctx.kubernetes_version, pss.LATEST)
     return pss.parse_pss_version(str(raw))
-
-
-def _pod_path(pod: PodSpecView, rel: pss.PodPath) -> Path:
-    base = pod.metadata_path if rel[0] == "metadata" else pod.path
-    return (*base, *rel[1:])
 
 
 def _pod_yaml(spec: str, *, meta: str = "", pod_sc: str = "", container_sc: str = "") -> str:
@@ -100,7 +92,7 @@ def _make_check(spec: _Spec) -> Callable[[Context], Iterator[Violation]]:
         for pod in ctx.pod_specs():
             for v in pss.evaluate(pod.metadata, pod.spec, spec.level, version, only=active):
                 yield pod.resource_violation(
-                    _pod_path(pod, v.path), v.message, v.value, has_value=v.value is not None,
+                    pss_path(pod, v.path), v.message, v.value, has_value=v.value is not None,
                     evidence={"pss_check": v.check, "pss_level": spec.level,
                               "pss_version": pss.format_version(version), "control": spec.id},
                 )
@@ -220,9 +212,7 @@ _SPECS: tuple[_Spec, ...] = (
           (RESTRICTED,), ("procMount",)),
 )
 
-CONTROL_FOR_CHECK: dict[str, str] = {}  # PSS check id -> the control that reports it at its own level
 for _spec in _SPECS:
-    CONTROL_FOR_CHECK[_spec.check] = _spec.id
     control(
         id=_spec.id,
         title=_spec.title,

@@ -15,7 +15,7 @@ from typing import Any
 from kubeharden.catalog import Context, Example, control
 from kubeharden.inventory import WORKLOAD_KINDS, service_account_name, token_automount
 from kubeharden.model import Section, Severity, Violation
-from kubeharden.rbac.engine import BINDING_KINDS, DEFAULT_NAMESPACE, Grant, RbacModel, UserInfo, model_for
+from kubeharden.rbac.engine import BINDING_KINDS, DEFAULT_NAMESPACE, ROLE_KINDS, Grant, RbacModel, UserInfo, model_for
 from kubeharden.rbac.risks import (
     BROAD_SUBJECT,
     CLUSTER_ADMIN,
@@ -36,12 +36,14 @@ from kubeharden.rbac.risks import (
 )
 
 WORKLOADS = tuple(sorted(WORKLOAD_KINDS))
-BINDINGS = BINDING_KINDS
-ROLES = ("Role", "ClusterRole")
 
 
-def _model(ctx: Context) -> RbacModel:
-    return model_for(ctx.inventory)
+def _analysis(model: RbacModel) -> RiskAnalysis:
+    """One RiskAnalysis per model, so its per-rule cache serves every control of a scan."""
+    analysis = model.cache.get("risk_analysis")
+    if analysis is None:
+        analysis = model.cache["risk_analysis"] = RiskAnalysis(model)
+    return analysis
 
 
 def _settings(ctx: Context) -> RiskSettings:
@@ -49,11 +51,10 @@ def _settings(ctx: Context) -> RiskSettings:
 
 
 def _risky_grants(ctx: Context) -> list[RiskyGrant]:
-    model = _model(ctx)
+    model = model_for(ctx.inventory)
     cached = model.cache.get("risky_grants")
     if cached is None:
-        analysis = model.cache.setdefault("risk_analysis", RiskAnalysis(model))
-        cached = model.cache["risky_grants"] = analysis.all_risky_grants()
+        cached = model.cache["risky_grants"] = _analysis(model).all_risky_grants()
     return list(cached)
 
 
@@ -117,7 +118,7 @@ def _rules_text(grant: Grant, items: list[RiskyGrant]) -> str:
 
 
 def _bindings_in_input(ctx: Context) -> str | None:
-    if ctx.inventory.has_kind(*BINDINGS) or ctx.whole_cluster:
+    if ctx.inventory.has_kind(*BINDING_KINDS) or ctx.whole_cluster:
         return None
     return "no RoleBinding or ClusterRoleBinding in the input: what the ServiceAccounts may do is unknown"
 
@@ -131,7 +132,7 @@ def _bindings_in_input(ctx: Context) -> str | None:
     section=Section.AUTH,
     guidance=("NSA-RBAC-3", "NSA-RBAC-2"),
     severity=Severity.CRITICAL,
-    kinds=BINDINGS,
+    kinds=BINDING_KINDS,
     what="A RoleBinding or ClusterRoleBinding gives a subject other than the expected system ones "
     "a rule with verbs '*' on resources '*' of apiGroups '*' (cluster-admin, or a role that is "
     "its equivalent).",
@@ -168,7 +169,7 @@ def cluster_admin_binding(ctx: Context) -> Iterator[Violation]:
     section=Section.AUTH,
     guidance=("NSA-AUTH-4", "NSA-SEC-2"),
     severity=Severity.HIGH,
-    kinds=BINDINGS,
+    kinds=BINDING_KINDS,
     what="A binding grants more than discovery to User system:anonymous, Group system:unauthenticated "
     "(critical), Group system:authenticated, system:serviceaccounts or system:serviceaccounts:<ns>.",
     why="Such a grant reaches every caller of the API server (or every workload): anyone who can "
@@ -204,7 +205,7 @@ def broad_subject_grant(ctx: Context) -> Iterator[Violation]:
     section=Section.SECRETS,
     guidance=("NSA-SEC-2", "NSA-AUTH-5"),
     severity=Severity.HIGH,
-    kinds=BINDINGS,
+    kinds=BINDING_KINDS,
     what="A binding lets a subject get, list or watch Secrets (list and watch return the values too), "
     "not narrowed by resourceNames. High cluster-wide, medium in one namespace.",
     why="Secrets hold credentials, including ServiceAccount tokens: reading them is a step to every "
@@ -256,7 +257,7 @@ def secrets_read(ctx: Context) -> Iterator[Violation]:
     section=Section.AUTH,
     guidance=("NSA-RBAC-7",),
     severity=Severity.HIGH,
-    kinds=BINDINGS,
+    kinds=BINDING_KINDS,
     what="A binding gives a subject create or get on pods/exec, pods/attach, pods/portforward, or "
     "nodes/proxy (directly, through '*' or '*/exec'...).",
     why="exec and attach run commands inside any matching pod with its identity and data; "
@@ -308,7 +309,7 @@ def exec_attach_proxy(ctx: Context) -> Iterator[Violation]:
     section=Section.AUTH,
     guidance=("NSA-RBAC-5", "NSA-POD-24"),
     severity=Severity.MEDIUM,
-    kinds=BINDINGS,
+    kinds=BINDING_KINDS,
     what="A binding lets a subject create Pods or pod-controlling workloads (Deployments, DaemonSets, "
     "StatefulSets, ReplicaSets, ReplicationControllers, Jobs, CronJobs) (medium), or create "
     "serviceaccounts/token (high).",
@@ -346,7 +347,7 @@ def workload_or_token_create(ctx: Context) -> Iterator[Violation]:
     section=Section.AUTH,
     guidance=("NSA-RBAC-5",),
     severity=Severity.HIGH,
-    kinds=BINDINGS,
+    kinds=BINDING_KINDS,
     what="A binding gives a subject escalate or bind on roles/clusterroles, impersonate on users, "
     "groups or serviceaccounts, approval of CertificateSigningRequests, or write access to "
     "validating/mutating webhook configurations.",
@@ -399,7 +400,7 @@ def escalation_paths(ctx: Context) -> Iterator[Violation]:
     section=Section.AUTH,
     guidance=("NSA-RBAC-2",),
     severity=Severity.MEDIUM,
-    kinds=ROLES,
+    kinds=ROLE_KINDS,
     what="A Role or ClusterRole of the input has '*' in rules[].verbs, rules[].resources or "
     "rules[].apiGroups (high when all three are '*'). Aggregated ClusterRoles are judged on the "
     "roles they aggregate.",
@@ -424,7 +425,7 @@ rules:
     ),
 )
 def wildcard_rules(ctx: Context) -> Iterator[Violation]:
-    model = _model(ctx)
+    model = model_for(ctx.inventory)
     roles = [*model.cluster_roles.values(), *model.roles.values()]
     for role in roles:
         if role.builtin or role.aggregated or role.resource is None:
@@ -452,7 +453,7 @@ def wildcard_rules(ctx: Context) -> Iterator[Violation]:
     section=Section.AUTH,
     guidance=("NSA-RBAC-6", "NSA-POD-24"),
     severity=Severity.MEDIUM,
-    kinds=BINDINGS,
+    kinds=BINDING_KINDS,
     what="A RoleBinding or ClusterRoleBinding names ServiceAccount 'default' as a subject.",
     why="Every pod that does not set serviceAccountName runs as its namespace's default "
     "ServiceAccount, so a permission given to it silently reaches all of them.",
@@ -478,7 +479,7 @@ subjects:
     ),
 )
 def default_service_account_binding(ctx: Context) -> Iterator[Violation]:
-    for binding in _model(ctx).bindings:
+    for binding in model_for(ctx.inventory).bindings:
         if binding.resource is None:
             continue
         for i, subject in binding.subjects:
@@ -562,9 +563,9 @@ items:
     ),
 )
 def workload_identity_join(ctx: Context) -> Iterator[Violation]:
-    model = _model(ctx)
+    model = model_for(ctx.inventory)
     settings = _settings(ctx)
-    analysis: RiskAnalysis = model.cache.setdefault("risk_analysis", RiskAnalysis(model))
+    analysis = _analysis(model)
     per_sa: dict[tuple[str, str], list[RiskyGrant]] = {}
 
     def risks_of(namespace: str, sa_name: str) -> list[RiskyGrant]:

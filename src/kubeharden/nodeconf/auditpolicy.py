@@ -91,9 +91,6 @@ class Reachable:
     def worst(self) -> tuple[str, int]:
         return min(self.levels, key=lambda item: LEVEL_RANK.get(item[0], 0))
 
-    def highest(self) -> tuple[str, int]:
-        return max(self.levels, key=lambda item: LEVEL_RANK.get(item[0], 0))
-
 
 def reachable_levels(rules: list[dict[str, Any]], req: RequestKind) -> Reachable:
     out: list[tuple[str, int]] = []

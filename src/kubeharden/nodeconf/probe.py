@@ -60,7 +60,10 @@ class ProbeUsageError(ValueError):
 
 
 def parse_target(url: str) -> tuple[str, int]:
-    parts = urlsplit(url if "://" in url else f"https://{url}")
+    try:
+        parts = urlsplit(url if "://" in url else f"https://{url}")
+    except ValueError as exc:  # e.g. an unclosed IPv6 bracket
+        raise ProbeUsageError(f"not a URL: {url!r} ({exc})") from None
     if not parts.hostname:
         raise ProbeUsageError(f"not a URL with a host: {url!r}")
     try:

@@ -17,7 +17,6 @@ import io
 import os
 import stat
 import tarfile
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import Any
@@ -25,6 +24,7 @@ from typing import Any
 import orjson
 import yaml
 
+from kubeharden.inventory import as_dict, as_list
 from kubeharden.loader import display_path
 from kubeharden.model import InputError, Source
 from kubeharden.nodeconf.flags import FlagSet, Token
@@ -41,7 +41,6 @@ KUBECONFIGS = tuple(
 PKI_DIRS = ("/etc/kubernetes/pki", "/var/lib/kubelet/pki")
 KUBELET_UNIT_DIRS = ("/etc/systemd/system", "/usr/lib/systemd/system", "/lib/systemd/system")
 KUBELET_ENV_FILES = ("/var/lib/kubelet/kubeadm-flags.env", "/etc/default/kubelet", "/etc/sysconfig/kubelet")
-DEFAULT_KUBELET_CONFIG = "/var/lib/kubelet/config.yaml"
 REDACTED_CREDENTIAL = "<redacted by kubeharden>"
 KEY_LENGTH_MARKER = "kubeharden-redacted-key:decoded-bytes="
 BUNDLE_MANIFEST = "kubeharden-node-manifest.json"
@@ -145,7 +144,7 @@ class _RootReader:
         self._users: dict[int, str | None] = {}
         self._groups: dict[int, str | None] = {}
 
-    def record(self, path: str, role: str, copy: bool | None = None) -> FileRecord:
+    def record(self, path: str, role: str) -> FileRecord:
         path = normalise(path)
         existing = self.snapshot.files.get(path)
         if existing is not None:
@@ -175,12 +174,13 @@ class _RootReader:
         record.user, record.group = self._user(st.st_uid), self._group(st.st_gid)
         if role == "pki" and record.kind == "file":
             record.private_key = _holds_private_key(real)
-        if (copy if copy is not None else role in COPIED_ROLES) and record.kind == "file":
+        if role in COPIED_ROLES and record.kind == "file":
             if st.st_size > MAX_COPY_BYTES:
                 record.note = f"larger than {MAX_COPY_BYTES} bytes; content not read"
             else:
                 try:
-                    raw = open(real, "rb").read()  # noqa: SIM115 - small config file
+                    with open(real, "rb") as config_file:
+                        raw = config_file.read()
                     record.text = sanitise(role, raw.decode("utf-8", "replace"))
                 except OSError as exc:
                     record.note = f"cannot read: {exc.strerror}"
@@ -256,7 +256,8 @@ def read_processes(proc: str = "/proc") -> dict[str, list[ProcessRecord]]:
     found: dict[str, list[ProcessRecord]] = {}
     for entry in sorted(glob.glob(os.path.join(proc, "[0-9]*", "cmdline"))):
         try:
-            raw = open(entry, "rb").read()  # noqa: SIM115
+            with open(entry, "rb") as cmdline:
+                raw = cmdline.read()
         except OSError:
             continue
         argv = [part.decode("utf-8", "replace") for part in raw.split(b"\0") if part]
@@ -360,7 +361,6 @@ def merge_patch(base: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
 
 
 def _collect_from_static_pod(reader: _RootReader, record: FileRecord) -> None:
-    from kubeharden.inventory import as_dict, as_list
     from kubeharden.nodeconf.evidence import container_mount_resolver, identify_component
 
     pod = _yaml_mapping(record.text)
@@ -530,9 +530,9 @@ def read_bundle(path: str) -> NodeSnapshot:
         with tarfile.open(path, mode="r:gz") as tar:
             members = {m.name: m for m in tar.getmembers() if m.isfile()}
             if BUNDLE_MANIFEST not in members:
-                raise BundleError(f"{path}: not a kubeharden node bundle (no {BUNDLE_MANIFEST})")
+                raise BundleError(f"not a kubeharden node bundle (no {BUNDLE_MANIFEST})")
             if members[BUNDLE_MANIFEST].size > MAX_MANIFEST_BYTES:
-                raise BundleError(f"{path}: {BUNDLE_MANIFEST} is larger than {MAX_MANIFEST_BYTES} bytes")
+                raise BundleError(f"{BUNDLE_MANIFEST} is larger than {MAX_MANIFEST_BYTES} bytes")
             manifest_file = tar.extractfile(members[BUNDLE_MANIFEST])
             assert manifest_file is not None
             manifest = orjson.loads(manifest_file.read())
@@ -543,27 +543,41 @@ def read_bundle(path: str) -> NodeSnapshot:
                     if fh is not None:
                         texts[normalise(name[len("files"):])] = fh.read().decode("utf-8", "replace")
     except (OSError, tarfile.TarError, orjson.JSONDecodeError) as exc:
-        raise BundleError(f"{path}: cannot read bundle: {exc}") from None
+        raise BundleError(f"cannot read bundle: {exc}") from None
     if not isinstance(manifest, dict) or manifest.get("format") != BUNDLE_FORMAT:
-        raise BundleError(f"{path}: unsupported bundle format {manifest.get('format')!r}")
+        found = manifest.get("format") if isinstance(manifest, dict) else type(manifest).__name__
+        raise BundleError(f"unsupported bundle format {found!r}")
     snapshot.collected_at = str(manifest.get("collected_at") or "")
     snapshot.live_processes = bool(manifest.get("live_processes"))
-    for file_path, data in (manifest.get("files") or {}).items():
+    # A bundle may come from elsewhere: fields of the wrong type are dropped, never trusted.
+    for file_path, data in _mapping(manifest.get("files")).items():
         if not isinstance(data, dict):
             continue
         record = FileRecord(
-            normalise(file_path), bool(data.get("exists")), str(data.get("kind") or "missing"),
-            data.get("mode"), data.get("uid"), data.get("gid"), data.get("user"), data.get("group"),
-            str(data.get("role") or ""), texts.get(normalise(file_path)), data.get("note"),
-            data.get("private_key"),
+            normalise(str(file_path)), bool(data.get("exists")), str(data.get("kind") or "missing"),
+            _int_or_none(data.get("mode")), _int_or_none(data.get("uid")), _int_or_none(data.get("gid")),
+            _str_or_none(data.get("user")), _str_or_none(data.get("group")), str(data.get("role") or ""),
+            texts.get(normalise(str(file_path))), _str_or_none(data.get("note")),
+            data.get("private_key") if isinstance(data.get("private_key"), bool) else None,
         )
         snapshot.files[record.path] = record
-    for name, procs in (manifest.get("processes") or {}).items():
-        snapshot.processes[name] = [ProcessRecord(int(p.get("pid", 0)), [str(a) for a in p.get("argv", [])])
-                                    for p in procs if isinstance(p, dict)]
+    for name, procs in _mapping(manifest.get("processes")).items():
+        entries = procs if isinstance(procs, list) else []
+        snapshot.processes[str(name)] = [
+            ProcessRecord(_int_or_none(p.get("pid")) or 0, [str(a) for a in p["argv"]])
+            for p in entries if isinstance(p, dict) and isinstance(p.get("argv"), list)
+        ]
     return snapshot
 
 
-def records_under(snapshot: NodeSnapshot, directory: str) -> Iterable[FileRecord]:
-    prefix = normalise(directory).rstrip("/") + "/"
-    return (r for p, r in snapshot.files.items() if p.startswith(prefix))
+def _mapping(value: Any) -> dict[Any, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _int_or_none(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _str_or_none(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+

@@ -10,7 +10,7 @@ from pathlib import PurePosixPath
 
 from kubeharden.model import Source
 from kubeharden.nodeconf.flags import Token
-from kubeharden.nodeconf.snapshot import KUBELET_UNIT_DIRS, NodeSnapshot, normalise
+from kubeharden.nodeconf.snapshot import KUBELET_UNIT_DIRS, NodeSnapshot
 
 
 @dataclass
@@ -148,7 +148,3 @@ def _split_words(value: str) -> list[str]:
     except ValueError:
         return value.split()
 
-
-def is_unit_path(path: str) -> bool:
-    path = normalise(path)
-    return any(path.startswith(d + "/kubelet.service") for d in KUBELET_UNIT_DIRS)

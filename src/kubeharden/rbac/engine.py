@@ -33,6 +33,7 @@ import yaml
 
 from kubeharden.inventory import Inventory, as_dict, as_list
 from kubeharden.model import Path, Resource
+from kubeharden.netpol import PolicyError, parse_selector
 
 RBAC_KINDS = ("Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding")
 BINDING_KINDS = ("RoleBinding", "ClusterRoleBinding")
@@ -338,27 +339,12 @@ def rule_allows(rule: Rule, request: Request) -> bool:
 
 
 def selector_matches(selector: dict[str, Any], labels: dict[str, str]) -> bool:
-    """A metav1.LabelSelector: every matchLabels pair and every matchExpression must hold; an
-    empty selector matches everything."""
-    for key, value in as_dict(selector.get("matchLabels")).items():
-        if labels.get(str(key)) != str(value):
-            return False
-    for expr in as_list(selector.get("matchExpressions")):
-        expr = as_dict(expr)
-        key = str(expr.get("key", ""))
-        op = expr.get("operator")
-        values = {str(v) for v in as_list(expr.get("values"))}
-        if op == "In" and labels.get(key) not in values:
-            return False
-        if op == "NotIn" and key in labels and labels[key] in values:
-            return False
-        if op == "Exists" and key not in labels:
-            return False
-        if op == "DoesNotExist" and key in labels:
-            return False
-        if op not in ("In", "NotIn", "Exists", "DoesNotExist"):
-            return False  # an invalid selector selects nothing
-    return True
+    """A metav1.LabelSelector (the NetworkPolicy engine's, one implementation); an invalid one,
+    which the API server would reject, selects nothing."""
+    try:
+        return parse_selector(selector, ()).matches(labels)
+    except PolicyError:
+        return False
 
 
 # ---------------------------------------------------------------------------------------------

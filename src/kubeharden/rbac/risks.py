@@ -273,11 +273,8 @@ class SubjectRisk:
 def rank_subjects(model: RbacModel, settings: RiskSettings | None = None) -> list[SubjectRisk]:
     """Subjects of input bindings that hold risky grants, the riskiest first."""
     settings = settings or RiskSettings()
-    by_subject: dict[Subject, SubjectRisk] = {}
     grouped: dict[Subject, list[RiskyGrant]] = defaultdict(list)
     for risky in RiskAnalysis(model).all_risky_grants():
         grouped[risky.grant.subject].append(risky)
-    for subject, risks in grouped.items():
-        by_subject[subject] = SubjectRisk(subject, settings.expected(subject), risks)
-    return sorted(by_subject.values(),
-                  key=lambda s: (s.expected, -s.max_severity, -s.score, s.subject.display()))
+    ranked = [SubjectRisk(subject, settings.expected(subject), risks) for subject, risks in grouped.items()]
+    return sorted(ranked, key=lambda s: (s.expected, -s.max_severity, -s.score, s.subject.display()))

@@ -105,7 +105,7 @@ class ClusterOptions:
 
     @classmethod
     def from_request(cls, options: dict[str, Any]) -> ClusterOptions:
-        known = {f for f in cls.__dataclass_fields__}
+        known = set(cls.__dataclass_fields__)
         values = {k: v for k, v in options.items() if k in known and v is not None}
         if "namespaces" in values:
             values["namespaces"] = tuple(values["namespaces"])
@@ -616,7 +616,9 @@ def facts_of(read: ClusterRead) -> dict[str, Any]:
             forbidden[outcome.target.fact_kind] = reason
         if kind == "Node" and outcome.target.group == "":
             for item in outcome.items:
-                info = (item.get("status") or {}).get("nodeInfo") or {}
+                status = item.get("status")
+                info = status.get("nodeInfo") if isinstance(status, dict) else None
+                info = info if isinstance(info, dict) else {}
                 nodes.append({"name": (item.get("metadata") or {}).get("name"), **info})
     notes = list(read.notes)
     denied = sorted({o.target.fact_kind for o in read.lists if o.forbidden})

@@ -135,19 +135,30 @@ def cluster_read_of(document: dict[str, Any]) -> ClusterRead:
             )
         except KeyError as exc:
             raise InputProblem(f"snapshot lists[{i}] lacks {exc.args[0]!r}") from None
-        items = [item for item in entry["items"] if isinstance(item, dict)]
+        # A snapshot may have been edited: objects without a mapping as metadata are dropped.
+        items = [item for item in entry["items"]
+                 if isinstance(item, dict) and isinstance(item.get("metadata", {}), dict)]
         for item in items:
             share_strings(item)  # as a live read does: the same memory for the same cluster
-        lists.append(ListOutcome(target, items, entry.get("forbidden"), entry.get("failed")))
+        forbidden, failed = _text_or_none(entry.get("forbidden")), _text_or_none(entry.get("failed"))
+        lists.append(ListOutcome(target, items, forbidden, failed))
     source = str(document.get("source") or f"cluster:{document.get('context') or 'snapshot'}")
     return ClusterRead(
         source_name=source,
         context=str(document.get("context") or ""),
         server_version=document.get("serverVersion"),
         lists=lists,
-        notes=[str(n) for n in document.get("notes") or []],
-        namespaces=tuple(str(n) for n in document.get("namespaces") or []),
+        notes=[str(n) for n in _list(document.get("notes"))],
+        namespaces=tuple(str(n) for n in _list(document.get("namespaces"))),
     )
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def _text_or_none(value: Any) -> str | None:
+    return str(value) if value else None
 
 
 def load_snapshot(path: FsPath, ctx: LoadContext) -> LoadResult:
