@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
-from typing import Any
+from typing import Any, TypeVar
 
 from kubeharden import __version__
 from kubeharden.catalog import Context, Control, KubeVersion, Settings
@@ -146,25 +146,36 @@ def _requirement_reason(ctrl: Control, ctx: Context) -> str | None:
     return None
 
 
+_T = TypeVar("_T")
+
+
 class _KindTracker(Inventory):
     """The inventory as one control sees it, noting the kinds the control asks for.
 
     Used when some kinds could not be read (a live scan with partial permissions): a control
     that asked for an unreadable kind is not_assessed, as if it had declared the kind. A fresh
-    object per control, so that caches keyed by the inventory object (the NetworkPolicy model,
-    the RBAC model) are rebuilt through it and their reads are recorded too.
+    object per control whose analyses (the NetworkPolicy model, the RBAC model...) are built
+    through it, so that their reads are recorded too.
     """
 
+    # Slots, not the shared attribute dict: these belong to this tracker alone.
+    __slots__ = ("_own_analyses", "asked")
     asked: set[str]
+    _own_analyses: dict[Callable[..., Any], Any]
 
     @classmethod
     def of(cls, inventory: Inventory) -> _KindTracker:
         tracker = cls.__new__(cls)
-        # One attribute dict with the inventory: its cached indexes are computed once for all
-        # controls (the tracker's own attribute, asked, is harmless there).
+        # One attribute dict with the inventory: its cached indexes are computed once for all controls.
         tracker.__dict__ = inventory.__dict__
         tracker.asked = set()
+        tracker._own_analyses = {}
         return tracker
+
+    def analysis(self, build: Callable[[Inventory], _T]) -> _T:
+        if build not in self._own_analyses:
+            self._own_analyses[build] = build(self)
+        return self._own_analyses[build]
 
     def of_kind(self, *kinds: str) -> list[Resource]:
         self.asked.update(kinds)

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any
+from typing import Any, TypeVar
 
 from kubeharden.model import Path, Resource, Severity, Violation
 
@@ -26,6 +26,7 @@ POD_SPEC_PATHS: dict[str, tuple[Path, Path]] = {
     ),
 }
 WORKLOAD_KINDS = frozenset(POD_SPEC_PATHS)
+_T = TypeVar("_T")
 CONTAINER_FIELDS = ("initContainers", "containers", "ephemeralContainers")  # the admission library's visit order
 
 # Kinds that are not namespaced (others default to the namespace they are applied to).
@@ -161,6 +162,16 @@ class Inventory:
 
     resources: list[Resource]
     facts: dict[str, Any] = field(default_factory=dict)
+    _analyses: dict[Callable[..., Any], Any] = field(default_factory=dict, init=False, repr=False, compare=False)
+
+    def analysis(self, build: Callable[[Inventory], _T]) -> _T:
+        """``build(self)``, computed once: the network model, RBAC model, node evidence... are
+        shared by every control of a scan and live exactly as long as the inventory."""
+        try:
+            return self._analyses[build]
+        except KeyError:
+            value = self._analyses[build] = build(self)
+            return value
 
     @cached_property
     def _by_kind(self) -> dict[str, list[Resource]]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import json
 import os
 import re
 import sys
@@ -11,8 +12,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path as FsPath
 from typing import Any
-
-import orjson
 
 from kubeharden.model import InputError, Path, Resource, Source
 from kubeharden.yamlsafe import Limits, YamlInputError, compose_documents, iter_yaml_documents, locate
@@ -241,10 +240,15 @@ def load_bytes(data: bytes, name: str, ctx: LoadContext, keep_text: bool = False
     kept = text if keep_text else None
     if name.endswith(JSON_SUFFIXES) or (name == STDIN_NAME and text.lstrip()[:1] in "{["):
         try:
-            value = orjson.loads(data)
-        except orjson.JSONDecodeError as exc:
+            value = _parse_json(text)
+        except _DuplicateJsonKey:
+            pass  # JSON is YAML: the YAML reader below names each duplicate key and its line
+        except (json.JSONDecodeError, RecursionError) as exc:
             if name.endswith(JSON_SUFFIXES):
-                result.errors.append(InputError(name, f"invalid JSON: {exc.msg}", exc.lineno))
+                if isinstance(exc, RecursionError):
+                    result.errors.append(InputError(name, "JSON nested too deeply"))
+                else:
+                    result.errors.append(InputError(name, f"invalid JSON: {exc.msg}", exc.lineno))
                 return result
             # stdin starting with '[' or '{' may still be YAML flow style: fall through
         else:
@@ -276,6 +280,27 @@ def _run_hooks(path: FsPath, ctx: LoadContext, result: LoadResult) -> bool:
             result.errors.append(InputError(display_path(path), problem.message, problem.line))
         return True
     return False
+
+
+class _DuplicateJsonKey(Exception):
+    pass
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        raise _DuplicateJsonKey
+    return obj
+
+
+def _reject_constant(name: str) -> Any:
+    raise json.JSONDecodeError(f"{name} is not JSON", name, 0)
+
+
+def _parse_json(text: str) -> Any:
+    """Strict JSON: duplicate keys are refused (orjson would keep the last silently), as are NaN/Infinity.
+    The standard library with a pairs hook is as fast as orjson on manifests and lists."""
+    return json.loads(text, object_pairs_hook=_unique_keys, parse_constant=_reject_constant)
 
 
 def load_path(path: str, ctx: LoadContext) -> LoadResult:

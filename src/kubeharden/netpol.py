@@ -24,7 +24,6 @@ from __future__ import annotations
 import functools
 import ipaddress
 import re
-import weakref
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -977,19 +976,14 @@ def _host_network_note(endpoint: Endpoint) -> str:
     return f"{endpoint.key} uses hostNetwork: NetworkPolicy does not reliably apply to it"
 
 
-_MODELS: dict[int, tuple[weakref.ref[Inventory], NetworkModel]] = {}
+def _build_model(inventory: Inventory) -> NetworkModel:
+    with paused_gc():  # thousands of small acyclic objects: see loader.paused_gc
+        return NetworkModel(inventory)
 
 
 def model_for(inventory: Inventory) -> NetworkModel:
     """The model of an inventory, built once and shared by the controls of a scan."""
-    cached = _MODELS.get(id(inventory))
-    if cached is not None and cached[0]() is inventory:
-        return cached[1]
-    with paused_gc():  # thousands of small acyclic objects: see loader.paused_gc
-        model = NetworkModel(inventory)
-    key = id(inventory)
-    _MODELS[key] = (weakref.ref(inventory, lambda _ref: _MODELS.pop(key, None)), model)
-    return model
+    return inventory.analysis(_build_model)
 
 
 def parse_address(text: str) -> IPNetwork:

@@ -156,6 +156,21 @@ def test_duplicate_keys_are_reported_with_line(tmp_path: Path) -> None:
     assert "duplicate key 'privileged'" in message and line == 12
 
 
+def test_duplicate_keys_in_json_are_reported_with_line(tmp_path: Path) -> None:
+    text = '{\n "apiVersion": "v1",\n "kind": "Pod",\n "metadata": {"name": "a",\n   "name": "b"},\n "spec": {}\n}\n'
+    path = write(tmp_path, "dup.json", text)
+    [(_, line, message)] = errors_of(path)
+    assert "duplicate key 'name'" in message and line == 5
+    assert [r.name for r in load_paths([str(path)]).resources] == ["b"]  # what the API server would keep
+
+
+def test_json_nan_and_deep_nesting_are_errors(tmp_path: Path) -> None:
+    nan = write(tmp_path, "nan.json", '{"apiVersion": "v1", "kind": "Pod", "spec": {"x": NaN}}')
+    deep = write(tmp_path, "deep.json", "[" * 50_000 + "]" * 50_000)
+    assert "NaN is not JSON" in errors_of(nan)[0][2]
+    assert "nested too deeply" in errors_of(deep)[0][2]
+
+
 def test_billion_laughs_is_refused(tmp_path: Path) -> None:
     lines = ['a: &a ["x","x","x","x","x","x","x","x","x"]']
     for prev, cur in zip("abcdefgh", "bcdefghi", strict=True):

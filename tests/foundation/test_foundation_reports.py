@@ -152,6 +152,13 @@ def test_table_output_has_summary(tmp_path: Path) -> None:
     result = run("scan", str(write(tmp_path, "p.yaml", PRIVILEGED_POD)), *ONLY_POD)
     assert result.exit_code == 1
     assert "KH-POD-005" in result.output and "Summary by guidance section" in result.output
+    assert "skipped" not in result.output
+
+
+def test_table_output_says_how_many_documents_were_not_kubernetes(tmp_path: Path) -> None:
+    write(tmp_path, "values.yaml", "replicaCount: 3\n---\napiversion: v1\nkind: Pod\n")
+    result = run("scan", str(tmp_path), *ONLY_POD)
+    assert "2 documents skipped: no apiVersion/kind" in result.output
 
 
 def test_controls_and_explain() -> None:

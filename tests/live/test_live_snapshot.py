@@ -135,3 +135,16 @@ def test_edited_snapshot_with_odd_fields_scans_without_crashing(tmp_path: Path) 
     result = load_paths([str(odd)], LoadContext())
     assert [r.name for r in result.resources if r.kind == "Pod"] == ["p"]
     assert "namespaces_scanned" not in result.facts  # a string is not a namespace list
+
+
+def test_snapshot_never_overwrites_without_force_and_is_owner_only(tmp_path: Path) -> None:
+    earlier = tmp_path / "cluster.json"
+    earlier.write_text("the only record of a cluster that is gone")
+    with fake_cluster(tmp_path) as (_server, kubeconfig):
+        refused = run("snapshot", "--kubeconfig", str(kubeconfig), "-o", str(earlier))
+        assert refused.exit_code == 2 and "use --force" in refused.stderr
+        assert earlier.read_text() == "the only record of a cluster that is gone"
+        _snapshot(tmp_path, kubeconfig, "cluster.json", "--force")
+    assert json.loads(earlier.read_text())["kind"] == SNAPSHOT_KIND
+    assert earlier.stat().st_mode & 0o777 == 0o600
+    assert not list(tmp_path.glob("*.partial"))

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import os
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -63,8 +64,12 @@ def cluster_source(cluster: ClusterOptions) -> dict[str, Any]:
 @cluster_options
 @click.option("--output", "-o", "output", required=True, type=click.Path(dir_okay=False),
               metavar="FILE", help="Snapshot file to write (gzip'd when it ends in .gz, e.g. cluster.json.gz).")
-def snapshot(live: bool, cluster: ClusterOptions, output: str) -> None:
+@click.option("--force", is_flag=True, help="Overwrite an existing snapshot file.")
+def snapshot(live: bool, cluster: ClusterOptions, output: str, force: bool) -> None:
     """Save a cluster's objects (Secrets as metadata only) to FILE for `kubeharden scan FILE`."""
+    # before the cluster read: an earlier snapshot may be the only record of a cluster that is gone
+    if os.path.lexists(output) and not force:
+        raise click.UsageError(f"{output} exists; use --force to overwrite it")
     try:
         read = read_cluster(cluster)
     except ClusterError as exc:

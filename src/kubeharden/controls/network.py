@@ -9,7 +9,6 @@ passed. NetworkPolicy questions are answered by kubeharden.netpol (real v1 seman
 from __future__ import annotations
 
 import ipaddress
-import weakref
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -49,13 +48,11 @@ class _Index:
     quotas: dict[str, list[Resource]] = field(default_factory=lambda: defaultdict(list))
 
 
-_INDEXES: dict[int, tuple[weakref.ref[Inventory], _Index]] = {}
-
-
 def _index(inventory: Inventory) -> _Index:
-    cached = _INDEXES.get(id(inventory))
-    if cached is not None and cached[0]() is inventory:
-        return cached[1]
+    return inventory.analysis(_build_index)
+
+
+def _build_index(inventory: Inventory) -> _Index:
     index = _Index(model_for(inventory))
     for res in inventory.resources:
         if res.kind == "Namespace" or res.kind in ("ClusterRole", "ClusterRoleBinding"):
@@ -65,8 +62,6 @@ def _index(inventory: Inventory) -> _Index:
         index.limit_ranges[resource_namespace(res)].append(res)
     for res in inventory.of_kind("ResourceQuota"):
         index.quotas[resource_namespace(res)].append(res)
-    key = id(inventory)
-    _INDEXES[key] = (weakref.ref(inventory, lambda _ref: _INDEXES.pop(key, None)), index)
     return index
 
 

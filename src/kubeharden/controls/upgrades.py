@@ -13,7 +13,6 @@ Versions and CVEs come from shipped data files (kubeharden.versions); a report n
 from __future__ import annotations
 
 import datetime as dt
-import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -62,16 +61,14 @@ class Evidence:
         return [s for s in self.sightings if s.component in components]
 
 
-_cache: tuple[weakref.ref[Inventory], Evidence] | None = None
-
-
 def evidence(ctx: Context) -> Evidence:
     """Every version sighting of the scan, computed once per inventory."""
-    global _cache
-    if _cache is not None and _cache[0]() is ctx.inventory:
-        return _cache[1]
+    return ctx.inventory.analysis(_collect_evidence)
+
+
+def _collect_evidence(inventory: Inventory) -> Evidence:
     found = Evidence()
-    facts = ctx.inventory.facts
+    facts = inventory.facts
     server = facts.get("server_version")
     if server:
         found.sightings.append(Sighting(
@@ -79,7 +76,7 @@ def evidence(ctx: Context) -> Evidence:
             path=("gitVersion",), source=Source(str(facts.get("source") or "cluster"), None, origin="/version"),
             where="API server /version",
         ))
-    for node in ctx.inventory.of_kind("Node"):
+    for node in inventory.of_kind("Node"):
         info = as_dict(as_dict(node.obj.get("status")).get("nodeInfo"))
         kubelet = info.get("kubeletVersion")
         if kubelet:
@@ -96,7 +93,7 @@ def evidence(ctx: Context) -> Evidence:
                 "kube-proxy", versions.parse_version(str(proxy)), str(proxy), node,
                 ("status", "nodeInfo", "kubeProxyVersion"), where=f"node {node.name}",
             ))
-    for pod in ctx.pod_specs():
+    for pod in inventory.pod_specs():
         for container in pod.containers():
             image = container.obj.get("image")
             if not isinstance(image, str):
@@ -110,7 +107,6 @@ def evidence(ctx: Context) -> Evidence:
                 component, version, ref.tag or image, container=container,
                 where=f"{pod.resource.display()} container '{container.name}'",
             ))
-    _cache = (weakref.ref(ctx.inventory), found)
     return found
 
 

@@ -10,7 +10,6 @@ command line and config file, and file modes and owners.
 from __future__ import annotations
 
 import re
-import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
@@ -630,20 +629,9 @@ def _kubeadm_kubelet_args(inventory: Inventory) -> list[tuple[str, list[Token]]]
     return out
 
 
-_CACHE: dict[int, tuple[weakref.ref[Inventory], NodeEvidence]] = {}
-
-
 def node_evidence(inventory: Inventory) -> NodeEvidence:
     """Evidence for an inventory, built once per scan."""
-    key = id(inventory)
-    cached = _CACHE.get(key)
-    if cached is not None and cached[0]() is inventory:
-        return cached[1]
-    evidence = _build(inventory)
-    for stale in [k for k, (ref, _) in _CACHE.items() if ref() is None]:
-        del _CACHE[stale]
-    _CACHE[key] = (weakref.ref(inventory), evidence)
-    return evidence
+    return inventory.analysis(_build)
 
 
 def evidence_of(ctx: Context) -> NodeEvidence:

@@ -21,7 +21,6 @@ object with the same name replaces the built-in one.
 
 from __future__ import annotations
 
-import weakref
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -648,22 +647,13 @@ class RbacModel:
                     yield Grant(subject, i, b, b.role, rule)
 
 
-_MODELS: dict[int, tuple[weakref.ref[Inventory], RbacModel]] = {}
+def _build_model(inventory: Inventory) -> RbacModel:
+    return RbacModel(inventory.of_kind(*RBAC_KINDS))
 
 
 def model_for(inventory: Inventory) -> RbacModel:
     """The RbacModel of an inventory, built once per scan and shared by every control."""
-    key = id(inventory)
-    cached = _MODELS.get(key)
-    if cached is not None and cached[0]() is inventory:
-        return cached[1]
-    model = RbacModel(inventory.of_kind(*RBAC_KINDS))
-
-    def forget(_ref: weakref.ref[Inventory], k: int = key) -> None:
-        _MODELS.pop(k, None)
-
-    _MODELS[key] = (weakref.ref(inventory, forget), model)
-    return model
+    return inventory.analysis(_build_model)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -94,6 +94,11 @@ def print_table(result: ScanResult, console: Console | None = None) -> None:
     not_assessed = sum(1 for r in result.controls if r.status is Status.NOT_ASSESSED)
     if not_assessed:
         console.print(Text(f"{not_assessed} controls not assessed (see JSON report for reasons)", style="dim"))
+    if result.stats.skipped_non_kubernetes:
+        # said aloud: a typo in apiVersion/kind would otherwise hide a whole manifest without a trace
+        skipped = result.stats.skipped_non_kubernetes
+        console.print(Text(f"{skipped} document{'s' if skipped != 1 else ''} skipped: no apiVersion/kind "
+                           "(not Kubernetes objects)", style="dim"))
     if result.errors:
         console.print(Text(f"{len(result.errors)} input errors (listed on stderr)", style="bold red"))
     for note in result.notes:

@@ -73,11 +73,14 @@ def write_snapshot(read: ClusterRead, path: str | os.PathLike[str], created: dt.
     data = orjson.dumps(document)
     target = FsPath(path)
     tmp = target.with_name(target.name + ".partial")
-    if target.name.endswith(".gz"):
-        with gzip.open(tmp, "wb", compresslevel=6) as out:
-            out.write(data)
-    else:
-        tmp.write_bytes(data)
+    # owner-only: ConfigMaps, annotations and env values of a whole cluster are sensitive
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as raw:
+        if target.name.endswith(".gz"):
+            with gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=6, filename="") as out:
+                out.write(data)
+        else:
+            raw.write(data)
     os.replace(tmp, target)  # a crash mid-write never leaves half a snapshot under the real name
     return sum(len(entry["items"]) for entry in document["lists"])
 
