@@ -6,12 +6,10 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
-from pathlib import Path
 from typing import Any
 
-import yaml
-
 from kubeharden.model import Finding, InputError, Resource
+from kubeharden.yamlsafe import Limits, YamlInputError, compose_documents, iter_yaml_documents
 
 INLINE_ANNOTATION = "kubeharden.io/ignore"
 
@@ -88,16 +86,24 @@ def load_exceptions_file(path: str) -> list[ExceptionRule]:
             path: /home/*/.kube/config
             reason: ...
     """
+    limits = Limits()
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        with open(path, "rb") as fh:
+            raw = fh.read(limits.max_file_bytes + 1)
     except OSError as exc:
         raise ExceptionsFileError(f"cannot read exceptions file: {exc.strerror or exc}") from None
-    try:
-        node = yaml.compose(text, Loader=yaml.CSafeLoader)
-        data = yaml.load(text, Loader=yaml.CSafeLoader)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        raise ExceptionsFileError(f"invalid YAML: {exc}", mark.line + 1 if mark else None) from None
+    if len(raw) > limits.max_file_bytes:
+        raise ExceptionsFileError(f"exceptions file is larger than {limits.max_file_bytes} bytes")
+    # the same guarded reader as manifests: alias bombs, absurd nesting and duplicate keys are refused
+    problems: list[YamlInputError] = []
+    documents = list(iter_yaml_documents(raw, limits, problems))
+    problems += [w for doc in documents for w in doc.warnings]
+    if problems:
+        raise ExceptionsFileError(f"invalid YAML: {problems[0].message}", problems[0].line)
+    if len(documents) > 1:
+        raise ExceptionsFileError("expected one YAML document", documents[1].start_line)
+    data = documents[0].data if documents else None
+    node = next(iter(compose_documents(raw)), None)  # positions only, for the line of each entry
     entries = data.get("exceptions") if isinstance(data, dict) else data
     if not isinstance(entries, list):
         raise ExceptionsFileError("expected a list under 'exceptions:'")

@@ -37,9 +37,16 @@ CLUSTER_SCOPED_KINDS = frozenset(
         "ValidatingWebhookConfiguration", "MutatingWebhookConfiguration", "APIService",
         "PodSecurityPolicy", "CSIDriver", "CSINode", "VolumeAttachment", "IngressClass",
         "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding", "CertificateSigningRequest",
-        "GatewayClass", "ComponentStatus",
+        "GatewayClass", "ComponentStatus", "MutatingAdmissionPolicy", "MutatingAdmissionPolicyBinding",
+        "FlowSchema", "PriorityLevelConfiguration", "ClusterTrustBundle",
     }
 )
+
+
+def is_cluster_scoped(kind: str) -> bool:
+    """Built-in cluster-scoped kinds, and custom ones named Cluster* by convention (ClusterIssuer,
+    ClusterPolicy, ClusterSecretStore): objects that land in no namespace."""
+    return kind in CLUSTER_SCOPED_KINDS or (kind.startswith("Cluster") and kind[7:8].isupper())
 
 
 def get_path(obj: Any, path: Path) -> Any:

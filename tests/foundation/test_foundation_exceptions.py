@@ -83,3 +83,22 @@ def test_malformed_exceptions_file_is_usage_error(tmp_path: Path) -> None:
     bad = write(tmp_path, "exc.yaml", "exceptions:\n  - control: KH-POD-005\n")  # no reason
     result = run("scan", pod, "--exceptions", str(bad))
     assert result.exit_code == 2 and "reason" in result.output
+
+
+def test_exceptions_file_is_read_with_the_manifest_guards(tmp_path: Path) -> None:
+    pod = str(write(tmp_path, "p.yaml", PRIVILEGED_POD))
+    bomb = ["a: &a [x, x, x, x, x, x, x, x, x]"]
+    for prev, cur in zip("abcdefgh", "bcdefghi", strict=True):
+        bomb.append(f"{cur}: &{cur} [" + ", ".join([f"*{prev}"] * 9) + "]")
+    cases = {
+        "bomb.yaml": ("\n".join(bomb) + "\n", "alias"),
+        "dup.yaml": ("exceptions:\n  - control: KH-POD-005\n    reason: a\n    reason: b\n", "duplicate key 'reason'"),
+        "two.yaml": ("exceptions: []\n---\nexceptions: []\n", "one YAML document"),
+        "broken.yaml": ("exceptions:\n  - control: [KH-POD-005\n", "invalid YAML"),
+    }
+    for name, (text, expected) in cases.items():
+        result = run("scan", pod, "--exceptions", str(write(tmp_path, name, text)))
+        assert result.exit_code == 2 and expected in result.output, (name, result.output)
+    good = write(tmp_path, "good.yaml", "exceptions:\n  - control: KH-POD-005\n    reason: node agent\n")
+    code, report = scan(pod, "--exceptions", str(good))
+    assert code == 0 and report["summary"]["excepted"] == 1

@@ -115,6 +115,28 @@ def test_only_namespaces_in_the_input_are_judged() -> None:
     assert run("KH-NET-005", text, as_cluster=True).status is Status.FAIL
 
 
+CLUSTER_SCOPED = """apiVersion: storage.k8s.io/v1
+kind: StorageClass
+metadata: {name: fast}
+provisioner: ebs.csi.aws.com
+---
+apiVersion: cert-manager.io/v1
+kind: ClusterIssuer
+metadata: {name: letsencrypt}
+spec: {acme: {server: https://acme.example/directory}}
+"""
+
+
+@pytest.mark.parametrize("control_id", ["KH-NET-004", "KH-NET-012", "KH-NET-013"])
+def test_cluster_scoped_objects_do_not_put_default_under_judgement(control_id: str) -> None:
+    text = docs(CLUSTER_SCOPED, NS.format(name="shop"), deploy("web"))
+    outcome = run(control_id, text, as_cluster=True)
+    assert outcome.status is Status.FAIL
+    assert all("'default'" not in m for m in messages(outcome)), messages(outcome)
+    # a namespaced object without a namespace does land in default
+    assert any("'default'" in m for m in messages(run(control_id, docs(text, deploy("x", ns=None)), as_cluster=True)))
+
+
 # --- KH-NET-004 default deny (engine-judged) ----------------------------------------------------
 
 def test_default_deny_judged_by_isolation_not_by_shape() -> None:

@@ -16,7 +16,7 @@ from fnmatch import fnmatchcase
 from typing import Any
 
 from kubeharden.catalog import Context, Example, control
-from kubeharden.inventory import WORKLOAD_KINDS, Inventory, PodSpecView, as_dict, as_list
+from kubeharden.inventory import WORKLOAD_KINDS, Inventory, PodSpecView, as_dict, as_list, is_cluster_scoped
 from kubeharden.model import NotAssessed, Path, Resource, Section, Severity, Violation
 from kubeharden.netpol import (
     DEFAULT_NAMESPACE,
@@ -55,7 +55,7 @@ def _index(inventory: Inventory) -> _Index:
 def _build_index(inventory: Inventory) -> _Index:
     index = _Index(model_for(inventory))
     for res in inventory.resources:
-        if res.kind == "Namespace" or res.kind in ("ClusterRole", "ClusterRoleBinding"):
+        if is_cluster_scoped(res.kind):
             continue
         index.anchors.setdefault(resource_namespace(res), res)
     for res in inventory.of_kind("LimitRange"):
