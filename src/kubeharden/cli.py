@@ -13,6 +13,7 @@ import click
 
 from kubeharden import __version__
 from kubeharden.catalog import Settings, all_controls, get_control, profiles
+from kubeharden.commands.rbac import risk_setting_options
 from kubeharden.commands.snapshot import cluster_options, cluster_source
 from kubeharden.engine import ScanResult
 from kubeharden.loader import LoadContext
@@ -149,6 +150,7 @@ def finish(result: ScanResult, formats: Sequence[str], outputs: Sequence[str], f
 @click.option("--pss-version", metavar="v1.N|latest", help="Pod Security Standards policy version.")
 @click.option("--allowed-registry", "allowed_registries", multiple=True, metavar="HOST[/PATH]",
               help="Registries images may come from (off unless given).")
+@risk_setting_options
 @click.option("--as-cluster", is_flag=True,
               help="Treat the inputs as the complete contents of one cluster.")
 @click.option("--cluster", "live", is_flag=True, help="Scan the live cluster of the kubeconfig.")
@@ -165,7 +167,8 @@ def finish(result: ScanResult, formats: Sequence[str], outputs: Sequence[str], f
 def scan(paths: tuple[str, ...], profile: str, formats: tuple[str, ...], outputs: tuple[str, ...],
          fail_on: str, exceptions_file: str | None, show_unused_exceptions: bool, only: tuple[str, ...],
          skip: tuple[str, ...], kubernetes_version: str | None, pss_version: str | None,
-         allowed_registries: tuple[str, ...], as_cluster: bool, live: bool, cluster: ClusterOptions,
+         allowed_registries: tuple[str, ...], rbac_system_namespaces: tuple[str, ...],
+         rbac_expected_subjects: tuple[str, ...], as_cluster: bool, live: bool, cluster: ClusterOptions,
          helm_values: tuple[str, ...], helm_set: tuple[str, ...], max_file_size: int, max_depth: int,
          max_aliases: int) -> None:
     """Scan manifests (files, directories, '-' for stdin), snapshots or a live cluster."""
@@ -179,7 +182,9 @@ def scan(paths: tuple[str, ...], profile: str, formats: tuple[str, ...], outputs
             parse_pss_version(pss_version)
         except ValueError as exc:
             raise click.BadParameter(str(exc), param_hint="--pss-version") from None
-    settings = settings_from(kubernetes_version, pss_version=pss_version)
+    settings = settings_from(kubernetes_version, pss_version=pss_version,
+                             rbac_system_namespaces=rbac_system_namespaces,
+                             rbac_expected_subjects=rbac_expected_subjects)
     settings.allowed_registries = allowed_registries
     settings.as_cluster = as_cluster
     request = ScanRequest(

@@ -104,16 +104,40 @@ subjects:
 """
 
 
-def test_cluster_admin_expected_subjects_and_override() -> None:
+SECRETS_READER_TO = """
+apiVersion: rbac.authorization.k8s.io/v1
+kind: List
+items:
+- apiVersion: rbac.authorization.k8s.io/v1
+  kind: ClusterRole
+  metadata: {{name: secret-reader}}
+  rules: [{{apiGroups: [""], resources: [secrets], verbs: [get, list]}}]
+- apiVersion: rbac.authorization.k8s.io/v1
+  kind: ClusterRoleBinding
+  metadata: {{name: reads}}
+  roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: secret-reader}}
+  subjects: [{subject}]
+"""
+
+
+def test_cluster_admin_expected_subjects_and_settings() -> None:
     masters = CLUSTER_ADMIN_TO.format(subject="{kind: Group, name: system:masters}")
     assert findings(masters, "KH-RBAC-001") == []
-    assert len(findings(masters, "KH-RBAC-001", extra={"rbac_expected_subjects": []})) == 1
-    system_sa = CLUSTER_ADMIN_TO.format(subject="{kind: ServiceAccount, name: x, namespace: kube-system}")
-    assert findings(system_sa, "KH-RBAC-001") == []
-    assert len(findings(system_sa, "KH-RBAC-001", extra={"rbac_system_namespaces": []})) == 1
     user = CLUSTER_ADMIN_TO.format(subject="{kind: User, name: bob}")
     [f] = findings(user, "KH-RBAC-001")
     assert f.path == "subjects[0]" and f.severity.label == "critical"
+    assert findings(user, "KH-RBAC-001", extra={"rbac_expected_subjects": ["User:b*"]}) == []
+    # Kubernetes binds cluster-admin to no ServiceAccount: kube-system/tiller holding it is reported
+    tiller = CLUSTER_ADMIN_TO.format(subject="{kind: ServiceAccount, name: tiller, namespace: kube-system}")
+    assert len(findings(tiller, "KH-RBAC-001")) == 1
+    expected_tiller = {"rbac_expected_subjects": ["ServiceAccount:kube-system/tiller"]}
+    assert findings(tiller, "KH-RBAC-001", extra=expected_tiller) == []
+    # other powers of system components' ServiceAccounts are expected; more system namespaces can be declared
+    system_reader = SECRETS_READER_TO.format(subject="{kind: ServiceAccount, name: cni, namespace: kube-system}")
+    assert findings(system_reader, "KH-RBAC-003") == []
+    platform_reader = SECRETS_READER_TO.format(subject="{kind: ServiceAccount, name: cni, namespace: platform}")
+    assert len(findings(platform_reader, "KH-RBAC-003")) == 1
+    assert findings(platform_reader, "KH-RBAC-003", extra={"rbac_system_namespaces": ["platform"]}) == []
     # a full wildcard rule is reported once, as cluster-admin, not as each power it implies
     for other in ("KH-RBAC-003", "KH-RBAC-004", "KH-RBAC-005", "KH-RBAC-006"):
         assert findings(user, other) == [], other
@@ -191,6 +215,24 @@ subjects: [{kind: Group, name: "system:serviceaccounts:shop"}]
     ('{apiGroups: [admissionregistration.k8s.io], resources: [mutatingwebhookconfigurations], verbs: [get]}',
      "KH-RBAC-006", False),
     ('{apiGroups: [rbac.authorization.k8s.io], resources: [roles], verbs: [create, get]}', "KH-RBAC-006", False),
+    # resourceNames: the recommended scoping, unless the names are themselves the danger
+    ('{apiGroups: [""], resources: [groups], resourceNames: ["system:masters"], verbs: [impersonate]}',
+     "KH-RBAC-006", True),
+    ('{apiGroups: [""], resources: [users], resourceNames: ["system:node:worker-1"], verbs: [impersonate]}',
+     "KH-RBAC-006", True),
+    ('{apiGroups: [""], resources: [users], resourceNames: [reporting-bot], verbs: [impersonate]}',
+     "KH-RBAC-006", False),
+    ('{apiGroups: [rbac.authorization.k8s.io], resources: [clusterroles], resourceNames: [cluster-admin], '
+     'verbs: [bind]}', "KH-RBAC-006", True),
+    ('{apiGroups: [rbac.authorization.k8s.io], resources: [clusterroles], resourceNames: [view], verbs: [bind]}',
+     "KH-RBAC-006", False),
+    ('{apiGroups: [certificates.k8s.io], resources: [signers], resourceNames: [kubernetes.io/kube-apiserver-client], '
+     'verbs: [approve]}', "KH-RBAC-006", True),
+    ('{apiGroups: [certificates.k8s.io], resources: [signers], resourceNames: [example.com/mesh-ca], '
+     'verbs: [approve]}', "KH-RBAC-006", False),
+    ('{apiGroups: [""], resources: [pods/exec], resourceNames: [debug-shell], verbs: [create]}', "KH-RBAC-004", False),
+    # a create of a new object has no name yet: resourceNames never allow it
+    ('{apiGroups: [""], resources: [pods], resourceNames: [x], verbs: [create]}', "KH-RBAC-005", False),
 ])
 def test_risky_rule_detection(rule: str, control_id: str, expected: bool) -> None:
     # Cluster-scoped resources (nodes, CSRs, signers, webhook configurations) are granted cluster-wide only.
@@ -202,7 +244,8 @@ def test_risky_rule_detection(rule: str, control_id: str, expected: bool) -> Non
         assert found[0].evidence["rules"][0]["index"] == 0
 
 
-CLUSTER_SCOPED_NAMES = ("nodes/", "certificatesigningrequests", "signers", "webhookconfigurations")
+CLUSTER_SCOPED_NAMES = ("nodes/", "certificatesigningrequests", "signers", "webhookconfigurations",
+                        "resources: [users]", "resources: [groups]")
 
 
 def one_rule_binding(rule: str, *, cluster: bool) -> str:
@@ -354,7 +397,7 @@ def test_workload_identity_join_namespaceless_manifest() -> None:
     assert "prod" in f.evidence["assumed_namespaces"]
 
 
-def test_workload_identity_join_ignores_other_namespaces_and_broad_groups() -> None:
+def test_workload_identity_join_ignores_other_namespaces_and_counts_group_grants() -> None:
     other = _workload().replace("api-job, namespace: prod", "api-job, namespace: dev")
     assert findings(other, "KH-RBAC-009") == []
     broad = """
@@ -372,8 +415,13 @@ items:
   spec:
     containers: [{name: c, image: registry.example/api:1}]
 """
-    assert findings(broad, "KH-RBAC-009") == []  # reported once on the binding by KH-RBAC-002
+    # the pod's ServiceAccount holds edit through its group: the workload can create pods and read Secrets
+    [joined] = findings(broad, "KH-RBAC-009")
+    assert "all-sa-edit" in str(joined.evidence["chains"])
+    assert "broad-subject" not in joined.evidence["risks"]  # that a group holds it at all: KH-RBAC-002's
     assert len(findings(broad, "KH-RBAC-002")) == 1
+    discovery_only = broad.replace("name: edit}", "name: system:discovery}")
+    assert findings(discovery_only, "KH-RBAC-009") == []
 
 
 def test_workload_identity_join_not_assessed_without_bindings() -> None:
@@ -437,3 +485,47 @@ items:
     tampered = text.replace("name: system:masters}]", "name: system:masters}, {kind: User, name: mallory}]")
     [f] = findings(tampered, "KH-RBAC-001")
     assert "User mallory" in f.message and f.path == "subjects[1]"
+
+
+def test_bind_restricted_to_a_named_custom_role_is_judged_by_that_role() -> None:
+    text = """
+apiVersion: v1
+kind: List
+items:
+- apiVersion: rbac.authorization.k8s.io/v1
+  kind: ClusterRole
+  metadata: {name: binder}
+  rules:
+  - {apiGroups: [rbac.authorization.k8s.io], resources: [clusterroles], resourceNames: [ROLE], verbs: [bind]}
+  - {apiGroups: [rbac.authorization.k8s.io], resources: [clusterrolebindings], verbs: [create]}
+- apiVersion: rbac.authorization.k8s.io/v1
+  kind: ClusterRole
+  metadata: {name: node-debugger}
+  rules: [{apiGroups: [""], resources: [nodes/proxy], verbs: [get]}]
+- apiVersion: rbac.authorization.k8s.io/v1
+  kind: ClusterRole
+  metadata: {name: config-reader}
+  rules: [{apiGroups: [""], resources: [configmaps], verbs: [get]}]
+- apiVersion: rbac.authorization.k8s.io/v1
+  kind: ClusterRoleBinding
+  metadata: {name: binder}
+  roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: binder}
+  subjects: [{kind: User, name: eve}]
+"""
+    [f] = findings(text.replace("ROLE", "node-debugger"), "KH-RBAC-006")
+    assert "only node-debugger" in f.message
+    assert findings(text.replace("ROLE", "config-reader"), "KH-RBAC-006") == []
+
+
+def test_default_service_account_written_as_a_user_is_the_default_service_account() -> None:
+    text = """
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {name: default-view, namespace: prod}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: view}
+subjects:
+- {apiGroup: rbac.authorization.k8s.io, kind: User, name: "system:serviceaccount:prod:default"}
+- {apiGroup: rbac.authorization.k8s.io, kind: User, name: "system:serviceaccount:prod:api"}
+"""
+    [f] = findings(text, "KH-RBAC-008")
+    assert f.path == "subjects[0]" and "namespace prod" in f.message

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sys
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
@@ -215,16 +215,43 @@ def _workloads_by_service_account(inventory: Inventory) -> dict[tuple[str | None
     return out
 
 
+def _subject_patterns(_ctx: click.Context, _param: click.Parameter, value: tuple[str, ...]) -> tuple[str, ...]:
+    for pattern in value:
+        kind, sep, name = pattern.partition(":")
+        if not sep or not name or kind not in ("User", "Group", "ServiceAccount") or (
+                kind == "ServiceAccount" and "/" not in name):
+            raise click.BadParameter(f"{pattern!r}: expected User:NAME, Group:NAME or ServiceAccount:NS/NAME "
+                                     "(wildcards allowed, e.g. ServiceAccount:platform/*)")
+    return value
+
+
+def risk_setting_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Who is expected to hold powerful grants: shared by `scan` and `rbac risks`."""
+    fn = click.option("--rbac-system-namespace", "rbac_system_namespaces", multiple=True, metavar="NS",
+                      help="Also treat ServiceAccounts of NS as system components whose powerful grants are "
+                      "expected (default: kube-system, kube-public, kube-node-lease; cluster-admin is "
+                      "still reported).")(fn)
+    return click.option("--rbac-expected-subject", "rbac_expected_subjects", multiple=True, metavar="PATTERN",
+                        callback=_subject_patterns,
+                        help="Also expect powerful grants for this subject: User:NAME, Group:NAME or "
+                        "ServiceAccount:NS/NAME, wildcards allowed (the defaults are system:masters, "
+                        "nodes and control-plane users).")(fn)
+
+
 @rbac.command("risks")
 @_PATHS
 @click.option("--include-expected", is_flag=True,
               help="Also list expected system subjects (system:masters, kube-system ServiceAccounts...).")
 @click.option("--limit", type=click.IntRange(min=1), help="Show only the N riskiest subjects.")
+@risk_setting_options
 @_FORMAT
-def risks(paths: tuple[str, ...], include_expected: bool, limit: int | None, fmt: str) -> None:
+def risks(paths: tuple[str, ...], include_expected: bool, limit: int | None, rbac_system_namespaces: tuple[str, ...],
+          rbac_expected_subjects: tuple[str, ...], fmt: str) -> None:
     """Subjects of the input's bindings that hold risky permissions, riskiest first."""
     loaded = _load(paths)
-    ranked = [s for s in rank_subjects(loaded.model, RiskSettings()) if include_expected or not s.expected]
+    settings = RiskSettings.from_extra({"rbac_expected_subjects": rbac_expected_subjects,
+                                        "rbac_system_namespaces": rbac_system_namespaces})
+    ranked = [s for s in rank_subjects(loaded.model, settings) if include_expected or not s.expected]
     if limit:
         ranked = ranked[:limit]
     workloads = _workloads_by_service_account(loaded.inventory)

@@ -15,7 +15,17 @@ from typing import Any
 from kubeharden.catalog import Context, Example, control
 from kubeharden.inventory import WORKLOAD_KINDS, service_account_name, token_automount
 from kubeharden.model import Section, Severity, Violation
-from kubeharden.rbac.engine import BINDING_KINDS, DEFAULT_NAMESPACE, ROLE_KINDS, Grant, RbacModel, UserInfo, model_for
+from kubeharden.rbac.engine import (
+    BINDING_KINDS,
+    DEFAULT_NAMESPACE,
+    ROLE_KINDS,
+    Grant,
+    RbacModel,
+    Subject,
+    UserInfo,
+    model_for,
+    parse_service_account_user,
+)
 from kubeharden.rbac.risks import (
     BROAD_SUBJECT,
     CLUSTER_ADMIN,
@@ -31,7 +41,6 @@ from kubeharden.rbac.risks import (
     RiskKind,
     RiskSettings,
     RiskyGrant,
-    is_broad_subject,
     is_full_admin,
 )
 
@@ -87,7 +96,7 @@ def _grant_violations(ctx: Context, kinds: Iterable[RiskKind], what: str,
         # A full wildcard rule is reported once, by KH-RBAC-001, not as each power it implies.
         if risky.kind not in (CLUSTER_ADMIN, BROAD_SUBJECT) and is_full_admin(risky.grant.rule):
             continue
-        if skip_expected and settings.expected(risky.grant.subject):
+        if skip_expected and settings.expected(risky.grant.subject, risky.kind):
             continue
         g = risky.grant
         groups[(id(g.binding), g.subject_index, risky.kind.id)].append(risky)
@@ -95,11 +104,14 @@ def _grant_violations(ctx: Context, kinds: Iterable[RiskKind], what: str,
         g = items[0].grant
         assert g.binding.resource is not None  # built-in bindings are never judged
         rules = _rules_text(g, items)
+        named = all(r.grant.rule.resource_names for r in items)
+        names = sorted({n for r in items for n in r.grant.rule.resource_names}) if named else []
         yield Violation(
             g.binding.resource,
             ("subjects", g.subject_index),
             f"{g.subject.display()} can {what or items[0].kind.title} {_scope_text(g)} "
-            f"through {g.role.display()} ({rules})",
+            + (f"(only {', '.join(names)}) " if names else "")
+            + f"through {g.role.display()} ({rules})",
             severity=max(r.severity for r in items),
             evidence=_evidence(items),
         )
@@ -483,15 +495,28 @@ def default_service_account_binding(ctx: Context) -> Iterator[Violation]:
         if binding.resource is None:
             continue
         for i, subject in binding.subjects:
-            if subject.kind == "ServiceAccount" and subject.name == "default":
+            # also when written as the User system:serviceaccount:<ns>:default, which the authorizer equates
+            if _service_account_of(subject) == "default":
                 role = binding.role.display() if binding.role else f"{binding.role_kind} {binding.role_name} (missing)"
                 yield Violation(
                     binding.resource,
                     ("subjects", i),
-                    f"the default ServiceAccount of namespace {subject.namespace} is bound to {role}",
+                    f"the default ServiceAccount of namespace {_namespace_of(subject)} is bound to {role}",
                     evidence={"subject": subject.to_dict(), "binding": binding.ref(),
                               "role": binding.role.ref() if binding.role else None},
                 )
+
+
+def _service_account_of(subject: Subject) -> str | None:
+    if subject.kind == "ServiceAccount":
+        return subject.name
+    parsed = parse_service_account_user(subject.name) if subject.kind == "User" else None
+    return parsed[1] if parsed else None
+
+
+def _namespace_of(subject: Subject) -> str | None:
+    parsed = parse_service_account_user(subject.name) if subject.kind == "User" else None
+    return parsed[0] if parsed else subject.namespace
 
 
 @control(
@@ -572,9 +597,10 @@ def workload_identity_join(ctx: Context) -> Iterator[Violation]:
         key = (namespace, sa_name)
         if key not in per_sa:
             user = UserInfo.for_name(f"system:serviceaccount:{namespace}:{sa_name}")
-            # Grants to everyone / all ServiceAccounts are KH-RBAC-002's findings, on the binding.
+            # The SA holds what its groups (system:serviceaccounts[:<ns>], system:authenticated) are
+            # granted, too; that a broad group holds anything at all is KH-RBAC-002's, on the binding.
             per_sa[key] = [r for r in analysis.risky_grants(model.permissions(user))
-                           if not settings.expected(r.grant.subject) and not is_broad_subject(r.grant.subject)]
+                           if r.kind is not BROAD_SUBJECT and not settings.expected(r.grant.subject, r.kind)]
         return per_sa[key]
 
     # Manifests meant for `kubectl apply -n NS` leave metadata.namespace out while their

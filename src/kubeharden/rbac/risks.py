@@ -2,15 +2,17 @@
 
 A rule is classified by asking the authorizer's own matching (``rule_allows``) about probe
 requests, so wildcards, ``*/subresource`` and verb ``*`` are judged exactly like the API server
-would. A rule restricted by ``resourceNames`` is not counted: naming the objects is the
-recommended way to scope these grants.
+would. A rule restricted by ``resourceNames`` is the recommended way to scope a grant and
+counts only where the names themselves are the danger: bind/escalate on a role that is itself
+risky (cluster-admin), impersonating system:masters or a control-plane identity, approving
+for a signer of API-server client certificates.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field, replace
 from fnmatch import fnmatchcase
 from typing import Any
 
@@ -29,8 +31,8 @@ from kubeharden.rbac.engine import (
 )
 
 # Subjects whose powerful grants are part of how Kubernetes works ("Kind:name" patterns, a
-# ServiceAccount written "ServiceAccount:<ns>/<name>"). Override with settings.extra
-# "rbac_expected_subjects".
+# ServiceAccount written "ServiceAccount:<ns>/<name>"). settings.extra "rbac_expected_subjects"
+# (--rbac-expected-subject) adds to them.
 EXPECTED_SUBJECTS: tuple[str, ...] = (
     "Group:system:masters",
     "Group:kubeadm:cluster-admins",  # kubeadm's break-glass admin group (admin.conf, 1.29+)
@@ -44,7 +46,9 @@ EXPECTED_SUBJECTS: tuple[str, ...] = (
     "User:kube-apiserver-kubelet-client",
 )
 # Namespaces of the cluster's own components: their ServiceAccounts count as expected system
-# subjects. Override with settings.extra "rbac_system_namespaces".
+# subjects, except for cluster-admin (Kubernetes binds it to no ServiceAccount; kube-system/tiller
+# or kubernetes-dashboard holding it is the classic takeover). settings.extra "rbac_system_namespaces"
+# (--rbac-system-namespace) adds to them.
 SYSTEM_NAMESPACES: tuple[str, ...] = ("kube-system", "kube-public", "kube-node-lease")
 
 # Groups that stand for "everyone" (or every workload); any grant beyond discovery is a finding.
@@ -148,16 +152,49 @@ CLUSTER_SCOPED_PROBES = frozenset({("certificates.k8s.io", "certificatesigningre
                                    ("authentication.k8s.io", "userextras"), ("authentication.k8s.io", "uids")})
 
 
-def rule_risks(rule: Rule, namespaced: bool = False) -> list[RiskKind]:
+# Identities whose impersonation is cluster-admin or control-plane power, and signers whose
+# certificates authenticate to the API server as any user (system:masters included) or any node.
+PRIVILEGED_IDENTITIES = frozenset({"system:masters", "kubeadm:cluster-admins", "system:nodes", "system:admin",
+                                   "kubernetes-admin", "system:kube-controller-manager", "system:kube-scheduler"})
+PRIVILEGED_SIGNERS = frozenset({"kubernetes.io/kube-apiserver-client", "kubernetes.io/kube-apiserver-client-kubelet",
+                                "kubernetes.io/*"})
+
+
+def _names_are_dangerous(kind: RiskKind, names: frozenset[str], risky_role: Callable[[str], bool]) -> bool:
+    if kind is IMPERSONATE:
+        return bool(names & PRIVILEGED_IDENTITIES) or any(n.startswith("system:node:") for n in names)
+    if kind is CSR_APPROVE:
+        return bool(names & PRIVILEGED_SIGNERS)
+    if kind is ESCALATE_BIND:
+        return any(risky_role(n) for n in names)
+    return False  # Secrets, exec, tokens, webhooks of named objects: the recommended scoping
+
+
+def _named_probes(rule: Rule, probe: Request) -> list[Request]:
+    """The probe as the API server would ask it of a rule with resourceNames. A create of a new
+    object carries no name, so such a rule never allows it; a create on a subresource
+    (pods/exec, serviceaccounts/token) names its parent object and can."""
+    if not rule.resource_names:
+        return [probe]
+    if probe.verb == "create" and not probe.subresource:
+        return []
+    return [replace(probe, name=name) for name in sorted(rule.resource_names)]
+
+
+def rule_risks(rule: Rule, namespaced: bool = False,
+               risky_role: Callable[[str], bool] = lambda name: name == "cluster-admin") -> list[RiskKind]:
     """The dangerous powers one rule gives (only cluster-admin for a full wildcard rule); ``namespaced``
-    when the rule is granted through a RoleBinding."""
+    when the rule is granted through a RoleBinding; ``risky_role`` tells whether a role of that name
+    gives risky powers (for bind/escalate restricted to named roles)."""
     if is_full_admin(rule):
         return [CLUSTER_ADMIN]
+    kinds = [kind for kind in PROBED_RISKS if any(
+        rule_allows(rule, named) for probe in kind.probes
+        if not (namespaced and (probe.api_group, probe.resource) in CLUSTER_SCOPED_PROBES)
+        for named in _named_probes(rule, probe))]
     if rule.resource_names:
-        return []
-    return [kind for kind in PROBED_RISKS if any(
-        rule_allows(rule, probe) for probe in kind.probes
-        if not (namespaced and (probe.api_group, probe.resource) in CLUSTER_SCOPED_PROBES))]
+        kinds = [k for k in kinds if _names_are_dangerous(k, rule.resource_names, risky_role)]
+    return kinds
 
 
 @dataclass
@@ -167,17 +204,16 @@ class RiskSettings:
 
     @classmethod
     def from_extra(cls, extra: Mapping[str, Any]) -> RiskSettings:
-        expected = extra.get("rbac_expected_subjects")
-        namespaces = extra.get("rbac_system_namespaces")
+        """The defaults plus the subjects and namespaces the user declared expected."""
         return cls(
-            tuple(str(s) for s in expected) if expected is not None else EXPECTED_SUBJECTS,
-            tuple(str(s) for s in namespaces) if namespaces is not None else SYSTEM_NAMESPACES,
+            EXPECTED_SUBJECTS + tuple(str(s) for s in extra.get("rbac_expected_subjects", ())),
+            SYSTEM_NAMESPACES + tuple(str(s) for s in extra.get("rbac_system_namespaces", ())),
         )
 
-    def expected(self, subject: Subject) -> bool:
-        """A system subject whose powerful grants are expected."""
+    def expected(self, subject: Subject, kind: RiskKind | None = None) -> bool:
+        """A system subject whose powerful grants (of this kind) are expected."""
         if subject.kind == "ServiceAccount":
-            if subject.namespace in self.system_namespaces:
+            if subject.namespace in self.system_namespaces and kind is not CLUSTER_ADMIN:
                 return True
             label = f"ServiceAccount:{subject.namespace}/{subject.name}"
         else:
@@ -228,8 +264,17 @@ class RiskAnalysis:
         key = (id(rule), namespaced)
         cached = self._rule_cache.get(key)
         if cached is None:
-            cached = self._rule_cache[key] = rule_risks(rule, namespaced)
+            cached = self._rule_cache[key] = rule_risks(rule, namespaced, self._risky_role)
         return cached
+
+    def _risky_role(self, name: str) -> bool:
+        """Whether binding a role of this name hands out risky powers (bind/escalate on named roles).
+        One level deep: a role whose risk is only binding yet another named role does not count."""
+        if name == "cluster-admin":
+            return True
+        roles = [r for r in (self.model.cluster_roles.get(name),) if r is not None]
+        roles += [r for (_, role_name), r in self.model.roles.items() if role_name == name]
+        return any(rule_risks(rule) for role in roles for rule in role.rules)
 
     def risky_grants(self, grants: Iterable[Grant]) -> Iterator[RiskyGrant]:
         for grant in grants:
@@ -276,5 +321,6 @@ def rank_subjects(model: RbacModel, settings: RiskSettings | None = None) -> lis
     grouped: dict[Subject, list[RiskyGrant]] = defaultdict(list)
     for risky in RiskAnalysis(model).all_risky_grants():
         grouped[risky.grant.subject].append(risky)
-    ranked = [SubjectRisk(subject, settings.expected(subject), risks) for subject, risks in grouped.items()]
+    ranked = [SubjectRisk(subject, all(settings.expected(subject, r.kind) for r in risks), risks)
+              for subject, risks in grouped.items()]
     return sorted(ranked, key=lambda s: (s.expected, -s.max_severity, -s.score, s.subject.display()))
