@@ -65,6 +65,10 @@ def plan_outputs(formats: Sequence[str], outputs: Sequence[str]) -> list[tuple[s
     plan.extend((fmt, None) for fmt in formats[len(outputs):])
     if not plan:
         plan.append(("table", None))
+    if sum(1 for _, out in plan if out in (None, "-")) > 1:
+        # two documents back to back on stdout parse as neither
+        raise click.BadParameter("only one report can go to standard output; give -o FILE for the others",
+                                 param_hint="--format")
     return plan
 
 
@@ -173,6 +177,7 @@ def scan(paths: tuple[str, ...], profile: str, formats: tuple[str, ...], outputs
          max_aliases: int) -> None:
     """Scan manifests (files, directories, '-' for stdin), snapshots or a live cluster."""
     _fail_on(fail_on)
+    plan_outputs(formats, outputs)  # a usage error before the scan, not after it
     if not paths and not live:
         raise click.UsageError("give at least one path ('-' for stdin) or --cluster")
     if pss_version is not None:

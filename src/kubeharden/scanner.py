@@ -6,9 +6,10 @@ import datetime as dt
 import importlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from fnmatch import fnmatchcase
 from typing import Any
 
-from kubeharden.catalog import Settings, controls_for_profile, profiles
+from kubeharden.catalog import Settings, all_controls, controls_for_profile, profiles
 from kubeharden.engine import Engine, ScanResult, select_controls
 from kubeharden.exceptions import ExceptionRule, ExceptionsFileError, load_exceptions_file
 from kubeharden.inventory import Inventory
@@ -75,6 +76,11 @@ def run_scan(request: ScanRequest) -> ScanResult:
             rules = load_exceptions_file(request.exceptions_file)
         except ExceptionsFileError as exc:
             raise UsageError(f"{request.exceptions_file}: {exc.message}") from None
+        # a mistyped id would otherwise make an exception that silently never applies
+        known = [c.id for c in all_controls()]
+        for rule in rules:
+            if not any(fnmatchcase(control_id, rule.control) for control_id in known):
+                raise UsageError(f"{rule.origin}: unknown control {rule.control!r} (see `kubeharden controls`)")
     with paused_gc():
         inventory, loaded = build_inventory(request)
         engine = Engine(controls, request.settings, rules, request.today)

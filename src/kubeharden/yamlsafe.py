@@ -78,6 +78,17 @@ class _Loader(yaml.CSafeLoader):
                 seen.add(key_node.value)
         return super().construct_mapping(node, deep=deep)
 
+    def construct_yaml_timestamp(self, node: ScalarNode) -> Any:
+        # 2024-13-45 matches YAML 1.1's timestamp pattern but is no date: PyYAML raises ValueError.
+        # Kubernetes would read the text as a string, so the text it is.
+        try:
+            return super().construct_yaml_timestamp(node)
+        except ValueError:
+            return node.value
+
+
+_Loader.add_constructor("tag:yaml.org,2002:timestamp", _Loader.construct_yaml_timestamp)
+
 
 class _Builder:
     """Builds Python objects from libyaml's nodes. Plain strings, mappings and sequences (nearly
@@ -312,15 +323,17 @@ def iter_yaml_documents(
         loader.dispose()
 
 
-def _next_doc_start(data: bytes, after_line: int) -> tuple[int, int] | None:
-    """Byte offset and 0-based line of the first '---' marker on a line after ``after_line`` (1-based)."""
+def _next_doc_start(data: bytes, error_line: int) -> tuple[int, int] | None:
+    """Byte offset and 0-based line of the first '---' marker on ``error_line`` (1-based) or after
+    it: an unclosed flow collection is reported at the marker of the next document. Never offset 0,
+    so that reading always moves on."""
     pos = 0
-    for _ in range(after_line):
+    for _ in range(error_line - 1):
         nl = data.find(b"\n", pos)
         if nl < 0:
             return None
         pos = nl + 1
-    match = _DOC_START_RE.search(data, pos)
+    match = _DOC_START_RE.search(data, max(pos, 1))
     if match is None:
         return None
     return match.start(), data.count(b"\n", 0, match.start())

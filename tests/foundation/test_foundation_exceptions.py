@@ -102,3 +102,17 @@ def test_exceptions_file_is_read_with_the_manifest_guards(tmp_path: Path) -> Non
     good = write(tmp_path, "good.yaml", "exceptions:\n  - control: KH-POD-005\n    reason: node agent\n")
     code, report = scan(pod, "--exceptions", str(good))
     assert code == 0 and report["summary"]["excepted"] == 1
+
+
+def test_exceptions_file_with_a_mistyped_control_or_date_is_an_error(tmp_path: Path) -> None:
+    pod = str(write(tmp_path, "p.yaml", PRIVILEGED_POD))
+    typo = write(tmp_path, "typo.yaml", "exceptions:\n  - control: KH-POD-0055\n    reason: node agent\n")
+    result = run("scan", pod, "--exceptions", str(typo))
+    assert result.exit_code == 2 and "unknown control 'KH-POD-0055'" in result.output
+    assert f"{typo}:2" in result.output
+    no_date = write(tmp_path, "date.yaml",
+                    "exceptions:\n  - control: KH-POD-*\n    reason: x\n    expires: 2099-13-45\n")
+    result = run("scan", pod, "--exceptions", str(no_date))
+    assert result.exit_code == 2 and "expires must be a date" in result.output
+    wildcard = write(tmp_path, "wild.yaml", "exceptions:\n  - control: KH-PSS-*\n    reason: other profile\n")
+    assert run("scan", pod, *ONLY, "--exceptions", str(wildcard)).exit_code == 1  # known ids, findings stay

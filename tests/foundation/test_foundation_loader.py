@@ -171,6 +171,28 @@ def test_json_nan_and_deep_nesting_are_errors(tmp_path: Path) -> None:
     assert "nested too deeply" in errors_of(deep)[0][2]
 
 
+def test_unclosed_flow_collection_does_not_hide_the_next_document(tmp_path: Path) -> None:
+    # libyaml reports the unclosed '[' at the next '---', the marker reading must resume from
+    broken = "apiVersion: v1\nkind: Pod\nmetadata: {name: broken}\nspec:\n  containers: [{name: c}\n"
+    inline = "--- [unclosed\n"
+    last = CLEAN_POD.replace("clean", "last")
+    text = CLEAN_POD + "---\n" + broken + "---\n" + PRIVILEGED_POD + inline + "---\n" + last
+    result = load_paths([str(write(tmp_path, "mixed.yaml", text))])
+    assert kinds(result) == ["Pod/clean", "Pod/last", "Pod/priv"]
+    assert len(result.errors) == 2
+
+
+def test_date_like_text_that_is_no_date_stays_text(tmp_path: Path) -> None:
+    # YAML 1.1's timestamp pattern matches these, PyYAML's constructor raises ValueError on them
+    text = ("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: ts, creationTimestamp: 2024-02-30T10:00:00Z}\n"
+            "data: {d: 2024-13-45}\n")
+    result = load_paths([str(write(tmp_path, "ts.yaml", text)), str(write(tmp_path, "pod.yaml", CLEAN_POD))])
+    assert not result.errors and kinds(result) == ["ConfigMap/ts", "Pod/clean"]
+    [config] = [r for r in result.resources if r.kind == "ConfigMap"]
+    assert config.obj["data"]["d"] == "2024-13-45"
+    assert config.obj["metadata"]["creationTimestamp"] == "2024-02-30T10:00:00Z"
+
+
 def test_billion_laughs_is_refused(tmp_path: Path) -> None:
     lines = ['a: &a ["x","x","x","x","x","x","x","x","x"]']
     for prev, cur in zip("abcdefgh", "bcdefghi", strict=True):

@@ -213,3 +213,12 @@ def test_streamed_json_and_sarif_reports_are_byte_identical_to_one_dump(tmp_path
     out = tmp_path / "report.json"
     assert run("scan", str(path), "-o", str(out)).exit_code in (0, 1)
     assert json.loads(out.read_bytes())["summary"]["findings"] == len(result.active_findings())
+
+
+def test_two_reports_cannot_share_stdout(tmp_path: Path) -> None:
+    pod = str(write(tmp_path, "p.yaml", PRIVILEGED_POD))
+    result = run("scan", pod, *ONLY_POD, "-f", "json", "-f", "sarif")
+    assert result.exit_code == 2 and "only one report can go to standard output" in result.output
+    out = tmp_path / "r.sarif"
+    result = run("scan", pod, *ONLY_POD, "-f", "sarif", "-o", str(out), "-f", "json")
+    assert result.exit_code == 1 and json.loads(result.stdout)["summary"] and json.loads(out.read_text())
