@@ -14,7 +14,7 @@ from fnmatch import fnmatchcase
 from typing import Any, TypeVar
 
 from kubeharden import __version__
-from kubeharden.catalog import Context, Control, KubeVersion, Settings
+from kubeharden.catalog import Context, Control, KubeVersion, Settings, all_controls
 from kubeharden.exceptions import ExceptionRule, ExceptionsOutcome, parse_inline
 from kubeharden.inventory import POD_SPEC_PATHS, Inventory, PodSpecView
 from kubeharden.loader import REDACTED, LineLocator, LoadStats
@@ -356,6 +356,9 @@ def select_controls(
             pat = pattern.strip().upper()
             matched = {i for i in ids if fnmatchcase(i, pat)}
             if not matched:
+                if any(fnmatchcase(c.id, pat) for c in all_controls()):
+                    raise ValueError(f"control {pattern!r} is not in the selected profile "
+                                     "(see `kubeharden controls --profile NAME`)")
                 raise ValueError(f"unknown control {pattern!r} (see `kubeharden controls`)")
             out |= matched
         return out

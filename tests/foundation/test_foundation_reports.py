@@ -170,6 +170,10 @@ def test_controls_and_explain() -> None:
     assert explained.exit_code == 0 and "NSA-POD-5" in explained.output and "privileged" in explained.output
     assert run("explain", "KH-NOPE-001").exit_code == 2
     assert run("controls", "--profile", "nope").exit_code == 2
+    examples = str(Path(__file__).resolve().parents[2] / "examples")
+    outside = run("scan", examples, "--profile", "pss-baseline", "-c", "KH-POD-005")
+    assert outside.exit_code == 2 and "not in the selected profile" in outside.output
+    assert "unknown control 'KH-POD-0055'" in run("scan", examples, "-c", "KH-POD-0055").output
 
 
 def test_python_m_entry_point() -> None:
@@ -222,3 +226,26 @@ def test_two_reports_cannot_share_stdout(tmp_path: Path) -> None:
     out = tmp_path / "r.sarif"
     result = run("scan", pod, *ONLY_POD, "-f", "sarif", "-o", str(out), "-f", "json")
     assert result.exit_code == 1 and json.loads(result.stdout)["summary"] and json.loads(out.read_text())
+
+
+def test_controls_table_stays_readable_and_explain_examples_are_whole() -> None:
+    from rich.console import Console
+
+    from kubeharden.catalog import all_controls, get_control
+    from kubeharden.reporters.catalog import print_catalog, print_explanation
+
+    for width in (100, 160):
+        console = Console(width=width, record=True, no_color=True)
+        print_catalog(all_controls(), console)
+        text = console.export_text()
+        assert max(len(line) for line in text.splitlines()) <= width
+        # the title column keeps a readable width (it was once squeezed to one character per line)
+        header = next(line for line in text.splitlines() if "Title" in line and "Needs" in line)
+        assert len(header.split("┃")[5]) >= 20
+    control = get_control("KH-POD-010")
+    assert control is not None
+    console = Console(width=40, record=True, no_color=True)  # not a terminal: written as-is
+    print_explanation(control, console)
+    text = console.export_text()
+    for example in control.examples:
+        assert example.yaml.strip("\n") in text  # no line cropped at the console width

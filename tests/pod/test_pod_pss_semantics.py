@@ -295,3 +295,21 @@ def test_latest_follows_the_scanned_kubernetes_version(tmp_path: Path) -> None:
 def test_invalid_version_is_a_clear_error(tmp_path: Path) -> None:
     result = scan(tmp_path, CRONJOB, "pss-baseline", "1.30")
     assert result.errors and "invalid Pod Security Standards version '1.30'" in result.errors[0].message
+
+
+def test_every_report_names_the_pss_check(tmp_path: Path) -> None:
+    import json
+
+    from click.testing import CliRunner
+
+    from kubeharden.cli import cli
+
+    manifest = tmp_path / "pod.yaml"
+    manifest.write_text(yaml.safe_dump({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
+                                        "spec": spec(hostPID=True)}))
+    for fmt in ("table", "sarif", "junit", "markdown"):
+        result = CliRunner().invoke(cli, ["scan", str(manifest), "--profile", "pss-baseline", "-f", fmt])
+        assert result.exit_code == 1 and "hostNamespaces" in result.stdout, fmt
+    result = CliRunner().invoke(cli, ["scan", str(manifest), "--profile", "pss-baseline", "-f", "json"])
+    [finding] = [f for f in json.loads(result.stdout)["findings"] if f["control_id"] == "KH-PSS-001"]
+    assert finding["evidence"]["pss_check"] == "hostNamespaces" and finding["message"].startswith("hostNamespaces: ")

@@ -92,7 +92,7 @@ def _make_check(spec: _Spec) -> Callable[[Context], Iterator[Violation]]:
         for pod in ctx.pod_specs():
             for v in pss.evaluate(pod.metadata, pod.spec, spec.level, version, only=active):
                 yield pod.resource_violation(
-                    pss_path(pod, v.path), v.message, v.value, has_value=v.value is not None,
+                    pss_path(pod, v.path), f"{v.check}: {v.message}", v.value, has_value=v.value is not None,
                     evidence={"pss_check": v.check, "pss_level": spec.level,
                               "pss_version": pss.format_version(version), "control": spec.id},
                 )

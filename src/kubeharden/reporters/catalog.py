@@ -11,6 +11,7 @@ from rich.syntax import Syntax
 from rich.table import Table
 
 from kubeharden.catalog import Control
+from kubeharden.inventory import WORKLOAD_KINDS
 
 
 def control_to_dict(c: Control) -> dict[str, Any]:
@@ -42,16 +43,24 @@ def print_catalog(controls: list[Control], console: Console | None = None) -> No
     table = Table(title=f"{len(controls)} controls", title_justify="left", expand=True)
     table.add_column("ID", no_wrap=True)
     table.add_column("Severity", no_wrap=True)
-    table.add_column("Section", no_wrap=True)
-    table.add_column("Guidance", overflow="fold")
-    table.add_column("Title", overflow="fold", ratio=2)
-    table.add_column("Needs", overflow="fold")
+    table.add_column("Section", ratio=2, overflow="fold")
+    # the wrapping columns share what is left, so that none is squeezed to one character
+    table.add_column("Guidance", ratio=2, overflow="fold")
+    table.add_column("Title", ratio=5, min_width=20, overflow="fold")
+    table.add_column("Needs", ratio=3, overflow="fold")
     for c in controls:
-        needs = c.needs or ", ".join(c.kinds)
+        needs = c.needs or _kinds_text(c.kinds)
         if c.manual:
             needs = f"not assessed: {c.manual}"
         table.add_row(c.id, c.severity.label, c.section.value, ", ".join(c.guidance), c.title, needs)
     console.print(table)
+
+
+def _kinds_text(kinds: tuple[str, ...]) -> str:
+    if WORKLOAD_KINDS.issubset(kinds):
+        rest = sorted(set(kinds) - WORKLOAD_KINDS)
+        return ", ".join(["every pod-spec kind", *rest])
+    return ", ".join(kinds)
 
 
 def print_explanation(c: Control, console: Console | None = None) -> None:
@@ -75,4 +84,7 @@ def print_explanation(c: Control, console: Console | None = None) -> None:
     for ex in c.examples:
         console.print(f"\n[bold]{'Violates' if ex.bad else 'Complies'}[/bold]"
                       + (f": {ex.description}" if ex.description else ""))
-        console.print(Syntax(ex.yaml.strip("\n"), "yaml", theme="ansi_dark"))
+        if console.is_terminal:
+            console.print(Syntax(ex.yaml.strip("\n"), "yaml", theme="ansi_dark", word_wrap=True))
+        else:  # piped: the snippet exactly as written, never cropped, so that it can be applied
+            console.out(ex.yaml.strip("\n"), highlight=False)
