@@ -103,6 +103,7 @@ def test_who_can_json() -> None:
     assert set(data["subjects"]) == {
         "Group auditors", "ServiceAccount shop/app", "ServiceAccount billing/reporter",
         "Group system:masters", "User system:kube-controller-manager",
+        "ServiceAccount kube-system/generic-garbage-collector", "ServiceAccount kube-system/namespace-controller",
     }
     app = next(g for g in data["grants"] if g["subject"].get("name") == "app")
     assert app["scope"] == "shop" and app["role"]["name"] == "secret-reader"
