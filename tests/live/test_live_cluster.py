@@ -437,3 +437,61 @@ def test_kubeconfig_from_environment_and_context_choice(tmp_path: Path, monkeypa
     # the current-context of the merged files (the Python client lets a later file's win)
     assert default.source_name in ("cluster:fake", "cluster:staging")
     assert sum(len(o.items) for o in default.lists) == FIXTURE_COUNT
+
+
+
+def _unaffected_add_ons(objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The fixture with a maintained gateway for ingress-nginx and a fixed capsule-proxy."""
+    for obj in objects:
+        template = obj.get("spec", {}).get("template", {}).get("spec", {})
+        for container in template.get("containers", []):
+            if "ingress-nginx/controller" in container["image"]:
+                container["image"] = "docker.io/envoyproxy/gateway:v1.5.0"
+            elif "capsule-proxy" in container["image"]:
+                container["image"] = "quay.io/clastix/capsule-proxy:v0.9.3"
+    return objects
+
+
+def test_unreadable_nodes_block_only_the_version_controls_that_read_them(tmp_path: Path) -> None:
+    behaviour = Behaviour(forbidden={"nodes"})
+    with fake_cluster(tmp_path, behaviour=behaviour) as (_server, kubeconfig):
+        _code, report, _ = scan_json("--cluster", "--kubeconfig", str(kubeconfig), "-c", "KH-UPG-00[1-7]")
+    status = statuses(report)
+    reasons = {c["id"]: c.get("reason") or "" for c in report["controls"]}
+    # add-on images (ingress-nginx v1.0.4, capsule-proxy v0.2.0) are judged without Node objects
+    assert status["KH-UPG-005"] == "fail", reasons["KH-UPG-005"]
+    assert status["KH-UPG-006"] == "fail", reasons["KH-UPG-006"]
+    assert status["KH-UPG-007"] == "fail", reasons["KH-UPG-007"]
+    cves = {f["evidence"].get("cve") for f in report["findings"] if f["control_id"] == "KH-UPG-006"}
+    assert {"CVE-2022-23652", "CVE-2025-1974"} <= cves
+    # node versions cannot be judged
+    for control_id in ("KH-UPG-001", "KH-UPG-004"):
+        assert status[control_id] == "not_assessed", control_id
+        assert "cannot read Node: 403 Forbidden" in reasons[control_id]
+
+
+def test_unreadable_nodes_and_unaffected_add_ons_pass(tmp_path: Path) -> None:
+    behaviour = Behaviour(forbidden={"nodes"})
+    objects = _unaffected_add_ons(fixture_objects())
+    with fake_cluster(tmp_path, objects=objects, behaviour=behaviour) as (_server, kubeconfig):
+        _code, report, _ = scan_json("--cluster", "--kubeconfig", str(kubeconfig), "-c", "KH-UPG-00[4-7]")
+    status = statuses(report)
+    assert [status[c] for c in ("KH-UPG-005", "KH-UPG-006", "KH-UPG-007")] == ["pass"] * 3
+    assert status["KH-UPG-004"] == "not_assessed"
+
+
+def test_unreadable_pods_name_the_reason_of_missing_control_plane_evidence(tmp_path: Path) -> None:
+    controls = ("KH-CP-001", "KH-CP-006", "KH-SEC-001", "KH-LOG-001")
+    args = [arg for c in controls for arg in ("-c", c)]
+    with fake_cluster(tmp_path, behaviour=Behaviour(forbidden={"pods"})) as (_server, kubeconfig):
+        _code, report, _ = scan_json("--cluster", "--kubeconfig", str(kubeconfig), *args)
+    for outcome in report["controls"]:
+        assert outcome["status"] == "not_assessed", outcome["id"]
+        assert outcome["reason"].startswith("cannot read Pod: 403 Forbidden"), outcome
+        assert "in the input" not in outcome["reason"]
+    # readable Pods: the fixture's kube-apiserver mirror pod is judged
+    with fake_cluster(tmp_path) as (_server, kubeconfig):
+        _code, report, _ = scan_json("--cluster", "--kubeconfig", str(kubeconfig), *args)
+    status = statuses(report)
+    assert status["KH-CP-001"] in ("pass", "fail")
+    assert not any("cannot read Pod" in (c.get("reason") or "") for c in report["controls"])

@@ -254,3 +254,16 @@ def test_collect_node_usage_errors_write_nothing(tmp_path: Path) -> None:
     unwritable = runner.invoke(cli, ["collect-node", "--root", str(tmp_path), "--no-processes", "-o",
                                      str(tmp_path / "no-dir" / "b.tar.gz")])
     assert unwritable.exit_code == 2 and "cannot write" in unwritable.output
+
+
+def test_audit_webhook_kubeconfig_outside_the_pod_says_so(tmp_path: Path) -> None:
+    root = build_node(tmp_path / "n", True)
+    write(root, "/etc/kubernetes/audit/webhook.yaml",
+          "apiVersion: v1\nkind: Config\nclusters:\n- name: s\n  cluster: {server: 'http://siem:8080'}\n", 0o600)
+    pod = root / "etc/kubernetes/manifests/kube-apiserver.yaml"
+    flag = "- --audit-webhook-config-file=/etc/kubernetes/audit/webhook.yaml"
+    pod.write_text(pod.read_text().replace("- --audit-log-maxage=30", f"- --audit-log-maxage=30\n    {flag}"))
+    # the file exists on the node, but no hostPath volume brings it into the pod
+    outcome = node_results(scan_node(root))["KH-LOG-007"]
+    assert outcome.status is Status.NOT_ASSESSED
+    assert "hostPath" in (outcome.reason or ""), outcome.reason

@@ -11,7 +11,10 @@ from node_layout import ADMISSION_CONFIG, POD_SECURITY_CONFIG
 from kubeharden.controls.kubelet import HARDENED_KUBELET
 from kubeharden.generators.audit_policy import render_audit_policy
 from kubeharden.generators.encryption_config import EncryptionOptions, render_encryption_config
+from kubeharden.inventory import Inventory
+from kubeharden.loader import LoadContext, load_bytes
 from kubeharden.model import Status
+from kubeharden.nodeconf.evidence import node_evidence
 
 HARDENED_V1BETA3 = """apiVersion: kubeadm.k8s.io/v1beta3
 kind: ClusterConfiguration
@@ -163,3 +166,48 @@ def test_kubelet_extra_args_override_the_kubelet_configuration(tmp_path: Path) -
     assert findings[0].path == "nodeRegistration.kubeletExtraArgs.read-only-port" and findings[0].line == 5
     assert findings[0].evidence["origin"] == "flag" and "InitConfiguration" in findings[0].evidence["instance"]
     assert status_of(result, "KH-NODE-001") is Status.PASS
+
+
+BARE_KUBELET = "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\nreadOnlyPort: 0\n"
+
+
+def _client_ca_and_rotation(result_dir: Path, *files: tuple[str, str]) -> tuple[list[str], list[str]]:
+    for name, text in files:
+        (result_dir / name).write_text(text)
+    result = scan_paths(*(result_dir / name for name, _ in files))
+    rotation = [m for m in messages(result, "KH-NODE-007") if "client certificate" in m]
+    return messages(result, "KH-NODE-003"), rotation
+
+
+def test_kubeadm_fills_in_the_kubelet_client_ca_and_rotation(tmp_path: Path) -> None:
+    """kubeadm (componentconfigs/kubelet.go) sets an empty clientCAFile to <certificatesDir>/ca.crt
+    and rotateCertificates to true in the KubeletConfiguration it writes."""
+    same_file = _client_ca_and_rotation(tmp_path, ("kubeadm.yaml", DEFAULT_V1BETA4 + "---\n" + BARE_KUBELET))
+    assert same_file == ([], [])
+    # the kubeadm documents in another file of the same input
+    init = "apiVersion: kubeadm.k8s.io/v1beta4\nkind: InitConfiguration\n"
+    other_file = _client_ca_and_rotation(tmp_path, ("init.yaml", init), ("kubelet.yaml", BARE_KUBELET))
+    assert other_file == ([], [])
+    assert status_of(scan_paths(tmp_path / "kubeadm.yaml"), "KH-NODE-003") is Status.PASS
+    # the CA kubeadm names is in its certificatesDir
+    custom = DEFAULT_V1BETA4 + "certificatesDir: /srv/pki\n---\n" + BARE_KUBELET
+    loaded = load_bytes(custom.encode(), "kubeadm.yaml", LoadContext())
+    [kubelet] = node_evidence(Inventory(loaded.resources, {})).kubelets
+    ca = kubelet.setting("authentication.x509.clientCAFile")
+    assert (ca.value, ca.origin) == ("/srv/pki/ca.crt", "kubeadm")
+    assert ca.describe() == "authentication.x509.clientCAFile: /srv/pki/ca.crt (kubeadm default)"
+
+
+def test_kubeadm_kubelet_defaults_apply_only_to_unset_fields(tmp_path: Path) -> None:
+    # without kubeadm documents: plain kubelet v1beta1 defaults (no client CA, no rotation)
+    plain = _client_ca_and_rotation(tmp_path, ("kubelet.yaml", BARE_KUBELET))
+    assert plain == (["kubelet has no client CA file"],
+                     ["kubelet client certificate is not rotated (rotateCertificates: false (default))"])
+    # what the file (or a kubeletExtraArgs flag) sets is kept
+    explicit = BARE_KUBELET + "rotateCertificates: false\n"
+    kept = _client_ca_and_rotation(tmp_path, ("kubeadm.yaml", DEFAULT_V1BETA4 + "---\n" + explicit))
+    assert kept == ([], ["kubelet client certificate is not rotated (rotateCertificates: false)"])
+    flag = ("apiVersion: kubeadm.k8s.io/v1beta4\nkind: InitConfiguration\nnodeRegistration:\n"
+            "  kubeletExtraArgs:\n  - {name: rotate-certificates, value: \"false\"}\n---\n")
+    by_flag = _client_ca_and_rotation(tmp_path, ("kubeadm.yaml", flag + BARE_KUBELET))
+    assert by_flag == ([], ["kubelet client certificate is not rotated (--rotate-certificates=false)"])

@@ -310,8 +310,11 @@ def audit_webhook_security(ctx: Context) -> Iterator[Violation]:
     if not apis:
         raise NotAssessed("no kube-apiserver uses an audit webhook backend (--audit-webhook-config-file)")
     judged = False
+    problems: list[str] = []
     for api in apis:
         ref = ev.referenced_config(api, "audit-webhook-config-file", "Config")
+        if not ref.resources:
+            problems.append(f"{api.label}: {ref.problem or 'the audit webhook kubeconfig is not in the input'}")
         for res in ref.resources:
             judged = True
             for i, cluster in enumerate(as_list(res.obj.get("clusters"))):
@@ -332,7 +335,7 @@ def audit_webhook_security(ctx: Context) -> Iterator[Violation]:
                     violation.severity = Severity.MEDIUM
                     yield violation
     if not judged:
-        raise NotAssessed("the audit webhook kubeconfig is not in the input")
+        raise NotAssessed("no audit webhook kubeconfig to judge: " + "; ".join(problems))
 
 
 @control(

@@ -49,8 +49,7 @@ def _present(ctx: Context, *components: str) -> list[ComponentInstance]:
     ev = evidence_of(ctx)
     found = [i for c in components for i in ev.components.get(c, [])]
     if not found:
-        raise NotAssessed(f"none of {', '.join(components)} is in the input "
-                          f"(node configuration: static pods or --root)")
+        raise NotAssessed(ev.missing_reason(*components))
     return found
 
 

@@ -27,6 +27,7 @@ WORKLOADS = tuple(sorted(WORKLOAD_KINDS))
 CORE_COMPONENTS = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubelet", "kube-proxy")
 _SEVERITY = {"low": Severity.LOW, "medium": Severity.MEDIUM, "high": Severity.HIGH, "critical": Severity.CRITICAL}
 _SNIPPET_SUFFIX = "-snippet"
+_NODE_COMPONENTS = frozenset({"kubelet", "kube-proxy"})  # the versions Node objects show
 
 
 @dataclass
@@ -62,20 +63,41 @@ class Evidence:
 
 
 def evidence(ctx: Context) -> Evidence:
-    """Every version sighting of the scan, computed once per inventory."""
+    """Every version sighting of the scan (API server, Nodes, images), computed once per inventory."""
     return ctx.inventory.analysis(_collect_evidence)
 
 
+def image_evidence(ctx: Context) -> Evidence:
+    """The sightings of the API server /version and of container images only: what controls that
+    judge add-on images use, so that they never read Node objects (which may be unreadable)."""
+    return ctx.inventory.analysis(_collect_without_nodes)
+
+
 def _collect_evidence(inventory: Inventory) -> Evidence:
-    found = Evidence()
+    nodes = inventory.analysis(_collect_nodes)
+    images = inventory.analysis(_collect_images)
+    return Evidence([*_server_sightings(inventory), *nodes.sightings, *images.sightings],
+                    list(nodes.nodes_with_kubelet))
+
+
+def _collect_without_nodes(inventory: Inventory) -> Evidence:
+    return Evidence([*_server_sightings(inventory), *inventory.analysis(_collect_images).sightings])
+
+
+def _server_sightings(inventory: Inventory) -> list[Sighting]:
     facts = inventory.facts
     server = facts.get("server_version")
-    if server:
-        found.sightings.append(Sighting(
-            "kube-apiserver", versions.parse_version(str(server)), str(server),
-            path=("gitVersion",), source=Source(str(facts.get("source") or "cluster"), None, origin="/version"),
-            where="API server /version",
-        ))
+    if not server:
+        return []
+    return [Sighting(
+        "kube-apiserver", versions.parse_version(str(server)), str(server),
+        path=("gitVersion",), source=Source(str(facts.get("source") or "cluster"), None, origin="/version"),
+        where="API server /version",
+    )]
+
+
+def _collect_nodes(inventory: Inventory) -> Evidence:
+    found = Evidence()
     for node in inventory.of_kind("Node"):
         info = as_dict(as_dict(node.obj.get("status")).get("nodeInfo"))
         kubelet = info.get("kubeletVersion")
@@ -93,6 +115,11 @@ def _collect_evidence(inventory: Inventory) -> Evidence:
                 "kube-proxy", versions.parse_version(str(proxy)), str(proxy), node,
                 ("status", "nodeInfo", "kubeProxyVersion"), where=f"node {node.name}",
             ))
+    return found
+
+
+def _collect_images(inventory: Inventory) -> Evidence:
+    found = Evidence()
     for pod in inventory.pod_specs():
         for container in pod.containers():
             image = container.obj.get("image")
@@ -414,7 +441,7 @@ def cve_2021_25741(ctx: Context) -> Iterator[Violation]:
 
 
 def _component_sightings(ctx: Context, component: str) -> list[Sighting]:
-    return [s for s in evidence(ctx).of(component) if s.container is not None]
+    return [s for s in image_evidence(ctx).of(component) if s.container is not None]
 
 
 def _configmap_ref(container: ContainerView) -> tuple[str | None, str] | None:
@@ -565,8 +592,11 @@ def known_cve_versions(ctx: Context) -> Iterator[Violation]:
     _note_data(ctx)
     table = [c for c in versions.cves() if c.condition == "always"]
     components = {c.component for c in table}
+    # Node objects show only kubelet and kube-proxy versions: read them only when the table has
+    # such a CVE, so that unreadable Nodes do not block the judgement of add-on images.
+    found = evidence(ctx) if components & _NODE_COMPONENTS else image_evidence(ctx)
     undetermined = []
-    for s in evidence(ctx).sightings:
+    for s in found.sightings:
         if s.component not in components:
             continue
         if s.version is None:

@@ -264,7 +264,8 @@ def _is_zero_duration(value: Any) -> bool:
 class Setting:
     key: KubeletKey
     value: Any
-    origin: str  # "flag", "config" (--config file), "config-dir" (a --config-dir drop-in), "default"
+    origin: str  # "flag", "config" (--config file), "config-dir" (a --config-dir drop-in), "default",
+    # "kubeadm" (what kubeadm fills into the KubeletConfiguration it writes)
     flag: Flag | None = None
     resource: Resource | None = None  # the config document that set the value
 
@@ -272,7 +273,8 @@ class Setting:
         if self.origin == "flag":
             return f"--{self.key.flag}={self.flag.text if self.flag else self.value}"
         name = ".".join(self.key.path)
-        where = {"default": " (default)", "config-dir": f" (drop-in {self._file_name()})"}.get(self.origin, "")
+        where = {"default": " (default)", "kubeadm": " (kubeadm default)",
+                 "config-dir": f" (drop-in {self._file_name()})"}.get(self.origin, "")
         return f"{name}: {_yaml_text(self.value)}{where}"
 
     def _file_name(self) -> str:
@@ -319,6 +321,8 @@ class KubeletInstance:
     config_source: Source | None = None
     dropins: list[Resource] = field(default_factory=list)  # --config-dir files, in the kubelet's order
     notes: list[str] = field(default_factory=list)
+    # defaults a tool fills in before the kubelet reads the file (kubeadm): setting name -> value
+    tool_defaults: dict[str, Any] = field(default_factory=dict)
 
     def setting(self, name: str) -> Setting:
         key = KUBELET_KEYS[name]
@@ -329,6 +333,8 @@ class KubeletInstance:
             if key.flag == "feature-gates" and isinstance(file_value, dict):
                 value = {**file_value, **value}  # the kubelet keeps file gates the flag does not name
             return Setting(key, value, "flag", flag)
+        if name in self.tool_defaults and (file_value is None or file_value == ""):
+            return Setting(key, self.tool_defaults[name], "kubeadm", resource=resource or self.config_resource)
         if file_value is not None:
             return Setting(key, file_value, origin, resource=resource)
         # without --config the kubelet starts from its legacy flag defaults (drop-ins apply on top)
@@ -396,8 +402,24 @@ class NodeEvidence:
     def require(self, component: str) -> list[ComponentInstance]:
         found = self.components.get(component) or []
         if not found:
-            raise NotAssessed(f"no {component} configuration in the input ({NEEDS[component]})")
+            raise NotAssessed(self.missing_reason(component))
         return found
+
+    def unreadable_pods(self) -> str | None:
+        """Why the Pods that show control-plane components could not be read (a live scan whose
+        credentials may not list Pods), as the engine words an unreadable kind; None when readable."""
+        forbidden = self.inventory.facts.get("forbidden_kinds") or {}
+        return f"cannot read Pod: {forbidden['Pod']}" if "Pod" in forbidden else None
+
+    def missing_reason(self, *components: str) -> str:
+        """Why no instance of the components is in the evidence: unreadable Pods first."""
+        names = ", ".join(components)
+        blocked = self.unreadable_pods()
+        if blocked:
+            return f"{blocked} (the {names} configuration comes from its static or mirror pod)"
+        if len(components) == 1:
+            return f"no {names} configuration in the input ({NEEDS[components[0]]})"
+        return f"none of {names} is in the input (node configuration: static pods or --root)"
 
     def require_kubelets(self) -> list[KubeletInstance]:
         if not self.kubelets:
@@ -607,11 +629,37 @@ def _build(inventory: Inventory) -> NodeEvidence:
         kubelets, missing = _kubelets_from_snapshot(facts)
     else:
         registrations = _kubeadm_kubelet_args(inventory) or [("", [])]
+        kubeadm_defaults = _kubeadm_kubelet_defaults(inventory)
         for res in inventory.of_kind("KubeletConfiguration"):
             for where, tokens in registrations:
                 kubelets.append(KubeletInstance(f"{res.display()} ({res.source.file}){where}", FlagSet.parse(tokens),
-                                                False, None, res.obj, res, None, res.source))
+                                                False, None, res.obj, res, None, res.source,
+                                                tool_defaults=dict(kubeadm_defaults)))
     return NodeEvidence(components, kubelets, facts, inventory, missing)
+
+
+KUBEADM_CONFIG_KINDS = ("ClusterConfiguration", "InitConfiguration", "JoinConfiguration")
+KUBEADM_CERTIFICATES_DIR = "/etc/kubernetes/pki"
+
+
+def _kubeadm_kubelet_defaults(inventory: Inventory) -> dict[str, Any]:
+    """A KubeletConfiguration given to kubeadm (next to its configuration documents) is defaulted
+    by kubeadm before it is written for the kubelet (cmd/kubeadm/app/componentconfigs/kubelet.go):
+    an empty authentication.x509.clientCAFile becomes <certificatesDir>/ca.crt and
+    rotateCertificates is set to true. Its other security defaults (anonymous auth off, webhook
+    authentication and authorization) equal the kubelet's own v1beta1 defaults."""
+    documents = [r for r in inventory.of_kind(*KUBEADM_CONFIG_KINDS) if r.group == "kubeadm.k8s.io"]
+    if not documents:
+        return {}
+    certificates_dir = KUBEADM_CERTIFICATES_DIR
+    for res in documents:
+        if res.kind == "ClusterConfiguration" and res.obj.get("certificatesDir"):
+            certificates_dir = str(res.obj["certificatesDir"]).rstrip("/") or "/"
+            break
+    return {
+        "authentication.x509.clientCAFile": str(PurePosixPath(certificates_dir) / "ca.crt"),
+        "rotateCertificates": True,
+    }
 
 
 def _kubeadm_kubelet_args(inventory: Inventory) -> list[tuple[str, list[Token]]]:
