@@ -238,3 +238,19 @@ def test_generate_refuses_paths_and_resources_that_make_an_invalid_config(args: 
     result = CliRunner().invoke(cli, ["generate", *args, "--flags-only"])
     assert result.exit_code == 2
     assert "Invalid value" in result.output
+
+
+@pytest.mark.parametrize(("subjects", "log_005", "log_006"), [
+    ("users: [system:anonymous]", Status.PASS, Status.FAIL),
+    ("userGroups: [system:unauthenticated]", Status.PASS, Status.FAIL),
+    ("userGroups: [system:authenticated]", Status.FAIL, Status.PASS),  # everyone who can change RBAC
+])
+def test_a_none_rule_for_anonymous_only_is_not_an_rbac_logging_gap(
+        tmp_path: Path, subjects: str, log_005: Status, log_006: Status) -> None:
+    root = build_node(tmp_path / "n", True)
+    policy = yaml.safe_load(render_audit_policy())
+    policy["rules"].insert(0, {"level": "None", **yaml.safe_load(f"{{{subjects}}}")})
+    write(root, AuditOptions().policy_path, yaml.safe_dump(policy), 0o600)
+    result = scan_node(root)
+    assert status_of(result, "KH-LOG-005") is log_005, node_results(result)["KH-LOG-005"].findings
+    assert status_of(result, "KH-LOG-006") is log_006

@@ -3,7 +3,7 @@ request. The API server takes the first rule that matches; no match means level 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -92,9 +92,13 @@ class Reachable:
         return min(self.levels, key=lambda item: LEVEL_RANK.get(item[0], 0))
 
 
-def reachable_levels(rules: list[dict[str, Any]], req: RequestKind) -> Reachable:
+def reachable_levels(rules: list[dict[str, Any]], req: RequestKind,
+                     skip: Callable[[dict[str, Any]], bool] | None = None) -> Reachable:
+    """``skip``: rules that do not concern the question (they keep their index)."""
     out: list[tuple[str, int]] = []
     for index, rule in enumerate(rules):
+        if skip is not None and skip(rule):
+            continue
         match = rule_match(rule, req)
         if match is False:
             continue
@@ -119,6 +123,13 @@ def targets_anonymous(rule: dict[str, Any]) -> list[str]:
     users = [str(u) for u in as_list(rule.get("users"))]
     groups = [str(g) for g in as_list(rule.get("userGroups"))]
     return [u for u in users if u == "system:anonymous"] + [g for g in groups if g == "system:unauthenticated"]
+
+
+def only_anonymous(rule: dict[str, Any]) -> bool:
+    """The rule applies to unauthenticated requests only (users/userGroups name nobody else)."""
+    users = [str(u) for u in as_list(rule.get("users"))]
+    groups = [str(g) for g in as_list(rule.get("userGroups"))]
+    return bool(users or groups) and len(targets_anonymous(rule)) == len(users) + len(groups)
 
 
 def invalid_fields(policy: dict[str, Any]) -> Iterable[tuple[tuple[str | int, ...], str]]:
