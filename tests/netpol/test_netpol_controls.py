@@ -397,7 +397,12 @@ def pod_with(resources: str, ns: str = "shop") -> str:
 def test_container_resources(resources: str, extra: str, missing: str | None) -> None:
     text = docs(pod_with(resources), extra) if extra else pod_with(resources)
     got = messages(run("KH-NET-014", text))
-    assert got == ([] if missing is None else [f"container 'app' sets no {missing}"])
+    # without the namespace or one of its LimitRanges in the input, the finding says what it could not see
+    unseen = "" if extra else " (no LimitRange of namespace 'shop' in the input could default them)"
+    assert got == ([] if missing is None else [f"container 'app' sets no {missing}{unseen}"])
+    if missing is not None and not extra:
+        judged = messages(run("KH-NET-014", docs(NS.format(name="shop"), pod_with(resources))))
+        assert judged == [f"container 'app' sets no {missing}"]
 
 
 def test_limit_range_of_another_namespace_does_not_count() -> None:

@@ -1069,6 +1069,7 @@ spec:
 )
 def container_without_resources(ctx: Context) -> Iterator[Violation]:
     index = _index(ctx.inventory)
+    judged = judged_namespaces(ctx)
     defaults_by_ns: dict[str, set[str]] = {}
     for pod in ctx.pod_specs():
         ns = pod.namespace or DEFAULT_NAMESPACE
@@ -1088,7 +1089,12 @@ def container_without_resources(ctx: Context) -> Iterator[Violation]:
                                                                                    f"default.{res}"}:
                     missing.append(f"requests.{res}")
             if missing:
-                yield c.violation(("resources",), f"container '{c.name}' sets no {', '.join(missing)}")
+                # The manifest lacks them either way; whether a LimitRange fills them in is only
+                # known for a namespace the input holds (or one of its LimitRanges).
+                unknown = ns not in judged and not index.limit_ranges.get(ns)
+                yield c.violation(("resources",), f"container '{c.name}' sets no {', '.join(missing)}"
+                                  + (f" (no LimitRange of namespace '{ns}' in the input could default them)"
+                                     if unknown else ""))
 
 
 # ---------------------------------------------------------------------------------------------
