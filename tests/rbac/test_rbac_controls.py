@@ -529,3 +529,68 @@ subjects:
 """
     [f] = findings(text, "KH-RBAC-008")
     assert f.path == "subjects[0]" and "namespace prod" in f.message
+
+
+MINT_TOKEN = """
+apiVersion: v1
+kind: List
+items:
+- apiVersion: rbac.authorization.k8s.io/v1
+  kind: ClusterRole
+  metadata: {name: mint}
+  rules: [{apiGroups: [""], resources: [serviceaccounts/token], resourceNames: [TARGET], verbs: [create]}]
+- apiVersion: rbac.authorization.k8s.io/v1
+  kind: BINDING_KIND
+  metadata: {name: mint, namespace: ops}
+  roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: mint}
+  subjects: [{kind: User, name: trent}]
+- apiVersion: rbac.authorization.k8s.io/v1
+  kind: ClusterRoleBinding
+  metadata: {name: admin-sa}
+  roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: cluster-admin}
+  subjects: [{kind: ServiceAccount, name: admin-sa, namespace: ops}]
+- apiVersion: rbac.authorization.k8s.io/v1
+  kind: RoleBinding
+  metadata: {name: reader, namespace: ops}
+  roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: view}
+  subjects: [{kind: ServiceAccount, name: reader, namespace: ops}]
+- apiVersion: rbac.authorization.k8s.io/v1
+  kind: Role
+  metadata: {name: mint-back, namespace: ops}
+  rules: [{apiGroups: [""], resources: [serviceaccounts/token], resourceNames: [loop-a, loop-b], verbs: [create]}]
+- apiVersion: rbac.authorization.k8s.io/v1
+  kind: RoleBinding
+  metadata: {name: loop, namespace: ops}
+  roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: mint-back}
+  subjects: [{kind: ServiceAccount, name: loop-a, namespace: ops}, {kind: ServiceAccount, name: loop-b, namespace: ops}]
+"""
+
+
+@pytest.mark.parametrize(("target", "binding_kind", "risky"), [
+    ("admin-sa", "RoleBinding", True),  # its token is cluster-admin
+    ("admin-sa", "ClusterRoleBinding", True),
+    ("reader", "RoleBinding", False),  # view only: the recommended scoping
+    ("loop-a", "RoleBinding", False),  # tokens minting tokens of each other, nothing else: no power, no hang
+])
+def test_named_token_minting_is_as_risky_as_the_account(target: str, binding_kind: str, risky: bool) -> None:
+    text = MINT_TOKEN.replace("TARGET", target).replace("BINDING_KIND", binding_kind)
+    if binding_kind == "ClusterRoleBinding":
+        text = text.replace("  metadata: {name: mint, namespace: ops}", "  metadata: {name: mint}")
+    found = [f for f in findings(text, "KH-RBAC-005") if "trent" in f.message]
+    assert bool(found) is risky, [f.message for f in found]
+    if risky:
+        assert f"(only {target})" in found[0].message and found[0].severity.label == "high"
+
+
+def test_named_token_of_a_builtin_controller_account_is_risky() -> None:
+    # kube-system/generic-garbage-collector may read and delete everything (a built-in binding)
+    text = MINT_TOKEN.replace("TARGET", "generic-garbage-collector").replace("BINDING_KIND", "ClusterRoleBinding")
+    text = text.replace("  metadata: {name: mint, namespace: ops}", "  metadata: {name: mint}")
+    assert any("trent" in f.message for f in findings(text, "KH-RBAC-005"))
+
+
+def test_a_service_account_minting_its_own_token_gains_nothing() -> None:
+    # cert-manager's cert-manager-tokenrequest Role: the SA may create a token of itself only
+    text = MINT_TOKEN.replace("TARGET", "admin-sa").replace("BINDING_KIND", "RoleBinding").replace(
+        "subjects: [{kind: User, name: trent}]", "subjects: [{kind: ServiceAccount, name: admin-sa, namespace: ops}]")
+    assert [f for f in findings(text, "KH-RBAC-005") if "mint" in f.message] == []

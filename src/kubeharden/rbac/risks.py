@@ -5,7 +5,8 @@ requests, so wildcards, ``*/subresource`` and verb ``*`` are judged exactly like
 would. A rule restricted by ``resourceNames`` is the recommended way to scope a grant and
 counts only where the names themselves are the danger: bind/escalate on a role that is itself
 risky (cluster-admin), impersonating system:masters or a control-plane identity, approving
-for a signer of API-server client certificates.
+for a signer of API-server client certificates, minting tokens of a ServiceAccount that holds
+risky powers.
 """
 
 from __future__ import annotations
@@ -22,11 +23,13 @@ from kubeharden.rbac.engine import (
     ALL_SERVICEACCOUNTS,
     ALL_UNAUTHENTICATED,
     ANONYMOUS,
+    SA_USER_PREFIX,
     Grant,
     RbacModel,
     Request,
     Rule,
     Subject,
+    UserInfo,
     rule_allows,
 )
 
@@ -259,6 +262,7 @@ class RiskAnalysis:
     def __init__(self, model: RbacModel) -> None:
         self.model = model
         self._rule_cache: dict[tuple[int, bool], list[RiskKind]] = {}
+        self._risky_accounts: dict[tuple[str, str], bool] = {}
 
     def risks_of_rule(self, rule: Rule, namespaced: bool = False) -> list[RiskKind]:
         key = (id(rule), namespaced)
@@ -282,8 +286,39 @@ class RiskAnalysis:
                 continue
             if is_broad_subject(grant.subject) and not is_discovery_only(grant.rule):
                 yield RiskyGrant(BROAD_SUBJECT, grant, broad_subject_severity(grant.subject))
-            for kind in self.risks_of_rule(grant.rule, namespaced=grant.scope is not None):
+            kinds = self.risks_of_rule(grant.rule, namespaced=grant.scope is not None)
+            for kind in kinds:
                 yield RiskyGrant(kind, grant, grant_severity(kind, grant))
+            if TOKEN_CREATE not in kinds and self.risky_token_targets(grant):
+                yield RiskyGrant(TOKEN_CREATE, grant, TOKEN_CREATE.severity)
+
+    def risky_token_targets(self, grant: Grant) -> list[str]:
+        """ServiceAccounts ("ns/name") whose tokens a grant restricted by resourceNames can mint and
+        that hold risky powers themselves: minting the token is acting as them."""
+        rule = grant.rule
+        if not rule.resource_names or not any(
+                rule_allows(rule, named) for probe in TOKEN_CREATE.probes for named in _named_probes(rule, probe)):
+            return []
+        namespaces = [grant.scope] if grant.scope else sorted(self._service_account_namespaces())
+        own = grant.subject.kind == "ServiceAccount" and (grant.subject.namespace, grant.subject.name)
+        # a token of itself gives a ServiceAccount nothing it does not hold (cert-manager does this)
+        return [f"{ns}/{name}" for ns in namespaces for name in sorted(rule.resource_names)
+                if (ns, name) != own and self._account_is_risky(ns, name)]
+
+    def _service_account_namespaces(self) -> set[str]:
+        return {subject.namespace for binding in self.model.bindings for _, subject in binding.subjects
+                if subject.kind == "ServiceAccount" and subject.namespace}
+
+    def _account_is_risky(self, namespace: str, name: str) -> bool:
+        key = (namespace, name)
+        if key not in self._risky_accounts:
+            self._risky_accounts[key] = False  # a cycle of token grants adds no power
+            user = UserInfo.for_name(f"{SA_USER_PREFIX}{namespace}:{name}")
+            # built-in bindings count here: the token of a controller's ServiceAccount carries its powers
+            self._risky_accounts[key] = any(
+                self.risks_of_rule(g.rule, namespaced=g.scope is not None) or self.risky_token_targets(g)
+                for g in self.model.permissions(user))
+        return self._risky_accounts[key]
 
     def all_risky_grants(self) -> list[RiskyGrant]:
         return list(self.risky_grants(self.model.grants()))
