@@ -170,7 +170,9 @@ def _names_are_dangerous(kind: RiskKind, names: frozenset[str], risky_role: Call
         return bool(names & PRIVILEGED_SIGNERS)
     if kind is ESCALATE_BIND:
         return any(risky_role(n) for n in names)
-    return False  # Secrets, exec, tokens, webhooks of named objects: the recommended scoping
+    # Secrets, exec targets, webhooks of named objects: the recommended scoping. Tokens of named
+    # ServiceAccounts depend on what those hold: RiskAnalysis.risky_token_targets follows them.
+    return False
 
 
 def _named_probes(rule: Rule, probe: Request) -> list[Request]:
