@@ -10,6 +10,8 @@ from typing import Any, TypeVar
 
 from kubeharden.model import Path, Resource, Severity, Violation
 
+_T = TypeVar("_T")
+
 # Where each workload kind keeps its pod template: (path to template metadata, path to pod spec).
 POD_SPEC_PATHS: dict[str, tuple[Path, Path]] = {
     "Pod": (("metadata",), ("spec",)),
@@ -26,7 +28,6 @@ POD_SPEC_PATHS: dict[str, tuple[Path, Path]] = {
     ),
 }
 WORKLOAD_KINDS = frozenset(POD_SPEC_PATHS)
-_T = TypeVar("_T")
 CONTAINER_FIELDS = ("initContainers", "containers", "ephemeralContainers")  # the admission library's visit order
 
 # Kinds that are not namespaced (others default to the namespace they are applied to).

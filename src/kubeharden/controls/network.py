@@ -16,7 +16,8 @@ from fnmatch import fnmatchcase
 from typing import Any
 
 from kubeharden.catalog import Context, Example, control
-from kubeharden.inventory import WORKLOAD_KINDS, Inventory, PodSpecView, as_dict, as_list, is_cluster_scoped
+from kubeharden.controls.pod_common import WORKLOADS
+from kubeharden.inventory import Inventory, PodSpecView, as_dict, as_list, is_cluster_scoped
 from kubeharden.model import NotAssessed, Path, Resource, Section, Severity, Violation
 from kubeharden.netpol import (
     DEFAULT_NAMESPACE,
@@ -28,7 +29,6 @@ from kubeharden.netpol import (
     resource_namespace,
 )
 
-WORKLOADS = tuple(sorted(WORKLOAD_KINDS))
 SYSTEM_NAMESPACES = frozenset({"kube-system", "kube-public", "kube-node-lease"})
 NOT_JUDGED_REASON = (
     "no Namespace objects in the input for {what}; pass --as-cluster to judge the input as a whole cluster"

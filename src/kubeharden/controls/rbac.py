@@ -13,14 +13,14 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from kubeharden.catalog import Context, Example, control
-from kubeharden.inventory import WORKLOAD_KINDS, service_account_name, token_automount
+from kubeharden.controls.pod_common import WORKLOADS
+from kubeharden.inventory import Inventory, service_account_name, token_automount
 from kubeharden.model import Section, Severity, Violation
 from kubeharden.rbac.engine import (
     BINDING_KINDS,
     DEFAULT_NAMESPACE,
     ROLE_KINDS,
     Grant,
-    RbacModel,
     Subject,
     UserInfo,
     model_for,
@@ -44,15 +44,18 @@ from kubeharden.rbac.risks import (
     is_full_admin,
 )
 
-WORKLOADS = tuple(sorted(WORKLOAD_KINDS))
+
+def _build_analysis(inventory: Inventory) -> RiskAnalysis:
+    return RiskAnalysis(model_for(inventory))
 
 
-def _analysis(model: RbacModel) -> RiskAnalysis:
-    """One RiskAnalysis per model, so its per-rule cache serves every control of a scan."""
-    analysis = model.cache.get("risk_analysis")
-    if analysis is None:
-        analysis = model.cache["risk_analysis"] = RiskAnalysis(model)
-    return analysis
+def _build_risky_grants(inventory: Inventory) -> list[RiskyGrant]:
+    return inventory.analysis(_build_analysis).all_risky_grants()
+
+
+def _analysis(ctx: Context) -> RiskAnalysis:
+    """One RiskAnalysis per scan, so its per-rule cache serves every control."""
+    return ctx.inventory.analysis(_build_analysis)
 
 
 def _settings(ctx: Context) -> RiskSettings:
@@ -60,11 +63,7 @@ def _settings(ctx: Context) -> RiskSettings:
 
 
 def _risky_grants(ctx: Context) -> list[RiskyGrant]:
-    model = model_for(ctx.inventory)
-    cached = model.cache.get("risky_grants")
-    if cached is None:
-        cached = model.cache["risky_grants"] = _analysis(model).all_risky_grants()
-    return list(cached)
+    return ctx.inventory.analysis(_build_risky_grants)
 
 
 def _scope_text(grant: Grant) -> str:
@@ -590,7 +589,7 @@ items:
 def workload_identity_join(ctx: Context) -> Iterator[Violation]:
     model = model_for(ctx.inventory)
     settings = _settings(ctx)
-    analysis = _analysis(model)
+    analysis = _analysis(ctx)
     per_sa: dict[tuple[str, str], list[RiskyGrant]] = {}
 
     def risks_of(namespace: str, sa_name: str) -> list[RiskyGrant]:

@@ -19,11 +19,11 @@ from typing import Any
 
 from kubeharden import versions
 from kubeharden.catalog import Context, Example, control
-from kubeharden.inventory import WORKLOAD_KINDS, ContainerView, Inventory, as_dict, as_list
+from kubeharden.controls.pod_common import WORKLOADS
+from kubeharden.inventory import ContainerView, Inventory, as_dict, as_list
 from kubeharden.model import NotAssessed, Path, Resource, Section, Severity, Source, Violation
 from kubeharden.versions import Version, format_version
 
-WORKLOADS = tuple(sorted(WORKLOAD_KINDS))
 CORE_COMPONENTS = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubelet", "kube-proxy")
 _SEVERITY = {"low": Severity.LOW, "medium": Severity.MEDIUM, "high": Severity.HIGH, "critical": Severity.CRITICAL}
 _SNIPPET_SUFFIX = "-snippet"

@@ -430,7 +430,6 @@ class RbacModel:
         self.roles: dict[tuple[str, str], Role] = {}
         self.bindings: list[Binding] = []
         self.problems: list[Problem] = []
-        self.cache: dict[str, Any] = {}  # analyses built on this model (risk classification...)
         input_crb_names: set[str] = set()
         for res in resources:
             if res.kind not in RBAC_KINDS or not res.api_version.startswith("rbac.authorization.k8s.io/"):
