@@ -311,13 +311,20 @@ def windows_host_process(ctx: Context) -> Iterator[Violation]:
     yield from _pss_rule(ctx, "windowsHostProcess", pss.LATEST)
 
 
-def _pss_rule(ctx: Context, check: str, version: pss.PolicyVersion, level: str = "baseline",
-              severity: Severity | None = None) -> Iterator[Violation]:
-    """Report one PSS check's violations as this control's (same semantics as admission)."""
+def _pss_hits(ctx: Context, check: str, level: str = "baseline",
+              version: pss.PolicyVersion = pss.LATEST) -> Iterator[tuple[PodSpecView, pss.PSSViolation]]:
+    """Every violation of one PSS check, with its pod (the same semantics as admission)."""
     for pod in ctx.pod_specs():
         for v in pss.evaluate(pod.metadata, pod.spec, level, version, only={check}):
-            yield pod.resource_violation(pss_path(pod, v.path), v.message, v.value, has_value=v.value is not None,
-                                         severity=severity)
+            yield pod, v
+
+
+def _pss_rule(ctx: Context, check: str, version: pss.PolicyVersion, level: str = "baseline",
+              severity: Severity | None = None) -> Iterator[Violation]:
+    """Report one PSS check's violations as this control's."""
+    for pod, v in _pss_hits(ctx, check, level, version):
+        yield pod.resource_violation(pss_path(pod, v.path), v.message, v.value, has_value=v.value is not None,
+                                     severity=severity)
 
 
 DANGEROUS_CAPABILITIES = frozenset({
@@ -432,15 +439,14 @@ def capabilities_added(ctx: Context) -> Iterator[Violation]:
     ),
 )
 def host_port(ctx: Context) -> Iterator[Violation]:
-    for pod in ctx.pod_specs():
-        for v in pss.evaluate(pod.metadata, pod.spec, "baseline", pss.LATEST, only={"hostPorts"}):
-            if v.path[-1] == "containerPort":
-                # Implied by hostNetwork (the API server copies containerPort into hostPort): there is no
-                # hostPort to remove, and KH-POD-007 already reports the cause at high severity.
-                yield pod.resource_violation(pss_path(pod, v.path), v.message, v.value, severity=Severity.LOW,
-                                             remediation=HOST_NETWORK_PORT_FIX)
-            else:
-                yield pod.resource_violation(pss_path(pod, v.path), v.message, v.value)
+    for pod, v in _pss_hits(ctx, "hostPorts"):
+        if v.path[-1] == "containerPort":
+            # Implied by hostNetwork (the API server copies containerPort into hostPort): there is no
+            # hostPort to remove, and KH-POD-007 already reports the cause at high severity.
+            yield pod.resource_violation(pss_path(pod, v.path), v.message, v.value, severity=Severity.LOW,
+                                         remediation=HOST_NETWORK_PORT_FIX)
+        else:
+            yield pod.resource_violation(pss_path(pod, v.path), v.message, v.value)
 
 
 HOST_NETWORK_PORT_FIX = ("Remove spec.hostNetwork (see KH-POD-007) so the port is bound in the pod's own network "
@@ -545,10 +551,8 @@ def host_path_volume(ctx: Context) -> Iterator[Violation]:
     ),
 )
 def volume_type(ctx: Context) -> Iterator[Violation]:
-    for pod in ctx.pod_specs():
-        for v in pss.evaluate(pod.metadata, pod.spec, "restricted", pss.LATEST, only={"restrictedVolumes"}):
-            if v.path[-1] == "hostPath":
-                continue
+    for pod, v in _pss_hits(ctx, "restrictedVolumes", "restricted"):
+        if v.path[-1] != "hostPath":
             yield pod.resource_violation(pss_path(pod, v.path), v.message)
 
 
@@ -776,10 +780,9 @@ def unsafe_sysctl(ctx: Context) -> Iterator[Violation]:
     ),
 )
 def proc_mount(ctx: Context) -> Iterator[Violation]:
-    for pod in ctx.pod_specs():
+    for pod, v in _pss_hits(ctx, "procMount_restricted", "restricted"):
         severity = Severity.LOW if host_users_false(pod) else None
-        for v in pss.evaluate(pod.metadata, pod.spec, "restricted", pss.LATEST, only={"procMount_restricted"}):
-            yield pod.resource_violation(pss_path(pod, v.path), v.message, v.value, severity=severity)
+        yield pod.resource_violation(pss_path(pod, v.path), v.message, v.value, severity=severity)
 
 
 @control(
@@ -801,15 +804,13 @@ def proc_mount(ctx: Context) -> Iterator[Violation]:
     ),
 )
 def host_probe(ctx: Context) -> Iterator[Violation]:
-    for pod in ctx.pod_specs():
-        on_host_network = pod.spec.get("hostNetwork") is True
-        for v in pss.evaluate(pod.metadata, pod.spec, "baseline", pss.LATEST, only={"hostProbesAndHostLifecycle"}):
-            # In a hostNetwork pod the loopback address is the pod itself: the baseline level still forbids
-            # the field, but the kubelet is not sent to another host (KH-POD-007 reports the host network).
-            self_target = on_host_network and str(v.value).strip("[]").lower() in LOOPBACK_HOSTS
-            yield pod.resource_violation(pss_path(pod, v.path), v.message + (
-                " (the pod is on the host network, so this is the pod itself)" if self_target else ""),
-                v.value, severity=Severity.LOW if self_target else None)
+    for pod, v in _pss_hits(ctx, "hostProbesAndHostLifecycle"):
+        # In a hostNetwork pod the loopback address is the pod itself: the baseline level still forbids
+        # the field, but the kubelet is not sent to another host (KH-POD-007 reports the host network).
+        self_target = pod.spec.get("hostNetwork") is True and str(v.value).strip("[]").lower() in LOOPBACK_HOSTS
+        yield pod.resource_violation(pss_path(pod, v.path), v.message + (
+            " (the pod is on the host network, so this is the pod itself)" if self_target else ""),
+            v.value, severity=Severity.LOW if self_target else None)
 
 
 LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
