@@ -15,7 +15,7 @@ import contextlib
 import os
 import stat
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import IO, Any
 
 StrPath = str | os.PathLike[str]
@@ -101,7 +101,7 @@ def is_input(path: StrPath) -> bool:
     return (st.st_dev, st.st_ino) in _inputs_read
 
 
-def check_output_path(path: StrPath, force: bool = False, protected: Iterator[StrPath] | list[StrPath] = ()) -> None:
+def check_output_path(path: StrPath, force: bool = False, protected: Iterable[StrPath] = ()) -> None:
     """Refuse an output path before any work is done: a directory, a missing parent directory,
     an existing file without force, an input file (by inode, so symlinks and hardlinks count)
     or a file inside a protected input directory."""
