@@ -5,19 +5,20 @@ from __future__ import annotations
 import importlib
 import os
 import sys
-from collections.abc import Sequence
+import traceback
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 import click
 
-from kubeharden import __version__
+from kubeharden import __version__, safeio
 from kubeharden.catalog import Settings, all_controls, get_control, profiles
 from kubeharden.commands.rbac import risk_setting_options
 from kubeharden.commands.snapshot import cluster_options, cluster_source
 from kubeharden.engine import ScanResult
-from kubeharden.loader import LoadContext
-from kubeharden.model import Severity
+from kubeharden.loader import JSON_SUFFIXES, YAML_SUFFIXES, LoadContext
+from kubeharden.model import EXIT_INTERNAL, REPORT_BUGS, Severity, internal_error_site
 from kubeharden.scanner import ScanRequest, UsageError, run_scan
 from kubeharden.sources.cluster import ClusterOptions
 from kubeharden.versions import parse_minor
@@ -48,10 +49,13 @@ def _fail_on(value: str) -> Severity | None:
         raise click.BadParameter(str(exc)) from None
 
 
-def plan_outputs(formats: Sequence[str], outputs: Sequence[str]) -> list[tuple[str, str | None]]:
+Plan = list[tuple[str, str | None]]
+
+
+def plan_outputs(formats: Sequence[str], outputs: Sequence[str]) -> Plan:
     """Pair formats with output files: in order; a file without a format takes it from its
     extension; formats without a file go to stdout. Returns (format, file-or-None)."""
-    plan: list[tuple[str, str | None]] = []
+    plan: Plan = []
     for i, out in enumerate(outputs):
         if i < len(formats):
             plan.append((formats[i], out))
@@ -69,29 +73,56 @@ def plan_outputs(formats: Sequence[str], outputs: Sequence[str]) -> list[tuple[s
         # two documents back to back on stdout parse as neither
         raise click.BadParameter("only one report can go to standard output; give -o FILE for the others",
                                  param_hint="--format")
+    files = [os.path.realpath(out) for _, out in plan if out not in (None, "-")]
+    if len(set(files)) < len(files):
+        raise click.BadParameter("two reports are given the same file", param_hint="-o")
     return plan
 
 
-def write_reports(result: ScanResult, plan: list[tuple[str, str | None]], protected: set[str]) -> None:
+def prepare_outputs(formats: Sequence[str], outputs: Sequence[str], force: bool, inputs: Iterable[str]) -> Plan:
+    """The report plan, with every output file checked before any work is done: not a directory,
+    in an existing directory, not an input (nor inside an input directory), not an existing
+    file unless --force."""
+    plan = plan_outputs(formats, outputs)
+    protected = [p for p in inputs if p and p != "-"]
+    for _, out in plan:
+        if out in (None, "-"):
+            continue
+        try:
+            safeio.check_output_path(out, force=force, protected=protected,
+                                     read_suffixes=YAML_SUFFIXES + JSON_SUFFIXES)
+        except safeio.UnsafePathError as exc:
+            raise click.UsageError(f"-o {out}: {exc}") from None
+    return plan
+
+
+def write_reports(result: ScanResult, plan: Plan) -> list[str]:
+    """Write every report; a failed write is an error for that report (the temporary file is
+    removed, the real name untouched) and the others are still written. Returns the errors."""
     from kubeharden.reporters import reporters
 
     available = reporters()
+    failures: list[str] = []
     for fmt, out in plan:
         if fmt == "table" and out is None:
             from kubeharden.reporters.table import print_table
 
             print_table(result)
             continue
-        if out is not None and out != "-" and os.path.abspath(out) in protected:
-            raise click.UsageError(f"refusing to overwrite input file {out}")
         if out is None or out == "-":
-            stdout = click.get_binary_stream("stdout")
+            stdout = sys.stdout.buffer
             available[fmt].write(result, stdout)
             stdout.flush()
             continue
-        with open(out, "wb") as fp:
-            available[fmt].write(result, fp)
+        try:
+            # --force was checked before the scan; an input found during it is still refused.
+            with safeio.atomic_output(out) as fp:
+                available[fmt].write(result, fp)
+        except OSError as exc:
+            failures.append(f"{out}: cannot write the {fmt} report: {exc.strerror or exc}")
+            continue
         click.echo(f"wrote {fmt} report to {out}", err=True)
+    return failures
 
 
 def report_options(fn: Any) -> Any:
@@ -101,6 +132,7 @@ def report_options(fn: Any) -> Any:
                      help="Report format; repeat for several (paired in order with -o)."),
         click.option("--output", "-o", "outputs", multiple=True, metavar="FILE",
                      help="Write a report to FILE (format from --format or the extension)."),
+        click.option("--force", is_flag=True, help="Replace report files that already exist."),
         click.option("--fail-on", default="high", show_default=True, metavar="SEVERITY",
                      help="Exit 1 when a finding is at or above: low, medium, high, critical, none."),
         click.option("--exceptions", "exceptions_file", type=click.Path(dir_okay=False), metavar="FILE",
@@ -129,22 +161,22 @@ def settings_from(kubernetes_version: str | None, **extra: Any) -> Settings:
     return settings
 
 
-def finish(result: ScanResult, formats: Sequence[str], outputs: Sequence[str], fail_on: str,
-           show_unused: bool, protected: set[str]) -> None:
+def finish(result: ScanResult, plan: Plan, fail_on: str, show_unused: bool) -> None:
     threshold = _fail_on(fail_on)
-    plan = plan_outputs(formats, outputs)
-    write_reports(result, plan, protected)
+    failures = write_reports(result, plan)
     for error in result.errors:
         where = error.source + (f":{error.line}" if error.line else "")
         click.echo(f"error: {where}: {error.message}", err=True)
+    for failure in failures:
+        click.echo(f"error: {failure}", err=True)
     for rule in result.exceptions.expired:
         click.echo(f"warning: exception expired on {rule.expires} ({rule.origin}); it no longer applies",
                    err=True)
     if show_unused:
         for rule in result.exceptions.unused:
             click.echo(f"unused exception: {rule.origin} ({rule.control})", err=True)
-    code = result.exit_code(threshold) if threshold is not None else (2 if result.errors else 0)
-    sys.exit(code)
+    code = result.exit_code(threshold)
+    sys.exit(max(code, 2) if failures and code != EXIT_INTERNAL else code)
 
 
 @cli.command()
@@ -174,10 +206,9 @@ def scan(paths: tuple[str, ...], profile: str, formats: tuple[str, ...], outputs
          allowed_registries: tuple[str, ...], rbac_system_namespaces: tuple[str, ...],
          rbac_expected_subjects: tuple[str, ...], as_cluster: bool, live: bool, cluster: ClusterOptions,
          helm_values: tuple[str, ...], helm_set: tuple[str, ...], max_file_size: int, max_depth: int,
-         max_aliases: int) -> None:
+         max_aliases: int, force: bool) -> None:
     """Scan manifests (files, directories, '-' for stdin), snapshots or a live cluster."""
     _fail_on(fail_on)
-    plan_outputs(formats, outputs)  # a usage error before the scan, not after it
     if not paths and not live:
         raise click.UsageError("give at least one path ('-' for stdin) or --cluster")
     if pss_version is not None:
@@ -190,6 +221,8 @@ def scan(paths: tuple[str, ...], profile: str, formats: tuple[str, ...], outputs
     settings = settings_from(kubernetes_version, pss_version=pss_version,
                              rbac_system_namespaces=rbac_system_namespaces,
                              rbac_expected_subjects=rbac_expected_subjects)
+    # outputs are checked before the scan: a usage error now, not a traceback after the work
+    plan = prepare_outputs(formats, outputs, force, [*paths, exceptions_file or "", *helm_values])
     settings.allowed_registries = allowed_registries
     settings.as_cluster = as_cluster
     request = ScanRequest(
@@ -212,8 +245,7 @@ def scan(paths: tuple[str, ...], profile: str, formats: tuple[str, ...], outputs
         result = run_scan(request)
     except UsageError as exc:
         raise click.UsageError(str(exc)) from None
-    protected = {os.path.abspath(p) for p in paths if p != "-"}
-    finish(result, formats, outputs, fail_on, show_unused_exceptions, protected)
+    finish(result, plan, fail_on, show_unused_exceptions)
 
 
 @cli.command("controls")
@@ -257,4 +289,12 @@ _register_commands()
 
 
 def main() -> None:
-    cli(prog_name="kubeharden")
+    try:
+        cli(prog_name="kubeharden")
+    except Exception as exc:  # anything click did not turn into a usage error is a bug of ours
+        if os.environ.get("KUBEHARDEN_DEBUG"):
+            traceback.print_exc()
+        # no str(exc): it can quote the input
+        click.echo(f"kubeharden: internal error: {internal_error_site(exc)}; {REPORT_BUGS}"
+                   " (set KUBEHARDEN_DEBUG=1 for the traceback)", err=True)
+        sys.exit(EXIT_INTERNAL)

@@ -19,6 +19,8 @@ from kubeharden.exceptions import ExceptionRule, ExceptionsOutcome, parse_inline
 from kubeharden.inventory import POD_SPEC_PATHS, Inventory, PodSpecView
 from kubeharden.loader import REDACTED, LineLocator, LoadStats
 from kubeharden.model import (
+    EXIT_INTERNAL,
+    REPORT_BUGS,
     Finding,
     InputError,
     NotAssessed,
@@ -30,6 +32,7 @@ from kubeharden.model import (
     Status,
     Violation,
     format_path,
+    internal_error_site,
 )
 from kubeharden.versions import NEWEST_SUPPORTED
 
@@ -82,9 +85,13 @@ class ScanResult:
     def score(self) -> float | None:
         return _score(self.controls)["score"]
 
-    def exit_code(self, fail_on: Severity) -> int:
+    def exit_code(self, fail_on: Severity | None) -> int:
+        if any(e.internal for e in self.errors):
+            return EXIT_INTERNAL
         if self.errors:
             return 2
+        if fail_on is None:
+            return 0
         if any(f.severity >= fail_on for f in self.active_findings()):
             return 1
         return 0
@@ -280,8 +287,11 @@ class Engine:
                 results.append(ControlResult(ctrl, Status.NOT_ASSESSED, reason=na.reason))
                 continue
             except Exception as exc:  # a bug in one control must not sink the scan
-                errors.append(InputError(f"control {ctrl.id}", f"internal error: {type(exc).__name__}: {exc}"))
-                results.append(ControlResult(ctrl, Status.NOT_ASSESSED, reason=f"internal error: {exc}"))
+                # The exception's text can quote input values (a Secret's data): name only its type and place.
+                where = internal_error_site(exc)
+                errors.append(InputError(f"control {ctrl.id}", f"internal error: {where}; {REPORT_BUGS}",
+                                         internal=True))
+                results.append(ControlResult(ctrl, Status.NOT_ASSESSED, reason=f"internal error: {where}"))
                 continue
             # As for the kinds a control declares: what it judged rests on a kind it could not
             # read (an absence may be a false finding, a pass may be false), so it is not_assessed.

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import enum
+import os
+import traceback
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -196,12 +198,28 @@ class InputError:
     source: str
     message: str
     line: int | None = None
+    internal: bool = False  # a bug in kubeharden, not in the input: exit code 3
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"source": self.source, "message": self.message}
         if self.line is not None:
             out["line"] = self.line
         return out
+
+
+EXIT_INTERNAL = 3  # exit code of a bug in kubeharden (1 means findings, 2 bad input or usage)
+REPORT_BUGS = ("this is a bug in kubeharden: please report it on the project's issue tracker with the command "
+               "line and `kubeharden --version` (not your files)")
+
+
+def internal_error_site(exc: BaseException) -> str:
+    """`TypeError at engine.py:123`: where a bug struck, without the exception's text, which can
+    quote the input (a Secret's value in a KeyError, a YAML scalar in a ValueError)."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    if not frames:
+        return type(exc).__name__
+    last = frames[-1]
+    return f"{type(exc).__name__} at {os.path.basename(last.filename)}:{last.lineno} in {last.name}"
 
 
 class NotAssessed(Exception):

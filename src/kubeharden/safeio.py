@@ -16,7 +16,7 @@ import os
 import stat
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
-from typing import IO, Any
+from typing import IO, Any, BinaryIO, cast
 
 StrPath = str | os.PathLike[str]
 
@@ -101,10 +101,12 @@ def is_input(path: StrPath) -> bool:
     return (st.st_dev, st.st_ino) in _inputs_read
 
 
-def check_output_path(path: StrPath, force: bool = False, protected: Iterable[StrPath] = ()) -> None:
+def check_output_path(path: StrPath, force: bool = False, protected: Iterable[StrPath] = (),
+                      read_suffixes: tuple[str, ...] = ()) -> None:
     """Refuse an output path before any work is done: a directory, a missing parent directory,
-    an existing file without force, an input file (by inode, so symlinks and hardlinks count)
-    or a file inside a protected input directory."""
+    an input file (by inode, so symlinks and hardlinks count), an existing file inside an input
+    directory that the run would read (its name ends with one of read_suffixes), or any other
+    existing file unless force. A new file in an input directory is fine (`scan . -o out.sarif`)."""
     text = os.fspath(path)
     parent = os.path.dirname(os.path.abspath(text)) or "."
     if os.path.isdir(text):
@@ -113,15 +115,18 @@ def check_output_path(path: StrPath, force: bool = False, protected: Iterable[St
         raise UnsafePathError(f"directory {parent} does not exist")
     if not os.access(parent, os.W_OK):
         raise UnsafePathError(f"directory {parent} is not writable")
+    exists = os.path.lexists(text)
     real = os.path.realpath(text)
     for item in protected:
         item_real = os.path.realpath(item)
-        inside = os.path.isdir(item_real) and os.path.commonpath([item_real, real]) == item_real
-        if real == item_real or inside or _same_file(text, item):
-            raise UnsafePathError(f"refusing to write {text}: it is an input (or inside an input directory)")
+        if real == item_real or _same_file(text, item):
+            raise UnsafePathError(f"refusing to write {text}: it is an input")
+        if (exists and os.path.isdir(item_real) and os.path.commonpath([item_real, real]) == item_real
+                and real.lower().endswith(read_suffixes)):
+            raise UnsafePathError(f"refusing to write {text}: it is an input inside {os.fspath(item)}")
     if is_input(text):
         raise UnsafePathError(f"refusing to write {text}: it is an input")
-    if os.path.lexists(text) and not force:
+    if exists and not force:
         raise UnsafePathError(f"{text} exists; use --force to replace it")
 
 
@@ -133,7 +138,7 @@ def _same_file(a: StrPath, b: StrPath) -> bool:
 
 
 @contextlib.contextmanager
-def atomic_output(path: StrPath, mode: int = 0o644, force: bool = True) -> Iterator[IO[bytes]]:
+def atomic_output(path: StrPath, mode: int = 0o644, force: bool = True) -> Iterator[BinaryIO]:
     """Write a file atomically: yields a binary file; on success it replaces path, on any
     error the temporary file is removed and path is untouched.
 
@@ -151,7 +156,7 @@ def atomic_output(path: StrPath, mode: int = 0o644, force: bool = True) -> Itera
         raise UnsafePathError(f"{text} exists; use --force to replace it")
     if st is not None and not stat.S_ISREG(st.st_mode) and not stat.S_ISDIR(st.st_mode):
         with open(text, "wb") as special:
-            yield special
+            yield cast(BinaryIO, special)
             special.flush()
         return
     directory = os.path.dirname(os.path.abspath(text))
@@ -159,7 +164,7 @@ def atomic_output(path: StrPath, mode: int = 0o644, force: bool = True) -> Itera
     fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(text)}.", suffix=".partial", dir=directory)
     try:
         with os.fdopen(fd, "wb") as fp:
-            yield fp
+            yield cast(BinaryIO, fp)
             fp.flush()
             os.fsync(fp.fileno())
         os.chmod(tmp, mode & ~_umask())
@@ -170,7 +175,7 @@ def atomic_output(path: StrPath, mode: int = 0o644, force: bool = True) -> Itera
         raise
 
 
-def write_atomic(path: StrPath, write: Callable[[IO[bytes]], Any], mode: int = 0o644, force: bool = True) -> None:
+def write_atomic(path: StrPath, write: Callable[[BinaryIO], Any], mode: int = 0o644, force: bool = True) -> None:
     with atomic_output(path, mode=mode, force=force) as fp:
         write(fp)
 

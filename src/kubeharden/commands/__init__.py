@@ -8,6 +8,8 @@ import click
 import orjson
 from rich.console import Console
 
+from kubeharden import jsonout
+
 
 def report_console() -> Console:
     """A console for tables; pipes and CI logs get a fixed width wide enough to stay readable."""
@@ -16,4 +18,4 @@ def report_console() -> Console:
 
 
 def echo_json(data: Any) -> None:
-    click.echo(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode())
+    click.echo(jsonout.dumps(data, orjson.OPT_INDENT_2).decode())

@@ -13,6 +13,8 @@ from typing import Any, BinaryIO, TypeVar
 
 import orjson
 
+from kubeharden import jsonout
+
 OPTIONS = orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS
 PLACEHOLDER = "\x00streamed list\x00"  # cannot occur in output: orjson escapes control characters
 CHUNK = 2000
@@ -21,7 +23,7 @@ T = TypeVar("T")
 
 
 def dumps(value: Any) -> bytes:
-    return orjson.dumps(value, option=OPTIONS, default=str)
+    return jsonout.dumps(value, OPTIONS)
 
 
 def stream(build: Callable[[list[Any]], Any], items: Sequence[T], to_json: Callable[[T], Any],
