@@ -110,9 +110,13 @@ def write_reports(result: ScanResult, plan: Plan) -> list[str]:
             print_table(result)
             continue
         if out is None or out == "-":
-            stdout = sys.stdout.buffer
-            available[fmt].write(result, stdout)
-            stdout.flush()
+            try:
+                available[fmt].write(result, sys.stdout.buffer)
+                sys.stdout.buffer.flush()
+            except BrokenPipeError:  # `| head`: the reader has what it wanted
+                _silence_stdout()
+            except OSError as exc:
+                failures.append(f"standard output: cannot write the {fmt} report: {exc.strerror or exc}")
             continue
         try:
             # --force was checked before the scan; an input found during it is still refused.
@@ -123,6 +127,13 @@ def write_reports(result: ScanResult, plan: Plan) -> list[str]:
             continue
         click.echo(f"wrote {fmt} report to {out}", err=True)
     return failures
+
+
+def _silence_stdout() -> None:
+    # Python would report the broken pipe again when it flushes stdout at exit.
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
 
 
 def report_options(fn: Any) -> Any:
