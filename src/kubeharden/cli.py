@@ -176,10 +176,12 @@ def finish(result: ScanResult, plan: Plan, fail_on: str, show_unused: bool) -> N
     threshold = _fail_on(fail_on)
     failures = write_reports(result, plan)
     for error in result.errors:
-        where = error.source + (f":{error.line}" if error.line else "")
-        click.echo(f"error: {where}: {error.message}", err=True)
+        click.echo(f"error: {error.where}: {error.message}", err=True)
     for failure in failures:
         click.echo(f"error: {failure}", err=True)
+    if ("table", None) not in plan:  # the table shows them itself
+        for warning in result.warnings:
+            click.echo(f"warning: {warning.where}: {warning.message}", err=True)
     for rule in result.exceptions.expired:
         click.echo(f"warning: exception expired on {rule.expires} ({rule.origin}); it no longer applies",
                    err=True)

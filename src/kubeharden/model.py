@@ -200,6 +200,10 @@ class InputError:
     line: int | None = None
     internal: bool = False  # a bug in kubeharden, not in the input: exit code 3
 
+    @property
+    def where(self) -> str:
+        return self.source + (f":{self.line}" if self.line else "")
+
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"source": self.source, "message": self.message}
         if self.line is not None:

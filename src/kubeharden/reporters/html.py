@@ -41,7 +41,8 @@ def render(result: ScanResult) -> str:
         findings=findings,
         not_assessed=[{"id": r.control.id, "title": r.control.title, "reason": r.reason}
                       for r in result.controls if r.status is Status.NOT_ASSESSED],
-        errors=[f"{e.source}{':' + str(e.line) if e.line else ''}: {e.message}" for e in result.errors],
+        errors=[f"{e.where}: {e.message}" for e in result.errors],
+        warnings=[f"{w.where}: {w.message}" for w in result.warnings],
         notes=result.notes,
     )
 

@@ -50,13 +50,15 @@ def render(result: ScanResult) -> str:
                 failure.text = _finding_lines(r)
             elif r.status is Status.NOT_ASSESSED:
                 ET.SubElement(case, "skipped", message=r.reason or "not assessed")
-    if result.errors:
-        suite = ET.SubElement(root, "testsuite", name="Input", tests=str(len(result.errors)),
-                              failures="0", errors=str(len(result.errors)))
+    if result.errors or result.warnings:
+        suite = ET.SubElement(root, "testsuite", name="Input", tests=str(len(result.errors) + len(result.warnings)),
+                              failures="0", errors=str(len(result.errors)), skipped=str(len(result.warnings)))
         for e in result.errors:
-            case = ET.SubElement(suite, "testcase", name=e.source + (f":{e.line}" if e.line else ""),
-                                 classname="kubeharden.input")
+            case = ET.SubElement(suite, "testcase", name=e.where, classname="kubeharden.input")
             ET.SubElement(case, "error", type="input", message=e.message)
+        for w in result.warnings:  # e.g. a document skipped as not Kubernetes: read, not judged
+            case = ET.SubElement(suite, "testcase", name=w.where, classname="kubeharden.input")
+            ET.SubElement(case, "skipped", message=w.message)
     ET.indent(root)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
 

@@ -45,7 +45,10 @@ def render(result: ScanResult) -> str:
         out += ["", "</details>"]
     if result.errors:
         out += ["", "## Input errors", ""]
-        out += [f"- `{e.source}{':' + str(e.line) if e.line else ''}`: {e.message}" for e in result.errors]
+        out += [f"- `{e.where}`: {e.message}" for e in result.errors]
+    if result.warnings:
+        out += ["", "## Input warnings", ""]
+        out += [f"- `{w.where}`: {w.message}" for w in result.warnings]
     for note in result.notes:
         out += ["", f"_{note}_"]
     return "\n".join(out) + "\n"

@@ -90,14 +90,15 @@ def to_sarif(result: ScanResult, results: list[Any] | None = None) -> dict[str, 
         })
     notifications = [
         {
-            "level": "error",
+            "level": level,
             "message": {"text": e.message},
             "locations": [{"physicalLocation": {
                 "artifactLocation": _artifact(e.source),
                 **({"region": {"startLine": e.line}} if e.line else {}),
             }}] if not e.source.startswith(("<", "control ")) else [],
         }
-        for e in result.errors
+        for level, problems in (("error", result.errors), ("warning", result.warnings))
+        for e in problems
     ]
     return {
         "$schema": SARIF_SCHEMA,

@@ -13,6 +13,8 @@ from kubeharden.engine import ScanResult
 from kubeharden.model import Finding, Section, Severity, Status
 from kubeharden.reporters import Reporter
 
+_WARNINGS_SHOWN = 20  # the rest are in the machine-readable reports
+
 SEVERITY_STYLE = {
     Severity.CRITICAL: "bold white on red",
     Severity.HIGH: "bold red",
@@ -99,6 +101,11 @@ def print_table(result: ScanResult, console: Console | None = None) -> None:
         skipped = result.stats.skipped_non_kubernetes
         console.print(Text(f"{skipped} document{'s' if skipped != 1 else ''} skipped: no apiVersion/kind "
                            "(not Kubernetes objects)", style="dim"))
+    for warning in result.warnings[:_WARNINGS_SHOWN]:
+        console.print(Text(f"warning: {warning.where}: {warning.message}", style="yellow"))
+    if len(result.warnings) > _WARNINGS_SHOWN:
+        console.print(Text(f"... and {len(result.warnings) - _WARNINGS_SHOWN} more warnings (all in the JSON report)",
+                           style="yellow"))
     if result.errors:
         console.print(Text(f"{len(result.errors)} input errors (listed on stderr)", style="bold red"))
     for note in result.notes:
