@@ -22,7 +22,8 @@ KubeVersion = tuple[int, int]
 CheckFn = Callable[["Context"], Iterable[Violation]]
 RequiresFn = Callable[["Context"], "str | None"]
 
-CONTROL_ID_RE = re.compile(r"^KH-[A-Z]+-\d{3}$")
+# KH-<AREA>-<NNN> for controls; D<NN> for the audit-event detectors of guidance §3.2
+CONTROL_ID_RE = re.compile(r"^(KH-[A-Z]+-\d{3}|D\d{2})$")
 GUIDANCE_ID_RE = re.compile(r"^NSA-(POD|NET|CP|NODE|ENC|SEC|CLOUD|AUTH|RBAC|LOG|UPG)-\d+$")
 
 
@@ -147,7 +148,7 @@ def manual_control(
 
 def add(ctrl: Control) -> None:
     if not CONTROL_ID_RE.match(ctrl.id):
-        raise ValueError(f"control id {ctrl.id!r} does not look like KH-XXX-000")
+        raise ValueError(f"control id {ctrl.id!r} does not look like KH-XXX-000 (or D00 for a detector)")
     for ref in ctrl.guidance:
         if not GUIDANCE_ID_RE.match(ref):
             raise ValueError(f"{ctrl.id}: guidance id {ref!r} is not an NSA-* id")
@@ -158,17 +159,19 @@ def add(ctrl: Control) -> None:
 
 
 _loaded = False
+# Packages whose every module registers controls: the scan's controls and the audit-event detectors.
+CATALOG_PACKAGES = ("kubeharden.controls", "kubeharden.audit.detectors")
 
 
 def load_all() -> None:
-    """Import every module of kubeharden.controls so their controls register."""
+    """Import every module of the catalog packages so their controls register."""
     global _loaded
     if _loaded:
         return
-    import kubeharden.controls as pkg
-
-    for info in sorted(pkgutil.iter_modules(pkg.__path__), key=lambda i: i.name):
-        importlib.import_module(f"{pkg.__name__}.{info.name}")
+    for name in CATALOG_PACKAGES:
+        pkg = importlib.import_module(name)
+        for info in sorted(pkgutil.iter_modules(pkg.__path__), key=lambda i: i.name):
+            importlib.import_module(f"{pkg.__name__}.{info.name}")
     _loaded = True
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import posixpath
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from kubeharden import pss
 from kubeharden.catalog import Context, Example, control
@@ -57,13 +57,18 @@ spec:
 )
 def privileged_container(ctx: Context) -> Iterator[Violation]:
     for pod in ctx.pod_specs():
-        for c in pod.containers():
-            if c.security_context.get("privileged") is True:
-                yield c.violation(
-                    ("securityContext", "privileged"),
-                    f"container '{c.name}' is privileged",
-                    True,
-                )
+        yield from privileged_violations(pod)
+
+
+def privileged_violations(pod: PodSpecView) -> Iterator[Violation]:
+    """Privileged containers of one pod spec (shared with the audit detectors)."""
+    for c in pod.containers():
+        if c.security_context.get("privileged") is True:
+            yield c.violation(
+                ("securityContext", "privileged"),
+                f"container '{c.name}' is privileged",
+                True,
+            )
 
 
 @control(
@@ -105,9 +110,13 @@ spec:
 )
 def host_pid_ipc(ctx: Context) -> Iterator[Violation]:
     for pod in ctx.pod_specs():
-        for field in ("hostPID", "hostIPC"):
-            if pod.spec.get(field) is True:
-                yield pod.spec_violation((field,), f"pod shares the host's {field[4:]} namespace", True)
+        yield from host_pid_ipc_violations(pod)
+
+
+def host_pid_ipc_violations(pod: PodSpecView) -> Iterator[Violation]:
+    for field in ("hostPID", "hostIPC"):
+        if pod.spec.get(field) is True:
+            yield pod.spec_violation((field,), f"pod shares the host's {field[4:]} namespace", True)
 
 
 @control(
@@ -142,8 +151,12 @@ spec:
 )
 def host_network(ctx: Context) -> Iterator[Violation]:
     for pod in ctx.pod_specs():
-        if pod.spec.get("hostNetwork") is True:
-            yield pod.spec_violation(("hostNetwork",), "pod uses the host's network namespace", True)
+        yield from host_network_violations(pod)
+
+
+def host_network_violations(pod: PodSpecView) -> Iterator[Violation]:
+    if pod.spec.get("hostNetwork") is True:
+        yield pod.spec_violation(("hostNetwork",), "pod uses the host's network namespace", True)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -174,28 +187,33 @@ def host_network(ctx: Context) -> Iterator[Violation]:
 )
 def runs_as_root(ctx: Context) -> Iterator[Violation]:
     for pod in ctx.pod_specs():
-        userns = host_users_false(pod)
-        note = " (hostUsers: false maps it to an unprivileged host user)" if userns else ""
-        for c in pod.containers():
-            user, user_path = effective(c, "runAsUser")
-            non_root, non_root_path = effective(c, "runAsNonRoot")
-            if pss.is_zero(user):
-                yield pod.resource_violation(user_path, f"container '{c.name}' runs as UID 0{note}", 0,
-                                             severity=Severity.LOW if userns else None)
-            elif non_root is not True:
-                set_user = is_int(user) and user > 0
-                if is_windows(pod):
-                    name = effective_windows_user(c)
-                    set_user = bool(name) and name != "ContainerAdministrator"
-                if set_user:
-                    severity = Severity.LOW
-                    message = (f"container '{c.name}' sets a non-root user but runAsNonRoot is not true, "
-                               "so the kubelet does not enforce it")
-                else:
-                    severity = Severity.LOW if userns else Severity.MEDIUM
-                    message = (f"container '{c.name}' may run as root: no runAsNonRoot: true and no non-root "
-                               f"runAsUser, so the image decides{note}")
-                yield pod.resource_violation(non_root_path, message, non_root, severity=severity)
+        yield from root_user_violations(pod)
+
+
+def root_user_violations(pod: PodSpecView) -> Iterator[Violation]:
+    """Containers of one pod spec that run, or may run, as root (shared with the audit detectors)."""
+    userns = host_users_false(pod)
+    note = " (hostUsers: false maps it to an unprivileged host user)" if userns else ""
+    for c in pod.containers():
+        user, user_path = effective(c, "runAsUser")
+        non_root, non_root_path = effective(c, "runAsNonRoot")
+        if pss.is_zero(user):
+            yield pod.resource_violation(user_path, f"container '{c.name}' runs as UID 0{note}", 0,
+                                         severity=Severity.LOW if userns else None)
+        elif non_root is not True:
+            set_user = is_int(user) and user > 0
+            if is_windows(pod):
+                name = effective_windows_user(c)
+                set_user = bool(name) and name != "ContainerAdministrator"
+            if set_user:
+                severity = Severity.LOW
+                message = (f"container '{c.name}' sets a non-root user but runAsNonRoot is not true, "
+                           "so the kubelet does not enforce it")
+            else:
+                severity = Severity.LOW if userns else Severity.MEDIUM
+                message = (f"container '{c.name}' may run as root: no runAsNonRoot: true and no non-root "
+                           f"runAsUser, so the image decides{note}")
+            yield pod.resource_violation(non_root_path, message, non_root, severity=severity)
 
 
 def effective_windows_user(c: ContainerView) -> str | None:
@@ -276,17 +294,21 @@ def root_group(ctx: Context) -> Iterator[Violation]:
 )
 def privilege_escalation(ctx: Context) -> Iterator[Violation]:
     for pod in ctx.pod_specs():
-        if is_windows(pod):
-            continue  # the field is Linux-only (rejected on Windows pods)
-        for c in pod.containers():
-            value = c.security_context.get("allowPrivilegeEscalation")
-            if value is not False:
-                yield c.violation(
-                    ("securityContext", "allowPrivilegeEscalation"),
-                    f"container '{c.name}' " + ("sets allowPrivilegeEscalation: true" if value is True
-                                                else "does not set allowPrivilegeEscalation: false"),
-                    value, has_value=value is not None,
-                    severity=Severity.HIGH if value is True else None)
+        yield from escalation_violations(pod)
+
+
+def escalation_violations(pod: PodSpecView) -> Iterator[Violation]:
+    if is_windows(pod):
+        return  # the field is Linux-only (rejected on Windows pods)
+    for c in pod.containers():
+        value = c.security_context.get("allowPrivilegeEscalation")
+        if value is not False:
+            yield c.violation(
+                ("securityContext", "allowPrivilegeEscalation"),
+                f"container '{c.name}' " + ("sets allowPrivilegeEscalation: true" if value is True
+                                            else "does not set allowPrivilegeEscalation: false"),
+                value, has_value=value is not None,
+                severity=Severity.HIGH if value is True else None)
 
 
 @control(
@@ -401,21 +423,25 @@ def capabilities_not_dropped(ctx: Context) -> Iterator[Violation]:
 )
 def capabilities_added(ctx: Context) -> Iterator[Violation]:
     for pod in ctx.pod_specs():
-        for c in pod.containers():
-            caps = c.security_context.get("capabilities")
-            added = caps.get("add") if isinstance(caps, dict) else None
-            for i, cap in enumerate(added if isinstance(added, list) else []):
-                name = str(cap).upper().removeprefix("CAP_")
-                if name in CRITICAL_CAPABILITIES:
-                    severity = Severity.CRITICAL
-                elif name in DANGEROUS_CAPABILITIES:
-                    severity = Severity.HIGH
-                elif name == "NET_BIND_SERVICE":
-                    severity = Severity.LOW
-                else:
-                    severity = Severity.MEDIUM
-                yield c.violation(("securityContext", "capabilities", "add", i),
-                                  f"container '{c.name}' adds capability {cap}", cap, severity=severity)
+        yield from added_capability_violations(pod)
+
+
+def added_capability_violations(pod: PodSpecView) -> Iterator[Violation]:
+    for c in pod.containers():
+        caps = c.security_context.get("capabilities")
+        added = caps.get("add") if isinstance(caps, dict) else None
+        for i, cap in enumerate(added if isinstance(added, list) else []):
+            name = str(cap).upper().removeprefix("CAP_")
+            if name in CRITICAL_CAPABILITIES:
+                severity = Severity.CRITICAL
+            elif name in DANGEROUS_CAPABILITIES:
+                severity = Severity.HIGH
+            elif name == "NET_BIND_SERVICE":
+                severity = Severity.LOW
+            else:
+                severity = Severity.MEDIUM
+            yield c.violation(("securityContext", "capabilities", "add", i),
+                              f"container '{c.name}' adds capability {cap}", cap, severity=severity)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -505,30 +531,36 @@ def _mounting_containers(pod: PodSpecView, volume: str) -> tuple[list[str], list
 )
 def host_path_volume(ctx: Context) -> Iterator[Violation]:
     for pod in ctx.pod_specs():
-        volumes = pod.spec.get("volumes")
-        for i, volume in enumerate(volumes if isinstance(volumes, list) else []):
-            if not isinstance(volume, dict) or volume.get("hostPath") is None:
-                continue
-            host = volume["hostPath"]
-            path = str(host.get("path") or "") if isinstance(host, dict) else ""
-            writers, readers = _mounting_containers(pod, str(volume.get("name")))
-            sensitive = sensitive_host_path(path)
-            if sensitive and writers:
-                severity = Severity.CRITICAL
-            elif sensitive or writers:
-                severity = Severity.HIGH
-            else:
-                severity = Severity.MEDIUM
-            if writers:
-                detail = f", mounted writable by {', '.join(writers)}"
-            elif readers:
-                detail = f", mounted read-only by {', '.join(readers)}"
-            else:
-                detail = ", not mounted by any container"
-            yield pod.spec_violation(("volumes", i, "hostPath", "path"),
-                                     f"volume '{volume.get('name')}' is host path {path or '(none)'}"
-                                     f"{' (sensitive)' if sensitive else ''}{detail}", path or None,
-                                     severity=severity)
+        yield from host_path_violations(pod)
+
+
+def host_path_violations(pod: PodSpecView, is_sensitive: Callable[[str], bool] | None = None) -> Iterator[Violation]:
+    """hostPath volumes of one pod spec, rated by path and mount (shared with the audit detectors)."""
+    is_sensitive = is_sensitive or sensitive_host_path
+    volumes = pod.spec.get("volumes")
+    for i, volume in enumerate(volumes if isinstance(volumes, list) else []):
+        if not isinstance(volume, dict) or volume.get("hostPath") is None:
+            continue
+        host = volume["hostPath"]
+        path = str(host.get("path") or "") if isinstance(host, dict) else ""
+        writers, readers = _mounting_containers(pod, str(volume.get("name")))
+        sensitive = is_sensitive(path)
+        if sensitive and writers:
+            severity = Severity.CRITICAL
+        elif sensitive or writers:
+            severity = Severity.HIGH
+        else:
+            severity = Severity.MEDIUM
+        if writers:
+            detail = f", mounted writable by {', '.join(writers)}"
+        elif readers:
+            detail = f", mounted read-only by {', '.join(readers)}"
+        else:
+            detail = ", not mounted by any container"
+        yield pod.spec_violation(("volumes", i, "hostPath", "path"),
+                                 f"volume '{volume.get('name')}' is host path {path or '(none)'}"
+                                 f"{' (sensitive)' if sensitive else ''}{detail}", path or None,
+                                 severity=severity)
 
 
 @control(
