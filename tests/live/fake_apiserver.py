@@ -5,7 +5,9 @@ LIST for every resource it knows, with the API server's behaviour on what matter
 limit/continue pagination over a consistent snapshot (resourceVersion), typed lists whose
 items carry no kind/apiVersion, PartialObjectMetadataList on request, 401 without the bearer
 token, 403 for chosen resources, 410 Gone for an expired continue token, injected transient
-failures (429/503) and slow responses. Objects come from fixture files or generators.
+failures (429/503, with a chosen Retry-After) and slow responses; and, for the tests of hostile
+servers, answers of the wrong shape, lists that never end and answers trickled byte by byte.
+Objects come from fixture files or generators.
 
 Only for tests: it binds 127.0.0.1 and stops when the test ends.
 """
@@ -137,7 +139,8 @@ def synthetic_cluster(count: int, privileged_every: int = 100) -> list[dict[str,
             "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"memory": "256Mi"}},
             "securityContext": {"privileged": i % privileged_every == 0, "runAsNonRoot": True},
         }
-        template = {"metadata": {"labels": labels}, "spec": {"serviceAccountName": app, "containers": [container]}}
+        template: dict[str, Any] = {"metadata": {"labels": labels},
+                                    "spec": {"serviceAccountName": app, "containers": [container]}}
         applied = {"kubectl.kubernetes.io/last-applied-configuration": json.dumps({"spec": template})}
         deploy_uid, rs_uid = f"deploy-{i}", f"rs-{i}"
         objects.append({
@@ -192,6 +195,11 @@ class Behaviour:
     git_version: str = "v1.34.1"
     broken_discovery: set[str] = field(default_factory=set)  # groups whose /apis/<group>/<version> answers 503
     unauthorized_lists: set[str] = field(default_factory=set)  # plurals whose LIST answers 401 (token revoked)
+    # hostile or broken servers
+    replace: dict[str, Any] = field(default_factory=dict)  # URL path -> JSON body answered (200) instead
+    endless: dict[str, Any] = field(default_factory=dict)  # plural -> continue token of every page, "fresh": a new one
+    trickle: dict[str, float] = field(default_factory=dict)  # plural -> seconds between the bytes of its LIST answer
+    retry_after: str | None = None  # Retry-After header of injected 429/503 answers (429 default: "0")
 
 
 class FakeApiServer:
@@ -266,6 +274,8 @@ class FakeApiServer:
         scheme, _, credential = str(headers.get("Authorization") or "").partition(" ")
         if scheme.lower() != "bearer" or credential.strip() != self.behaviour.token:  # scheme is case-insensitive
             return 401, _status(401, "Unauthorized", "Unauthorized")
+        if path in self.behaviour.replace:
+            return 200, self.behaviour.replace[path]
         parts = [p for p in path.split("/") if p]
         if parts == ["version"]:
             major, minor = self.behaviour.git_version.lstrip("v").split(".")[:2]
@@ -352,6 +362,12 @@ class FakeApiServer:
                 return 400, _status(400, "BadRequest", f'"{field}" is not a known field selector: only "type"')
             items = [o for o in items if o.get("type", "Opaque") == wanted]
         token = (query.get("continue") or [""])[0]
+        if plural in b.endless:  # a list that never ends: every answer is a page with a continue token
+            with self._lock:
+                fresh = f"page-{len(self.requests)}"
+            endless = b.endless[plural]
+            return 200, {"kind": f"{kind}List", "apiVersion": "v1", "items": [],
+                         "metadata": {"resourceVersion": "1", "continue": fresh if endless == "fresh" else endless}}
         start, list_rv = 0, str(self._resource_version)
         if token:
             with self._lock:
@@ -402,15 +418,25 @@ class _Handler(BaseHTTPRequestHandler):
         except Exception as exc:  # a bug in the fake must show as a 500, not a hang
             status, body = 500, _status(500, "InternalError", f"{type(exc).__name__}: {exc}")
         data = orjson.dumps(body)
+        behaviour = self.api.behaviour
+        trickle = behaviour.trickle.get(split.path.rstrip("/").rpartition("/")[2])
         try:
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(data)))
-            if status == 429:
+            if status in (429, 503) and behaviour.retry_after is not None:
+                self.send_header("Retry-After", behaviour.retry_after)
+            elif status == 429:
                 self.send_header("Retry-After", "0")
             self.end_headers()
-            self.wfile.write(data)
-        except (BrokenPipeError, ConnectionResetError, ssl.SSLError):
+            if trickle is None:
+                self.wfile.write(data)
+            else:
+                for index in range(len(data)):  # a byte at a time: each read of the client succeeds
+                    self.wfile.write(data[index:index + 1])
+                    self.wfile.flush()
+                    time.sleep(trickle)
+        except OSError:  # broken pipe, reset, TLS errors
             pass  # the client gave up (timeout tests)
 
     def log_message(self, format: str, *args: Any) -> None:

@@ -17,15 +17,22 @@ Reading rules:
 
 from __future__ import annotations
 
+import contextlib
+import datetime
+import email.utils
+import hashlib
 import os
 import random
+import re
+import socket
 import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path as FsPath
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 import orjson
@@ -84,6 +91,9 @@ SECRET_TYPES_LISTED: tuple[str, ...] = (
 _BUILTIN_GROUPS = frozenset({"", "apps", "batch", "policy"})
 _METADATA_ACCEPT = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json"
 _TRANSIENT_STATUS = frozenset({429, 500, 502, 503, 504})
+MAX_RETRY_WAIT = 10.0  # seconds: the longest wait before a retry, whatever Retry-After asks
+MAX_RESPONSE_BYTES = 1 << 30  # one answer; a page of 500 objects of etcd's 1.5 MiB limit is less
+_T = TypeVar("_T")
 
 
 class ClusterError(Exception):
@@ -95,12 +105,13 @@ class ClusterOptions:
     kubeconfig: str | None = None
     context: str | None = None
     namespaces: tuple[str, ...] = ()
-    timeout: float = 30.0  # seconds per request (connect and read)
+    timeout: float = 30.0  # seconds per request, in total (connect, send, the whole answer)
     retries: int = 4  # retries of a request on 429 / 5xx / timeouts / dropped connections
-    backoff: float = 0.5  # first retry delay in seconds; doubles each retry (capped at 10 s)
+    backoff: float = 0.5  # first retry delay in seconds; doubles each retry (capped at MAX_RETRY_WAIT)
     page_size: int = 500  # LIST limit
     workers: int = 4  # concurrent LIST requests
     max_restarts: int = 3  # LIST restarts after 410 Gone (expired continue token)
+    max_objects: int = 1_000_000  # objects of one LIST: more is a runaway server (pages: max_pages())
     progress: bool | None = None  # None: a progress bar when stderr is a terminal
 
     @classmethod
@@ -130,10 +141,11 @@ class ListTarget:
 
     @property
     def path(self) -> str:
-        base = f"/apis/{self.group}/{self.version}" if self.group else f"/api/{self.version}"
+        version = quote(self.version, safe="")  # version and resource come from the server
+        base = f"/apis/{self.group}/{version}" if self.group else f"/api/{version}"
         if self.namespace is not None:
             base += f"/namespaces/{quote(self.namespace, safe='')}"
-        return f"{base}/{self.resource}"
+        return f"{base}/{quote(self.resource, safe='')}"
 
     @property
     def metadata_only(self) -> bool:
@@ -182,15 +194,112 @@ class ClusterRead:
 
 
 class _HttpError(Exception):
-    def __init__(self, status: int, reason: str, retry_after: float | None = None) -> None:
+    def __init__(self, status: int, reason: str, retry_after: float | None = None,
+                 transient: bool | None = None) -> None:
         super().__init__(f"{status} {reason}")
         self.status = status
         self.reason = reason
         self.retry_after = retry_after
+        # 429, 5xx, timeouts and dropped connections (status 0) may pass; a malformed answer will not
+        self.transient = status in _TRANSIENT_STATUS or status == 0 if transient is None else transient
+        self.retries = 0  # how many retries were made before giving up
+
+    @property
+    def described(self) -> str:
+        return f"{self.status} {self.reason}" if self.status else self.reason
+
+
+class _Malformed(_HttpError):
+    """An answer of the wrong shape (a string where an object belongs ...): never retried."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(0, f"malformed response: {reason}", transient=False)
 
 
 # ---------------------------------------------------------------------------------------------
 # Transport
+
+# The official client's timeouts bound each socket operation, not a request: a server that
+# sends one byte every few seconds would hold a read for ever. Each request gets a deadline;
+# when it passes, the socket of the request is shut down, which ends any read in progress.
+_active = threading.local()
+
+
+class _Deadline:
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.expired = False
+        self._done = False
+        self._lock = threading.Lock()
+        self._connections: list[Any] = []
+        self._timer = threading.Timer(seconds, self._expire)
+        self._timer.daemon = True
+
+    def __enter__(self) -> _Deadline:
+        _active.deadline = self
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        with self._lock:
+            self._done = True
+        self._timer.cancel()
+        _active.deadline = None
+
+    def attach(self, connection: Any) -> None:
+        with self._lock:
+            connection.kh_deadline = self
+            self._connections.append(connection)
+            expired = self.expired
+        if expired:
+            _shut_down(connection)
+
+    def _expire(self) -> None:
+        with self._lock:
+            if self._done:
+                return
+            self.expired = True
+            # a connection back in the pool may serve another request by now: leave it to that one
+            mine = [c for c in self._connections if getattr(c, "kh_deadline", None) is self]
+        for connection in mine:
+            _shut_down(connection)
+
+
+def _shut_down(connection: Any) -> None:
+    sock = getattr(connection, "sock", None)
+    if sock is not None:
+        with contextlib.suppress(OSError):  # the plain socket's shutdown: safe from another thread
+            socket.socket.shutdown(sock, socket.SHUT_RDWR)
+
+
+class _DeadlineConnection:
+    """Mixed into urllib3's connection classes: a connection joins the deadline of the request
+    that uses it (when it connects, and at each request on a kept-alive connection)."""
+
+    def connect(self) -> None:
+        _join_deadline(self)
+        super().connect()  # type: ignore[misc]
+
+    def request(self, *args: Any, **kwargs: Any) -> None:
+        _join_deadline(self)
+        super().request(*args, **kwargs)  # type: ignore[misc]
+
+
+def _join_deadline(connection: Any) -> None:
+    deadline = getattr(_active, "deadline", None)
+    if deadline is not None:
+        deadline.attach(connection)
+
+
+def _with_deadlines(manager: Any) -> None:
+    """Give a urllib3 pool manager connections that honour request deadlines (any scheme,
+    proxies included: the classes are derived from the ones the manager already uses)."""
+    classes: dict[str, Any] = {}
+    for scheme, pool_class in manager.pool_classes_by_scheme.items():
+        connection_class = type(f"Deadline{pool_class.ConnectionCls.__name__}",
+                                (_DeadlineConnection, pool_class.ConnectionCls), {})
+        classes[scheme] = type(f"Deadline{pool_class.__name__}", (pool_class,), {"ConnectionCls": connection_class})
+    manager.pool_classes_by_scheme = classes  # a new dict: the default one is urllib3's module global
 
 
 class ApiReader:
@@ -198,57 +307,76 @@ class ApiReader:
 
     def __init__(self, options: ClusterOptions, sleep: Callable[[float], None] = time.sleep) -> None:
         from kubernetes import client, config
-        from kubernetes.config.config_exception import ConfigException
 
         self.options = options
         self._sleep = sleep
         configuration = client.Configuration()
         context = options.context
+        kubeconfig = options.kubeconfig or os.environ.get("KUBECONFIG") or None
+        where = kubeconfig or "~/.kube/config"
+        secrets: set[str] = set()
         try:
             if options.kubeconfig is None and _in_cluster():
+                where = "in-cluster service account"
                 config.load_incluster_config(client_configuration=configuration)
                 context = "in-cluster"
             else:
                 # $KUBECONFIG may list several files: the client merges them like kubectl
-                kubeconfig = options.kubeconfig or os.environ.get("KUBECONFIG") or None
+                secrets = check_kubeconfig(_kubeconfig_files(options.kubeconfig), options.context)
                 config.load_kube_config(
                     config_file=kubeconfig, context=options.context,
                     client_configuration=configuration, persist_config=False,
                 )
                 if context is None:
                     _, current = config.list_kube_config_contexts(kubeconfig)
-                    context = str(current.get("name")) if current else "default"
-        except (ConfigException, OSError, TypeError, ValueError) as exc:
-            where = options.kubeconfig or os.environ.get("KUBECONFIG") or "~/.kube/config"
-            raise ClusterError(f"cannot load cluster configuration ({where}): {exc}") from None
+                    context = str(current.get("name")) if isinstance(current, dict) else "default"
+        except ClusterError:
+            raise
+        except Exception as exc:  # the client's loader fails on odd configs with any exception type
+            message = _redact(f"{type(exc).__name__}: {exc}", secrets)
+            raise ClusterError(f"cannot load cluster configuration ({where}): {_clip(message)}") from None
         configuration.retries = False  # retries are ours: counted, with backoff, on status too
         configuration.connection_pool_maxsize = max(options.workers, 1) + 1
         self.context = context or "default"
         self.host = configuration.host
         self.api = client.ApiClient(configuration)
+        _with_deadlines(self.api.rest_client.pool_manager)
 
     def close(self) -> None:
         self.api.close()
 
+    @property
+    def retry_budget(self) -> float:
+        """Seconds one request may spend with its retries before a wait is refused."""
+        return (max(self.options.retries, 0) + 1) * self.options.timeout
+
     def get_json(self, path: str, query: list[tuple[str, Any]] | None = None,
                  accept: str = "application/json") -> dict[str, Any]:
+        started = time.monotonic()
         attempt = 0
         while True:
             try:
                 return self._get_once(path, query, accept)
             except _HttpError as exc:
-                transient = exc.status in _TRANSIENT_STATUS or exc.status == 0
-                if not transient or attempt >= self.options.retries:
+                exc.retries = attempt
+                if not exc.transient or attempt >= self.options.retries:
                     raise
-                delay = exc.retry_after if exc.retry_after is not None else self._delay(attempt)
+                asked = exc.retry_after
+                delay = min(asked if asked is not None else self._delay(attempt), MAX_RETRY_WAIT)
+                if time.monotonic() - started + delay > self.retry_budget:
+                    why = f"the server asked to wait {asked:g} s" if asked is not None else "no time left"
+                    exc.reason += f"; gave up after {attempt} retries: {why} (retry budget {self.retry_budget:g} s)"
+                    raise
             attempt += 1
-            self._sleep(min(delay, 30.0))
+            self._sleep(delay)
 
     def _delay(self, attempt: int) -> float:
-        base = min(self.options.backoff * (2**attempt), 10.0)
+        base = min(self.options.backoff * (2**attempt), MAX_RETRY_WAIT)
         return base * (0.5 + random.random() / 2)  # jitter: workers do not retry in lockstep
 
     def _get_once(self, path: str, query: list[tuple[str, Any]] | None, accept: str) -> dict[str, Any]:
+        import http.client
+
         import urllib3
         from kubernetes.client.exceptions import ApiException
 
@@ -257,13 +385,17 @@ class ApiReader:
             auth_settings=["BearerToken"],
         )
         timeout = self.options.timeout
-        try:
-            response = self.api.call_api(method, url, header_params=headers, _request_timeout=(timeout, timeout))
-            data = response.read()
-        except ApiException as exc:  # TLS errors surface as status 0
-            raise _HttpError(exc.status or 0, str(exc.reason or exc).strip()) from None
-        except (urllib3.exceptions.HTTPError, OSError) as exc:
-            raise _HttpError(0, f"{type(exc).__name__}: {exc}") from None
+        with _Deadline(timeout) as deadline:
+            try:
+                response = self.api.call_api(method, url, header_params=headers, _request_timeout=(timeout, timeout))
+                data = _read_body(response.response, path)
+            except ApiException as exc:  # TLS errors surface as status 0
+                raise _HttpError(exc.status or 0, _clip(str(exc.reason or exc).strip())) from None
+            except (urllib3.exceptions.HTTPError, http.client.HTTPException, OSError) as exc:
+                if deadline.expired:
+                    raise _HttpError(0, f"timed out: no complete answer within {timeout:g} s "
+                                        "(request timeout)") from None
+                raise _HttpError(0, _clip(f"{type(exc).__name__}: {exc}")) from None
         status = response.status
         if status >= 400:
             raise _HttpError(status, _status_message(data, response.reason), _retry_after(response.headers))
@@ -272,13 +404,40 @@ class ApiReader:
         except orjson.JSONDecodeError as exc:
             raise _HttpError(0, f"invalid JSON from {path}: {exc.msg}") from None
         if not isinstance(value, dict):
-            raise _HttpError(0, f"unexpected response from {path}")
+            raise _Malformed(f"{path}: the answer is {_json_type(value)}, not an object")
         return value
+
+
+def _read_body(response: Any, path: str) -> bytes:
+    """The body, refused beyond MAX_RESPONSE_BYTES (a page of 500 large objects is far less)."""
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        while chunk := response.read(1 << 16):
+            size += len(chunk)
+            if size > MAX_RESPONSE_BYTES:
+                raise _HttpError(0, f"the answer of {path} exceeds {MAX_RESPONSE_BYTES >> 20} MiB", transient=False)
+            chunks.append(chunk)
+    except BaseException:
+        response.close()  # the connection is not reused with part of a body unread
+        raise
+    finally:
+        response.release_conn()
+    return b"".join(chunks)
 
 
 def _in_cluster() -> bool:
     return bool(os.environ.get("KUBERNETES_SERVICE_HOST")) and not os.environ.get("KUBECONFIG") and \
         not os.path.exists(os.path.expanduser("~/.kube/config"))
+
+
+_SHOWN_MAX = 1000  # characters of a server's or library's message kept in errors
+
+
+def _clip(text: str) -> str:
+    """A message from elsewhere, made safe to show: control characters escaped, length bounded."""
+    text = "".join(c if c.isprintable() or c == " " else repr(c)[1:-1] for c in text)
+    return text if len(text) <= _SHOWN_MAX else text[:_SHOWN_MAX] + " ..."
 
 
 def _status_message(data: bytes, reason: str | None) -> str:
@@ -287,16 +446,206 @@ def _status_message(data: bytes, reason: str | None) -> str:
     except orjson.JSONDecodeError:
         body = None
     if isinstance(body, dict) and body.get("message"):
-        return str(body["message"])
-    return str(reason or "error")
+        return _clip(str(body["message"]))
+    return _clip(str(reason or "error"))
+
+
+_SECONDS = re.compile(r"[0-9]{1,9}(\.[0-9]{1,6})?")
 
 
 def _retry_after(headers: Any) -> float | None:
+    """Retry-After in seconds (a number or an HTTP date), None when absent or unusable."""
     value = headers.get("Retry-After") if headers is not None else None
-    try:
-        return float(value) if value is not None else None
-    except ValueError:
+    if not isinstance(value, str):
         return None
+    value = value.strip()
+    if _SECONDS.fullmatch(value):
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        return None
+    return max((when - datetime.datetime.now(datetime.UTC)).total_seconds(), 0.0)
+
+
+# ---------------------------------------------------------------------------------------------
+# Kubeconfig: checked before the client reads it, since the client's loader fails on wrong types
+# with AttributeError or TypeError (a `user:` that is a string), or takes them silently.
+
+_KUBECONFIG_SECTIONS: dict[str, tuple[str, dict[str, type]]] = {
+    "clusters": ("cluster", {
+        "server": str, "certificate-authority": str, "certificate-authority-data": str,
+        "insecure-skip-tls-verify": bool, "tls-server-name": str, "proxy-url": str,
+        "disable-compression": bool, "extensions": list,
+    }),
+    "users": ("user", {
+        "token": str, "tokenFile": str, "client-certificate": str, "client-certificate-data": str,
+        "client-key": str, "client-key-data": str, "username": str, "password": str, "as": str,
+        "as-uid": str, "as-groups": list, "as-user-extra": dict, "exec": dict, "auth-provider": dict,
+        "extensions": list,
+    }),
+    "contexts": ("context", {"cluster": str, "user": str, "namespace": str, "extensions": list}),
+}
+_KUBECONFIG_SECRET_FIELDS = ("token", "password", "client-key-data", "client-certificate-data")
+
+
+def _kubeconfig_files(kubeconfig: str | None) -> list[tuple[str, bool]]:
+    """(file, required) pairs: --kubeconfig must exist; files of $KUBECONFIG may be missing (kubectl)."""
+    if kubeconfig:
+        return [(kubeconfig, True)]
+    listed = os.environ.get("KUBECONFIG")
+    if listed:
+        return [(name, False) for name in listed.split(os.pathsep) if name]
+    return [(os.path.expanduser("~/.kube/config"), True)]
+
+
+def check_kubeconfig(files: list[tuple[str, bool]], context: str | None = None) -> set[str]:
+    """Raise ClusterError naming the file and field of the first problem; return the
+    credentials the files hold, so that no message can show them."""
+    from kubeharden.yamlsafe import Limits, YamlInputError, iter_yaml_documents
+
+    merged: dict[str, dict[str, tuple[str, dict[str, Any]]]] = {s: {} for s in _KUBECONFIG_SECTIONS}
+    current: str | None = None
+    secrets: set[str] = set()
+    for name, required in files:
+        try:
+            data = FsPath(name).read_bytes()
+        except FileNotFoundError:
+            if required:
+                raise ClusterError(f"kubeconfig {name} does not exist") from None
+            continue
+        except OSError as exc:
+            raise ClusterError(f"cannot read kubeconfig {name}: {exc.strerror or exc}") from None
+        problems: list[YamlInputError] = []
+        docs = list(iter_yaml_documents(data, Limits(), problems))
+        if problems:
+            line = f" (line {problems[0].line})" if problems[0].line else ""
+            raise ClusterError(f"kubeconfig {name} is not valid YAML{line}: {problems[0].message}")
+        top = docs[0].data if docs else None
+        if top is None:
+            continue  # an empty file adds nothing, as for kubectl
+        bad = _kubeconfig_problem(top, merged, name, secrets)
+        if bad:
+            raise ClusterError(f"kubeconfig {name}: {bad}")
+        if current is None and top.get("current-context"):
+            current = top["current-context"]
+    chosen = context or current
+    found = merged["contexts"].get(chosen) if chosen else None
+    if found is not None:
+        file, entry = found
+        for key in ("cluster", "user"):
+            if not entry.get(key):
+                raise ClusterError(f"kubeconfig {file}: context {chosen!r} names no {key}")
+        cluster = merged["clusters"].get(entry["cluster"])
+        if cluster is not None and not cluster[1].get("server"):
+            raise ClusterError(f"kubeconfig {cluster[0]}: cluster {entry['cluster']!r} has no server")
+    return secrets
+
+
+def _kubeconfig_problem(top: Any, merged: dict[str, dict[str, tuple[str, dict[str, Any]]]], file: str,
+                        secrets: set[str]) -> str | None:
+    """What is wrong with one kubeconfig document, or None; collects its entries and secrets."""
+    if not isinstance(top, dict):
+        return f"the file is {_json_type(top)}, not a mapping"
+    for key in ("current-context", "apiVersion", "kind"):
+        if top.get(key) is not None and not isinstance(top[key], str):
+            return f"{key} is {_json_type(top[key])}, not a string"
+    for section, (inner, fields) in _KUBECONFIG_SECTIONS.items():
+        entries = top.get(section)
+        if entries is None:
+            continue
+        if not isinstance(entries, list):
+            return f"{section} is {_json_type(entries)}, not a list"
+        for index, entry in enumerate(entries):
+            where = f"{section}[{index}]"
+            if not isinstance(entry, dict):
+                return f"{where} is {_json_type(entry)}, not a mapping"
+            if not isinstance(entry.get("name"), str) or not entry["name"]:
+                return f"{where}.name is {_json_type(entry.get('name'))}, not a name"
+            where = f"{section}[{index}] ({entry['name']})"
+            body = entry.get(inner)
+            if not isinstance(body, dict):
+                return f"{where}.{inner} is {_json_type(body)}, not a mapping"
+            for key, expected in fields.items():
+                if body.get(key) is not None and not isinstance(body[key], expected):
+                    return f"{where}.{inner}.{key} is {_json_type(body[key])}, not {_JSON_NAMES[expected]}"
+            secrets.update(v for k in _KUBECONFIG_SECRET_FIELDS if isinstance(v := body.get(k), str) and v)
+            problem = _plugin_problem(body, f"{where}.{inner}")
+            if problem:
+                return problem
+            merged[section].setdefault(entry["name"], (file, body))  # the first one wins, as for kubectl
+    return None
+
+
+def _plugin_problem(user: dict[str, Any], where: str) -> str | None:
+    exec_ = user.get("exec")
+    if isinstance(exec_, dict):
+        if not isinstance(exec_.get("command"), str) or not exec_["command"]:
+            return f"{where}.exec.command is {_json_type(exec_.get('command'))}, not a command"
+        if not all(isinstance(a, str) for a in exec_.get("args") or ()) or \
+                not isinstance(exec_.get("args") or [], list):
+            return f"{where}.exec.args must be a list of strings"
+        env = exec_.get("env") or []
+        if not isinstance(env, list) or not all(
+                isinstance(e, dict) and isinstance(e.get("name"), str) and isinstance(e.get("value"), str)
+                for e in env):
+            return f"{where}.exec.env must be a list of name/value mappings of strings"
+    provider = user.get("auth-provider")
+    if isinstance(provider, dict):
+        if not isinstance(provider.get("name"), str):
+            return f"{where}.auth-provider.name is {_json_type(provider.get('name'))}, not a string"
+        settings = provider.get("config")
+        if settings is not None and not isinstance(settings, dict):
+            return f"{where}.auth-provider.config is {_json_type(settings)}, not a mapping"
+    return None
+
+
+def _redact(text: str, secrets: set[str]) -> str:
+    for secret in sorted(secrets, key=len, reverse=True):
+        text = text.replace(secret, "<redacted>")
+    return text
+
+
+# ---------------------------------------------------------------------------------------------
+# Shapes of answers: the reader looks at a field only after checking its JSON type
+
+_JSON_NAMES: dict[type, str] = {dict: "an object", list: "an array", str: "a string", bool: "a boolean"}
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    return _JSON_NAMES.get(type(value), type(value).__name__)
+
+
+def _field(obj: dict[str, Any], key: str, expected: type[_T], path: str, place: str = "",
+           required: bool = False) -> _T | None:
+    """obj[key] when of the expected type; None when absent (unless required); else _Malformed."""
+    value = obj.get(key)
+    name = f"{place}.{key}" if place else key
+    if value is None:
+        if required:
+            raise _Malformed(f"{path}: {name} is missing")
+        return None
+    if not isinstance(value, expected) or (isinstance(value, bool) and expected is not bool):
+        raise _Malformed(f"{path}: {name} is {_json_type(value)}, not {_JSON_NAMES[expected]}")
+    return value
+
+
+def _objects(obj: dict[str, Any], key: str, path: str, place: str = "") -> list[dict[str, Any]]:
+    """obj[key] as a list of objects (empty when absent); any other entry is _Malformed."""
+    values = _field(obj, key, list, path, place) or []
+    name = f"{place}.{key}" if place else key
+    for index, value in enumerate(values):
+        if not isinstance(value, dict):
+            raise _Malformed(f"{path}: {name}[{index}] is {_json_type(value)}, not an object")
+    return values
 
 
 # ---------------------------------------------------------------------------------------------
@@ -312,39 +661,28 @@ def discover(reader: ApiReader, namespaces: tuple[str, ...]) -> tuple[list[ListT
     notes: list[str] = []
     undiscovered: dict[str, tuple[str, str]] = {}  # group -> (version, reason) of a failed discovery
     served: dict[str, tuple[str, list[dict[str, Any]]]] = {}  # group -> (version, resources)
-    core = reader.get_json("/api/v1")
-    served[""] = ("v1", list(core.get("resources") or []))
-    groups = reader.get_json("/apis")
-    for group in groups.get("groups") or []:
-        name = group.get("name")
-        if name not in WANTED_KINDS:
-            continue
-        versions = [v.get("version") for v in group.get("versions") or [] if v.get("version")]
-        preferred = (group.get("preferredVersion") or {}).get("version") or (versions[0] if versions else None)
-        if not preferred:
-            continue
+    served[""] = ("v1", _resources(reader.get_json("/api/v1"), "/api/v1"))
+    for group, versions, preferred in _groups(reader.get_json("/apis")):
         # A wanted kind may be served only in a non-preferred version (PodSecurityPolicy lives
         # in policy/v1beta1 while policy prefers v1): look at each version until found.
         for version in [preferred, *[v for v in versions if v != preferred]]:
+            path = f"/apis/{group}/{quote(version, safe='')}"
             try:
-                listing = reader.get_json(f"/apis/{name}/{version}")
+                resources = _resources(reader.get_json(path), path)
             except _HttpError as exc:
                 if exc.status == 401:
                     raise
-                notes.append(f"discovery of {name}/{version} failed: {exc.reason}")
-                undiscovered.setdefault(name, (version, f"discovery of {name}/{version} failed: {exc.status} "
-                                                         f"{exc.reason}"))
+                notes.append(f"discovery of {group}/{version} failed: {exc.reason}")
+                undiscovered.setdefault(group, (version, f"discovery of {group}/{version} failed: {exc.described}"))
                 continue
-            resources = list(listing.get("resources") or [])
-            previous = served.get(name)
+            previous = served.get(group)
             if previous is None:
-                served[name] = (version, resources)
+                served[group] = (version, resources)
             else:
-                known = {r.get("kind") for r in previous[1] if "/" not in str(r.get("name"))}
-                extra = [dict(r, _version=version) for r in resources if r.get("kind") not in known]
-                previous[1].extend(extra)
-            have = {r.get("kind") for r in served[name][1] if "/" not in str(r.get("name"))}
-            if all(kind in have for kind in WANTED_KINDS[name]):
+                known = {r["kind"] for r in previous[1] if "/" not in r["name"]}
+                previous[1].extend(dict(r, _version=version) for r in resources if r["kind"] not in known)
+            have = {r["kind"] for r in served[group][1] if "/" not in r["name"]}
+            if all(kind in have for kind in WANTED_KINDS[group]):
                 break
     targets: list[ListTarget] = []
     unknown: list[ListOutcome] = []
@@ -352,8 +690,8 @@ def discover(reader: ApiReader, namespaces: tuple[str, ...]) -> tuple[list[ListT
         version, resources = served.get(group, ("", []))
         for kind in kinds:
             match = next(
-                (r for r in resources if r.get("kind") == kind and "/" not in str(r.get("name"))
-                 and "list" in (r.get("verbs") or ["list"])),
+                (r for r in resources if r["kind"] == kind and "/" not in r["name"]
+                 and "list" in (r["verbs"] if r["verbs"] is not None else ["list"])),
                 None,
             )
             if match is None:
@@ -362,17 +700,52 @@ def discover(reader: ApiReader, namespaces: tuple[str, ...]) -> tuple[list[ListT
                     target = ListTarget(group, failed_version, "", kind, False)
                     unknown.append(ListOutcome(target, failed=reason))
                 continue
-            namespaced = bool(match.get("namespaced"))
+            namespaced = match["namespaced"]
             res_version = str(match.get("_version") or version)
             scopes: list[str | None] = list(namespaces) if namespaced and namespaces else [None]
             selectors: list[str | None] = [None]
             if (group, kind) == ("", "Secret"):
                 selectors += [f"type={secret_type}" for secret_type in SECRET_TYPES_LISTED]
             targets.extend(
-                ListTarget(group, res_version, str(match["name"]), kind, namespaced, scope, selector)
+                ListTarget(group, res_version, match["name"], kind, namespaced, scope, selector)
                 for scope in scopes for selector in selectors
             )
     return targets, unknown, notes
+
+
+def _groups(listing: dict[str, Any]) -> Iterator[tuple[str, list[str], str]]:
+    """(group, versions, preferred version) of each wanted group of an APIGroupList."""
+    for index, group in enumerate(_objects(listing, "groups", "/apis")):
+        place = f"groups[{index}]"
+        name = _field(group, "name", str, "/apis", place, required=True)
+        if name not in WANTED_KINDS:
+            continue  # what is not read is not checked
+        versions = [
+            version for number, entry in enumerate(_objects(group, "versions", "/apis", place))
+            if (version := _field(entry, "version", str, "/apis", f"{place}.versions[{number}]"))
+        ]
+        preferred_entry = _field(group, "preferredVersion", dict, "/apis", place) or {}
+        preferred = _field(preferred_entry, "version", str, "/apis", f"{place}.preferredVersion") or \
+            (versions[0] if versions else None)
+        if preferred:
+            yield str(name), versions, preferred
+
+
+def _resources(listing: dict[str, Any], path: str) -> list[dict[str, Any]]:
+    """The resources of an APIResourceList, each with checked name, kind, verbs and scope."""
+    resources: list[dict[str, Any]] = []
+    for index, entry in enumerate(_objects(listing, "resources", path)):
+        place = f"resources[{index}]"
+        verbs = _field(entry, "verbs", list, path, place)
+        if verbs is not None and not all(isinstance(v, str) for v in verbs):
+            raise _Malformed(f"{path}: {place}.verbs holds a value that is not a string")
+        resources.append({
+            "name": _field(entry, "name", str, path, place, required=True),
+            "kind": _field(entry, "kind", str, path, place, required=True),
+            "verbs": verbs,
+            "namespaced": bool(_field(entry, "namespaced", bool, path, place)),
+        })
+    return resources
 
 
 def _slim_item(kind: str, item: dict[str, Any]) -> None:
@@ -414,37 +787,59 @@ def share_strings(value: dict[str, Any] | list[Any]) -> None:
             share_strings(item)
 
 
+def max_pages(options: ClusterOptions) -> int:
+    """Pages one LIST may take: servers may send short pages, so twice the full pages of a list
+    of ``max_objects``, plus a few; finite, so a server that never ends a list cannot hold it."""
+    return 2 * -(-max(options.max_objects, 1) // max(options.page_size, 1)) + 10
+
+
 def list_all(reader: ApiReader, target: ListTarget, on_page: Callable[[int], None] | None = None) -> ListOutcome:
     """Every object of one LIST, page by page; restarts the list when its token expired."""
     outcome = ListOutcome(target)
     accept = _METADATA_ACCEPT if target.metadata_only else "application/json"
+    options = reader.options
+    page_limit = max_pages(options)
     while True:
         items: list[dict[str, Any]] = []
         token: str | None = None
+        seen: set[bytes] = set()  # digests of the continue tokens of this pass
+        pages = 0
         try:
             while True:
-                query: list[tuple[str, Any]] = [("limit", reader.options.page_size)]
+                query: list[tuple[str, Any]] = [("limit", options.page_size)]
                 if target.field_selector:
                     query.append(("fieldSelector", target.field_selector))
                 if token:
                     query.append(("continue", token))
                 page = reader.get_json(target.path, query, accept)
                 outcome.pages += 1
-                for item in page.get("items") or []:
-                    if isinstance(item, dict):
-                        if target.metadata_only:
-                            item = {"metadata": item.get("metadata") or {}}
-                        _slim_item(target.kind, item)
-                        item["apiVersion"] = target.api_version
-                        item["kind"] = target.kind
-                        items.append(item)
+                pages += 1
+                page_items = _objects(page, "items", target.path)
+                for index, item in enumerate(page_items):
+                    meta = _field(item, "metadata", dict, target.path, f"items[{index}]") or {}
+                    if target.metadata_only:
+                        item = {"metadata": meta}
+                    _slim_item(target.kind, item)
+                    item["apiVersion"] = target.api_version
+                    item["kind"] = target.kind
+                    items.append(item)
+                if len(items) > options.max_objects:
+                    raise _Malformed(f"{target.path}: more than {options.max_objects} objects (setting: max_objects)")
                 if on_page is not None:
-                    on_page(len(page.get("items") or []))
-                token = (page.get("metadata") or {}).get("continue") or None
+                    on_page(len(page_items))
+                list_meta = _field(page, "metadata", dict, target.path) or {}
+                token = _field(list_meta, "continue", str, target.path, "metadata") or None
                 if not token:
                     break
+                digest = hashlib.blake2b(token.encode(), digest_size=16).digest()
+                if digest in seen:
+                    raise _Malformed(f"{target.path}: the server sent a continue token it had sent before "
+                                     f"(page {pages}): the list would never end")
+                seen.add(digest)
+                if pages >= page_limit:
+                    raise _Malformed(f"{target.path}: the list did not end within {page_limit} pages")
         except _HttpError as exc:
-            if exc.status == 410 and token and outcome.restarts < reader.options.max_restarts:
+            if exc.status == 410 and token and outcome.restarts < options.max_restarts:
                 outcome.restarts += 1  # the snapshot behind the token expired: start again
                 continue
             if exc.status == 401:
@@ -455,8 +850,8 @@ def list_all(reader: ApiReader, target: ListTarget, on_page: Callable[[int], Non
             elif exc.status == 404:
                 outcome.failed = None  # removed between discovery and listing: not served
             else:
-                code = f"{exc.status} " if exc.status else ""
-                outcome.failed = f"{code}{exc.reason}{where} (after {reader.options.retries} retries)"
+                tried = f" (after {exc.retries} retries)" if exc.transient else ""
+                outcome.failed = f"{exc.described}{where}{tried}"
             return outcome
         outcome.items = items
         return outcome
@@ -468,6 +863,7 @@ def read_cluster(options: ClusterOptions, reader: ApiReader | None = None) -> Cl
     try:
         try:
             version = reader.get_json("/version")
+            git_version = _field(version, "gitVersion", str, "/version")
             targets, undiscovered, notes = discover(reader, options.namespaces)
         except _HttpError as exc:
             raise _cluster_error(exc, reader) from None
@@ -477,7 +873,7 @@ def read_cluster(options: ClusterOptions, reader: ApiReader | None = None) -> Cl
     return ClusterRead(
         source_name=f"cluster:{reader.context}",
         context=reader.context,
-        server_version=str(version.get("gitVersion")) if version.get("gitVersion") else None,
+        server_version=git_version or None,
         lists=lists,
         notes=notes,
         namespaces=options.namespaces,
@@ -525,6 +921,8 @@ def _cluster_error(exc: _HttpError, reader: ApiReader) -> ClusterError:
         )
     if exc.status == 403:
         return ClusterError(f"the API server at {reader.host} refused discovery (403 Forbidden): {exc.reason}")
+    if isinstance(exc, _Malformed):
+        return ClusterError(f"the API server at {reader.host} (context {reader.context!r}) sent a {exc.reason}")
     return ClusterError(f"cannot reach the API server at {reader.host} (context {reader.context!r}): {exc.reason}")
 
 
