@@ -35,7 +35,7 @@ class UnsafePathError(OSError):
         return self.message
 
 
-def _kind_of(mode: int) -> str:
+def kind_of(mode: int) -> str:
     if stat.S_ISFIFO(mode):
         return "a FIFO"
     if stat.S_ISSOCK(mode):
@@ -66,15 +66,19 @@ def read_limited(fp: IO[bytes], max_bytes: int, what: str = "input") -> bytes:
     return data
 
 
-def open_regular(path: StrPath) -> IO[bytes]:
-    """Open a regular file for reading (symlinks followed). O_NONBLOCK keeps the open itself
-    from hanging on a FIFO; the file type is then checked on the opened descriptor, so there
-    is no window between the check and the open."""
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+def open_regular(path: StrPath, follow_symlinks: bool = True) -> IO[bytes]:
+    """Open a regular file for reading (symlinks followed unless follow_symlinks is false: a
+    path already resolved, e.g. inside a node root, must not be redirected by a link swapped
+    in meanwhile). O_NONBLOCK keeps the open itself from hanging on a FIFO; the file type is
+    then checked on the opened descriptor, so there is no window between the check and the open."""
+    flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+    if not follow_symlinks:
+        flags |= getattr(os, "O_NOFOLLOW", 0)
+    fd = os.open(path, flags)
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
-            raise UnsafePathError(f"{_kind_of(st.st_mode)}, not a regular file: not read")
+            raise UnsafePathError(f"{kind_of(st.st_mode)}, not a regular file: not read")
         os.set_blocking(fd, True)
         remember_input(st)
         return os.fdopen(fd, "rb")
@@ -83,9 +87,9 @@ def open_regular(path: StrPath) -> IO[bytes]:
         raise
 
 
-def read_regular(path: StrPath, max_bytes: int) -> bytes:
+def read_regular(path: StrPath, max_bytes: int, follow_symlinks: bool = True) -> bytes:
     """The bytes of a regular file of at most max_bytes (UnsafePathError / OSError otherwise)."""
-    with open_regular(path) as fp:
+    with open_regular(path, follow_symlinks) as fp:
         size = os.fstat(fp.fileno()).st_size
         if size > max_bytes:
             raise UnsafePathError(f"file is larger than {max_bytes} bytes (limit: max_file_bytes)")

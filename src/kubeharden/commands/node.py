@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from typing import Any
 
@@ -116,23 +115,32 @@ def probe_etcd_command(url: str, cacert: str | None, cert: str | None, key: str 
 def collect_node(output: str, root: str, processes: bool | None, force: bool) -> None:
     """Collect what `kubeharden node --bundle` needs from a node: config files, file modes and owners,
     command lines. Keys, tokens and kubeconfigs are not copied; encryption keys are reduced to their length."""
-    from kubeharden.nodeconf.snapshot import collect_root, write_bundle
+    from kubeharden import safeio
+    from kubeharden.nodeconf.snapshot import collect_root, has_node_configuration, write_bundle
 
-    if os.path.exists(output):
-        if not force:
-            raise click.UsageError(f"{output} exists; use --force to overwrite it")
-        os.remove(output)
+    # before the node is read; the files read are refused as outputs by inode when writing
+    try:
+        safeio.check_output_path(output, force=force)
+    except safeio.UnsafePathError as exc:
+        raise click.UsageError(f"cannot write {output}: {exc}") from None
     snapshot = collect_root(root, processes)
     for error in snapshot.errors:
-        click.echo(f"warning: {error.source}: {error.message}", err=True)
+        click.echo(f"error: {error.where}: {error.message}", err=True)
+    if not has_node_configuration(snapshot):
+        click.echo(f"error: no bundle written to {output}", err=True)
+        sys.exit(2)
     try:
-        write_bundle(snapshot, output)
-    except OSError as exc:
+        withheld = write_bundle(snapshot, output, force=force)
+    except OSError as exc:  # UnsafePathError included (an input, or created meanwhile)
         raise click.UsageError(f"cannot write {output}: {exc.strerror or exc}") from None
+    for path in withheld:
+        click.echo(f"warning: {snapshot.display(path)}: not valid YAML; its content is withheld from the bundle",
+                   err=True)
     copied = sum(1 for r in snapshot.files.values() if r.text is not None)
     present = sum(1 for r in snapshot.files.values() if r.exists)
     click.echo(f"wrote {output}: {present} files recorded ({copied} copied), "
                f"{sum(len(p) for p in snapshot.processes.values())} process command lines", err=True)
+    sys.exit(2 if snapshot.errors else 0)
 
 
 COMMANDS.extend([node, collect_node])

@@ -16,6 +16,7 @@ from kubeharden.nodeconf.checks import (
     GO_SERVER_TLS12_DEFAULT_FROM,
     file_mode_violations,
     flag_bool,
+    invalid_urls,
     is_loopback,
     is_wildcard,
     split_urls,
@@ -406,6 +407,11 @@ def service_account_keys(ctx: Context) -> Iterator[Violation]:
 )
 def apiserver_etcd_tls(ctx: Context) -> Iterator[Violation]:
     for api in _api(ctx):
+        invalid = invalid_urls(api.value("etcd-servers"))
+        if invalid:
+            yield api.flag_violation("etcd-servers", "--etcd-servers holds what is not a valid URL ("
+                                     f"{', '.join(repr(u) for u in invalid)}): kube-apiserver cannot start with it, "
+                                     "and TLS to etcd cannot be verified", api.value("etcd-servers"))
         plain = [f"{scheme}://{host}" for scheme, host in split_urls(api.value("etcd-servers")) if scheme != "https"]
         if plain:
             yield api.flag_violation("etcd-servers", f"etcd reached over plain HTTP: {', '.join(plain)}",
@@ -451,6 +457,10 @@ def _etcd_tls(etcd: ComponentInstance, prefix: str) -> Iterator[Violation]:
     listen = "listen-peer-urls" if prefix else "listen-client-urls"
     default = "http://localhost:2380" if prefix else "http://localhost:2379"
     value = etcd.value(listen)
+    invalid = invalid_urls(value)
+    if invalid:
+        yield etcd.flag_violation(listen, f"etcd --{listen} holds what is not a valid URL ("
+                                  f"{', '.join(repr(u) for u in invalid)}): etcd cannot start with it", value)
     plain = [f"{s}://{h}" for s, h in split_urls(value or default) if s != "https"]
     if plain:
         yield etcd.flag_violation(listen, f"etcd listens for {what}s over plain HTTP: {', '.join(plain)}"

@@ -8,6 +8,7 @@ from urllib.parse import urlsplit
 
 from kubeharden.model import Violation
 from kubeharden.nodeconf.evidence import ComponentInstance, NodeEvidence
+from kubeharden.nodeconf.redact import redact_string
 from kubeharden.nodeconf.snapshot import FileRecord
 
 # Go TLS version names used by Kubernetes components (and etcd's "TLS1.x").
@@ -65,16 +66,33 @@ def is_wildcard(host: str) -> bool:
         return False
 
 
-def split_urls(value: str | None) -> list[tuple[str, str]]:
-    """'https://a:1,http://b:2' -> [('https', 'a'), ('http', 'b')]."""
-    out = []
-    for url in (value or "").split(","):
-        url = url.strip()
-        if not url:
-            continue
+def _url_entries(value: str | None) -> list[str]:
+    return [url.strip() for url in (value or "").split(",") if url.strip()]
+
+
+def _parse_url(url: str) -> tuple[str, str] | None:
+    """(scheme, host) of a component URL flag entry; None when Go's url.Parse would refuse it too
+    (an unclosed IPv6 bracket, a port that is not a number) or it has no scheme."""
+    try:
         parts = urlsplit(url)
-        out.append((parts.scheme.lower(), parts.hostname or ""))
-    return out
+        _ = parts.port  # raises for a port that is not a number in range
+    except ValueError:
+        return None
+    if "://" not in url or not parts.scheme:
+        return None
+    return parts.scheme.lower(), parts.hostname or ""
+
+
+def split_urls(value: str | None) -> list[tuple[str, str]]:
+    """'https://a:1,http://b:2' -> [('https', 'a'), ('http', 'b')]; invalid entries are left out
+    (see invalid_urls)."""
+    return [parsed for url in _url_entries(value) if (parsed := _parse_url(url)) is not None]
+
+
+def invalid_urls(value: str | None) -> list[str]:
+    """The entries of a URL list flag that are not valid URLs (credentials in them redacted):
+    the component refuses to start with them."""
+    return [redact_string(url) for url in _url_entries(value) if _parse_url(url) is None]
 
 
 def flag_bool(instance: ComponentInstance, name: str, default: bool) -> tuple[bool | None, bool]:

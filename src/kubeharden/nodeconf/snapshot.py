@@ -2,33 +2,48 @@
 command lines of running components. Built from a node root (``--root``) or a bundle made
 by ``collect-node``; the same structure either way, so every check sees the same evidence.
 
+A node root is read as a chroot: every path is resolved inside the root (absolute symbolic
+links relative to it), and only regular files are read.
+
 Secrets are never copied: kubeconfigs, keys and token files are recorded by mode and owner
-only; EncryptionConfiguration keys are replaced by their decoded length; credentials in an
-audit-webhook kubeconfig are replaced by a marker.
+only; the files a bundle keeps are redacted by meaning (kubeharden.nodeconf.redact):
+EncryptionConfiguration keys are replaced by their decoded length, credentials by a marker.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import datetime as dt
 import glob
 import io
 import os
+import posixpath
 import stat
 import tarfile
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import PurePosixPath
 from typing import Any
 
 import orjson
-import yaml
 
+from kubeharden import safeio
 from kubeharden.inventory import as_dict, as_list
 from kubeharden.loader import display_path
 from kubeharden.model import InputError, Source
 from kubeharden.nodeconf.flags import FlagSet, Token
-from kubeharden.yamlsafe import Limits, YamlInputError, iter_yaml_documents
+from kubeharden.nodeconf.redact import (
+    KEY_LENGTH_MARKER,
+    REDACTED_CREDENTIAL,
+    describe_key,
+    redact_argv,
+    redact_file,
+    redact_yaml,
+    yaml_documents,
+)
+from kubeharden.yamlsafe import compose_documents, locate
+
+__all__ = ["KEY_LENGTH_MARKER", "REDACTED_CREDENTIAL", "describe_key", "yaml_documents"]
 
 COMPONENTS = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "etcd")
 PROCESS_NAMES = (*COMPONENTS, "kubelet")
@@ -41,12 +56,15 @@ KUBECONFIGS = tuple(
 PKI_DIRS = ("/etc/kubernetes/pki", "/var/lib/kubelet/pki")
 KUBELET_UNIT_DIRS = ("/etc/systemd/system", "/usr/lib/systemd/system", "/lib/systemd/system")
 KUBELET_ENV_FILES = ("/var/lib/kubelet/kubeadm-flags.env", "/etc/default/kubelet", "/etc/sysconfig/kubelet")
-REDACTED_CREDENTIAL = "<redacted by kubeharden>"
-KEY_LENGTH_MARKER = "kubeharden-redacted-key:decoded-bytes="
 BUNDLE_MANIFEST = "kubeharden-node-manifest.json"
 BUNDLE_FORMAT = 1
 MAX_COPY_BYTES = 4 * 1024 * 1024
 MAX_MANIFEST_BYTES = 64 * 1024 * 1024  # a bundle may come from elsewhere: bound what is read
+MAX_BUNDLE_MEMBERS = 100_000
+MAX_BUNDLE_TEXT_BYTES = 256 * 1024 * 1024  # all copied files of a bundle together
+MAX_TABLE_BYTES = 16 * 1024 * 1024  # /etc/passwd, /etc/group
+MAX_CMDLINE_BYTES = 1024 * 1024
+MAX_SYMLINKS = 40  # as Linux (ELOOP)
 
 # Files whose text is copied, by role. Others are recorded by mode and owner only.
 COPIED_ROLES = frozenset({
@@ -59,6 +77,13 @@ YAML_ROLES = frozenset({
     "static-pod", "kubelet-config", "encryption-config", "audit-policy", "admission-config",
     "admission-plugin-config", "authentication-config", "authorization-config", "audit-webhook-kubeconfig",
 })
+# Copied files whose text is redacted already when a node root is read (only node checks read
+# them, and a finding must not quote a credential); every copied file is redacted in a bundle.
+REDACTED_ON_READ = frozenset({"encryption-config", "audit-webhook-kubeconfig"})
+# Roles whose files are read (content or PEM header): anything but a regular file there is an error.
+READ_ROLES = COPIED_ROLES | {"pki"}
+# Evidence that a directory is a Kubernetes node (a user's ~/.kube/config alone is not).
+NODE_ROLES = frozenset({"kubelet-unit", "kubelet-env", "kubelet-config", "static-pod", "pki"})
 # kube-apiserver flags naming a file whose content the checks read.
 APISERVER_COPIED_FLAGS = {
     "encryption-provider-config": "encryption-config",
@@ -81,7 +106,7 @@ class FileRecord:
     user: str | None = None
     group: str | None = None
     role: str = ""
-    text: str | None = None  # copied content (config files only; sanitised)
+    text: str | None = None  # copied content (config files only; see REDACTED_ON_READ)
     note: str | None = None
     private_key: bool | None = None  # PKI files: holds a PEM private key (only this fact is kept)
 
@@ -126,11 +151,55 @@ class NodeSnapshot:
 
 
 def normalise(path: str) -> str:
-    return str(PurePosixPath("/") / PurePosixPath(path.lstrip("/"))) if path else path
+    """The absolute, clean form of a node path: '.' and empty parts dropped, '..' resolved
+    (at '/' it stays at '/', as the kernel does), so a path never climbs out of the root and a
+    bundle member name made from it is clean."""
+    if not path:
+        return path
+    clean = posixpath.normpath("/" + path.lstrip("/"))
+    return "/" + clean.lstrip("/")
 
 
 def host_path(root: str, path: str) -> str:
-    return os.path.join(root, path.lstrip("/"))
+    return os.path.join(root, normalise(path).lstrip("/"))
+
+
+def resolve_in_root(root: str, path: str) -> tuple[str, bool]:
+    """The host path of a node path with the root as a chroot: each component's symbolic link is
+    followed inside the root (an absolute target starts again at the root). Returns the host path
+    (which need not exist) and whether a link was followed. A link climbing above the root, a
+    loop or a NUL byte is refused (UnsafePathError)."""
+    if "\0" in path:
+        raise safeio.UnsafePathError("the path contains a NUL byte")
+    pending = list(reversed(PurePosixPath(normalise(path)).parts[1:]))
+    done: list[str] = []
+    links = 0
+    while pending:
+        part = pending.pop()
+        if part == "..":
+            if not done:
+                raise safeio.UnsafePathError("a symbolic link leads outside the node root: not read")
+            done.pop()
+            continue
+        host = os.path.join(root, *done, part)
+        try:
+            st = os.lstat(host)
+        except OSError:  # missing (or below a file): nothing further can exist
+            return os.path.join(host, *reversed(pending)), links > 0
+        if not stat.S_ISLNK(st.st_mode):
+            done.append(part)
+            continue
+        links += 1
+        if links > MAX_SYMLINKS:
+            raise safeio.UnsafePathError("too many levels of symbolic links: not read")
+        try:
+            target = os.readlink(host)
+        except OSError:
+            return host, True
+        if target.startswith("/"):
+            done = []  # absolute: relative to the node root, never to the host
+        pending.extend(reversed([p for p in PurePosixPath(target).parts if p != "/"]))
+    return os.path.join(root, *done), links > 0
 
 
 # ---------------------------------------------------------------------------------------------
@@ -138,11 +207,18 @@ def host_path(root: str, path: str) -> str:
 
 
 class _RootReader:
+    """Every read of a node root goes through resolve(): nothing outside the root is ever opened."""
+
     def __init__(self, root: str, snapshot: NodeSnapshot) -> None:
-        self.root = root
+        self.root = os.path.realpath(root)
         self.snapshot = snapshot
-        self._users: dict[int, str | None] = {}
-        self._groups: dict[int, str | None] = {}
+        self._tables: dict[str, dict[int, str]] = {}
+
+    def error(self, path: str, message: str, line: int | None = None) -> None:
+        self.snapshot.errors.append(InputError(self.snapshot.display(path.replace("\0", "\\0")), message, line))
+
+    def resolve(self, path: str) -> tuple[str, bool]:
+        return resolve_in_root(self.root, path)
 
     def record(self, path: str, role: str) -> FileRecord:
         path = normalise(path)
@@ -151,104 +227,131 @@ class _RootReader:
             if role and not existing.role:
                 existing.role = role
             if role == "pki" and existing.kind == "file" and existing.private_key is None:
-                existing.private_key = _holds_private_key(host_path(self.root, path))
+                existing.private_key = self._holds_private_key(path)
             return existing
-        real = host_path(self.root, path)
         record = FileRecord(path, False, role=role)
+        self.snapshot.files[path] = record
+        try:
+            real, linked = self.resolve(path)
+        except safeio.UnsafePathError as exc:
+            record.kind, record.note = "link", str(exc)
+            self.error(path, str(exc))
+            return record
         try:
             st = os.lstat(real)
         except OSError:
-            self.snapshot.files[path] = record
-            return record
-        if stat.S_ISLNK(st.st_mode):
-            try:
-                st = os.stat(real)  # permissions of a link are those of its target
-            except OSError:
+            if linked:
                 record.kind, record.note = "link", "dangling symbolic link"
-                self.snapshot.files[path] = record
-                return record
+            return record
+        safeio.remember_input(st)  # no report or bundle may be written over a node file
         record.exists = True
         record.kind = "dir" if stat.S_ISDIR(st.st_mode) else "file" if stat.S_ISREG(st.st_mode) else "other"
         record.mode = stat.S_IMODE(st.st_mode)
         record.uid, record.gid = st.st_uid, st.st_gid
-        record.user, record.group = self._user(st.st_uid), self._group(st.st_gid)
+        record.user, record.group = self._name("/etc/passwd", st.st_uid), self._name("/etc/group", st.st_gid)
+        if record.kind == "other" and role in READ_ROLES:
+            record.note = f"{safeio.kind_of(st.st_mode)}, not a regular file: not read"
+            self.error(path, record.note)
         if role == "pki" and record.kind == "file":
-            record.private_key = _holds_private_key(real)
+            record.private_key = self._holds_private_key(path)
         if role in COPIED_ROLES and record.kind == "file":
-            if st.st_size > MAX_COPY_BYTES:
-                record.note = f"larger than {MAX_COPY_BYTES} bytes; content not read"
-            else:
-                try:
-                    with open(real, "rb") as config_file:
-                        raw = config_file.read()
-                    record.text = sanitise(role, raw.decode("utf-8", "replace"))
-                except OSError as exc:
-                    record.note = f"cannot read: {exc.strerror}"
-                    self.snapshot.errors.append(InputError(self.snapshot.display(path), f"cannot read: {exc.strerror}"))
-        self.snapshot.files[path] = record
+            self._copy(record, real, st)
         return record
+
+    def _copy(self, record: FileRecord, real: str, st: os.stat_result) -> None:
+        if st.st_size > MAX_COPY_BYTES:
+            record.note = f"larger than {MAX_COPY_BYTES} bytes; content not read"
+            return
+        try:
+            raw = safeio.read_regular(real, MAX_COPY_BYTES, follow_symlinks=False)
+        except OSError as exc:  # UnsafePathError included: replaced by something else meanwhile
+            record.note = f"cannot read: {exc.strerror or exc}"
+            self.error(record.path, record.note)
+            return
+        text = raw.decode("utf-8", "replace")
+        if record.role in REDACTED_ON_READ:
+            # not valid YAML: the loader reports where (the text itself is never output)
+            text = redact_yaml(record.role, text) or text
+        record.text = text
+
+    def _holds_private_key(self, path: str) -> bool | None:
+        """Whether a PKI file holds a PEM private key, whatever its name (kubelet-client-current.pem
+        holds certificate and key). The content is only searched, never kept."""
+        try:
+            real, _ = self.resolve(path)
+            with safeio.open_regular(real, follow_symlinks=False) as fh:
+                return b"PRIVATE KEY-----" in fh.read(MAX_COPY_BYTES)
+        except OSError:
+            return None
+
+    def _name(self, table: str, ident: int) -> str | None:
+        """Name of a uid/gid from the node's own passwd/group file (not the scanning host's)."""
+        if table not in self._tables:
+            self._tables[table] = self._read_table(table)
+        return self._tables[table].get(ident, "root" if ident == 0 else None)
+
+    def _read_table(self, table: str) -> dict[int, str]:
+        names: dict[int, str] = {}
+        try:
+            real, _ = self.resolve(table)
+            data = safeio.read_regular(real, MAX_TABLE_BYTES, follow_symlinks=False)
+        except FileNotFoundError:
+            return names
+        except OSError as exc:
+            self.error(table, f"cannot read user and group names: {exc.strerror or exc}")
+            return names
+        for line in data.decode("utf-8", "replace").splitlines():
+            parts = line.split(":")
+            if len(parts) > 2 and parts[2].isdigit():
+                names.setdefault(int(parts[2]), parts[0])
+        return names
 
     def listdir(self, path: str) -> list[str]:
         try:
-            return sorted(os.listdir(host_path(self.root, path)))
-        except OSError:
+            real, _ = self.resolve(path)
+            return sorted(os.listdir(real))
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+        except OSError as exc:
+            self.error(path, f"cannot list directory: {exc.strerror or exc}")
             return []
 
+    def _walk(self, path: str) -> Iterable[tuple[str, list[str], list[str]]]:
+        """os.walk below a node directory, as (node path, sorted dirs, sorted files); links to
+        directories are not descended (each entry is resolved on its own by record())."""
+        try:
+            base, _ = self.resolve(path)
+        except safeio.UnsafePathError as exc:
+            self.error(path, str(exc))
+            return
+
+        def unreadable(exc: OSError) -> None:
+            where = normalise(f"{path}/{os.path.relpath(exc.filename, base)}") if exc.filename else path
+            self.error(where, f"cannot list directory: {exc.strerror or exc}")
+
+        for dirpath, dirnames, filenames in os.walk(base, onerror=unreadable):
+            dirnames.sort()
+            rel = os.path.relpath(dirpath, base)
+            yield normalise(path if rel == "." else f"{path}/{rel}"), list(dirnames), sorted(filenames)
+
     def files_below(self, path: str) -> list[str]:
-        """Node paths of the regular files under a directory, recursively."""
-        base = host_path(self.root, path)
-        found = []
-        for dirpath, _dirnames, filenames in os.walk(base):
-            rel = normalise(os.path.relpath(dirpath, self.root))
-            found += [f"{rel}/{name}" for name in filenames if os.path.isfile(os.path.join(dirpath, name))]
-        return sorted(found)
+        """Node paths of the non-directory entries under a directory, recursively."""
+        return sorted(f"{node_dir}/{name}" for node_dir, _dirs, files in self._walk(path) for name in files)
 
     def walk(self, path: str, role: str) -> None:
-        base = host_path(self.root, path)
-        if not os.path.isdir(base):
+        try:
+            is_dir = os.path.isdir(self.resolve(path)[0])
+        except safeio.UnsafePathError:
+            is_dir = False
+        if not is_dir:
             self.record(path, role)
             return
         self.record(path, role + "-dir")
-        for dirpath, dirnames, filenames in os.walk(base):
-            dirnames.sort()
-            rel = normalise(os.path.relpath(dirpath, self.root))
-            for name in sorted(dirnames):
-                self.record(f"{rel}/{name}", role + "-dir")
-            for name in sorted(filenames):
-                self.record(f"{rel}/{name}", role)
-
-    def _user(self, uid: int) -> str | None:
-        if uid not in self._users:
-            self._users[uid] = _lookup_name(host_path(self.root, "/etc/passwd"), uid)
-        return self._users[uid]
-
-    def _group(self, gid: int) -> str | None:
-        if gid not in self._groups:
-            self._groups[gid] = _lookup_name(host_path(self.root, "/etc/group"), gid)
-        return self._groups[gid]
-
-
-def _holds_private_key(real: str) -> bool | None:
-    """Whether a PKI file holds a PEM private key, whatever its name (kubelet-client-current.pem
-    holds certificate and key). The content is only searched, never kept."""
-    try:
-        with open(real, "rb") as fh:
-            return b"PRIVATE KEY-----" in fh.read(MAX_COPY_BYTES)
-    except OSError:
-        return None
-
-
-def _lookup_name(table: str, ident: int) -> str | None:
-    """Name of a uid/gid from the node's own passwd/group file (not the scanning host's)."""
-    try:
-        with open(table, encoding="utf-8", errors="replace") as fh:
-            for line in fh:
-                parts = line.split(":")
-                if len(parts) > 2 and parts[2] == str(ident):
-                    return parts[0]
-    except OSError:
-        pass
-    return "root" if ident == 0 else None
+        for node_dir, dirnames, filenames in self._walk(path):
+            for name in dirnames:
+                self.record(f"{node_dir}/{name}", role + "-dir")
+            for name in filenames:
+                self.record(f"{node_dir}/{name}", role)
 
 
 def read_processes(proc: str = "/proc") -> dict[str, list[ProcessRecord]]:
@@ -256,8 +359,8 @@ def read_processes(proc: str = "/proc") -> dict[str, list[ProcessRecord]]:
     found: dict[str, list[ProcessRecord]] = {}
     for entry in sorted(glob.glob(os.path.join(proc, "[0-9]*", "cmdline"))):
         try:
-            with open(entry, "rb") as cmdline:
-                raw = cmdline.read()
+            with safeio.open_regular(entry) as cmdline:
+                raw = safeio.read_limited(cmdline, MAX_CMDLINE_BYTES, entry)
         except OSError:
             continue
         argv = [part.decode("utf-8", "replace") for part in raw.split(b"\0") if part]
@@ -268,6 +371,20 @@ def read_processes(proc: str = "/proc") -> dict[str, list[ProcessRecord]]:
             pid = int(os.path.basename(os.path.dirname(entry)))
             found.setdefault(name, []).append(ProcessRecord(pid, argv))
     return found
+
+
+def has_node_configuration(snapshot: NodeSnapshot) -> bool:
+    """Whether anything of a Kubernetes node was found: a kubelet unit or env file, kubelet
+    config, static pods, a kubeconfig or PKI under /etc/kubernetes, or a running component."""
+    return any(procs for procs in snapshot.processes.values()) or any(
+        r.exists and r.kind == "file" and (r.role in NODE_ROLES or r.path.startswith("/etc/kubernetes/"))
+        for r in snapshot.files.values()
+    )
+
+
+def no_node_configuration(where: str) -> InputError:
+    return InputError(where, f"no Kubernetes node configuration found under {where} (no kubelet unit or "
+                      "config, static pod manifests, /etc/kubernetes files or running components)")
 
 
 def collect_root(root: str, processes: bool | None = None, proc: str = "/proc") -> NodeSnapshot:
@@ -291,14 +408,34 @@ def collect_root(root: str, processes: bool | None = None, proc: str = "/proc") 
     for env_file in KUBELET_ENV_FILES:
         reader.record(env_file, "kubelet-env")
     _collect_referenced(reader, snapshot)
+    if not has_node_configuration(snapshot):
+        snapshot.errors.append(no_node_configuration(display_path(root)))
     return snapshot
+
+
+def _usable_words(reader: _RootReader, tokens: list[Token], where: Callable[[int], Source]) -> list[Token]:
+    """A word with a NUL byte cannot be passed to a program (the kernel ends a word there): an
+    error naming where it was written; the word is not used."""
+    kept = []
+    for index, token in enumerate(tokens):
+        if "\0" not in token.text:
+            kept.append(token)
+            continue
+        source = token.source or where(index)
+        name = token.text.split("\0", 1)[0].split("=", 1)[0][:80]
+        reader.snapshot.errors.append(InputError(
+            source.file, f"command-line word {name!r} contains a NUL byte: the program cannot be started "
+            "with it (word not used)", source.line))
+    return kept
 
 
 def _collect_referenced(reader: _RootReader, snapshot: NodeSnapshot) -> None:
     from kubeharden.nodeconf.systemd import kubelet_command
 
     command = kubelet_command(snapshot)
-    flags = FlagSet.parse(command.tokens) if command is not None else FlagSet()
+    tokens = command.tokens if command is not None else []
+    tokens = _usable_words(reader, tokens, lambda _i: Source(command.describe if command else "kubelet"))
+    flags = FlagSet.parse(tokens)
     config_path = flags.value("config")
     kubelet_config: dict[str, Any] = {}
     if config_path:
@@ -365,17 +502,44 @@ def _collect_from_static_pod(reader: _RootReader, record: FileRecord) -> None:
 
     pod = _yaml_mapping(record.text)
     spec = as_dict(pod.get("spec"))
-    for container in as_list(spec.get("containers")):
+    where = _locator(reader, record)
+    for index, volume in enumerate(as_list(spec.get("volumes"))):
+        host = as_dict(as_dict(volume).get("hostPath")).get("path")
+        if isinstance(host, str) and ".." in PurePosixPath(host).parts:
+            reader.snapshot.errors.append(InputError(
+                reader.snapshot.display(record.path), f"hostPath {host!r} contains '..' (Kubernetes refuses such a "
+                f"volume); read as {normalise(host)} inside the node root", where(("spec", "volumes", index,
+                                                                                   "hostPath", "path")).line))
+    for index, container in enumerate(as_list(spec.get("containers"))):
         if not isinstance(container, dict):
             continue
         component = identify_component(pod, container)
         if component is None:
             continue
-        command = [str(x) for x in as_list(container.get("command"))]
-        args = [str(x) for x in as_list(container.get("args"))]
+        base = ("spec", "containers", index)
+        command = [((*base, "command", i), str(x)) for i, x in enumerate(as_list(container.get("command")))]
+        args = [((*base, "args", i), str(x)) for i, x in enumerate(as_list(container.get("args")))]
         words = command[1:] + args  # without the binary (absent when the image's entrypoint runs)
+        tokens = _usable_words(reader, [Token(text) for _path, text in words], partial(_word_source, where, words))
         resolve = container_mount_resolver(spec, container)
-        _collect_from_flags(reader, component, FlagSet.parse(Token(t) for t in words), resolve)
+        _collect_from_flags(reader, component, FlagSet.parse(tokens), resolve)
+
+
+def _word_source(where: Callable[[tuple[str | int, ...]], Source],
+                 words: Sequence[tuple[tuple[str | int, ...], str]], index: int) -> Source:
+    return where(words[index][0])
+
+
+def _locator(reader: _RootReader, record: FileRecord) -> Callable[[tuple[str | int, ...]], Source]:
+    """Where a path of a static pod manifest is written (its line found only when asked)."""
+    display = reader.snapshot.display(record.path)
+
+    def where(path: tuple[str | int, ...]) -> Source:
+        nodes = compose_documents(record.text or "")
+        line = locate(nodes[0], path) if nodes else None
+        return Source(display, line + 1 if line is not None else None)
+
+    return where
 
 
 def _collect_from_flags(reader: _RootReader, component: str, flags: FlagSet, resolve: Any) -> None:
@@ -404,19 +568,8 @@ def _collect_from_flags(reader: _RootReader, component: str, flags: FlagSet, res
 
 def _admission_plugin_paths(text: str | None) -> list[str]:
     doc = _yaml_mapping(text)
-    out = []
-    for plugin in doc.get("plugins") or []:
-        if isinstance(plugin, dict) and isinstance(plugin.get("path"), str) and plugin["path"]:
-            out.append(plugin["path"])
-    return out
-
-
-def yaml_documents(text: str) -> list[Any] | None:
-    """The documents of a node file, read through the guarded reader (a bundle or node root
-    may be hostile); None when the text is not valid YAML."""
-    errors: list[YamlInputError] = []
-    docs = [doc.data for doc in iter_yaml_documents(text.encode("utf-8"), Limits(), errors)]
-    return None if errors else docs
+    return [plugin["path"] for plugin in as_list(doc.get("plugins"))
+            if isinstance(plugin, dict) and isinstance(plugin.get("path"), str) and plugin["path"]]
 
 
 def _yaml_mapping(text: str | None) -> dict[str, Any]:
@@ -425,74 +578,12 @@ def _yaml_mapping(text: str | None) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------------------------------
-# Sanitising copied files: keep what checks need, never a secret.
-
-
-def sanitise(role: str, text: str) -> str:
-    if role == "encryption-config":
-        return redact_encryption_keys(text)
-    if role == "audit-webhook-kubeconfig":
-        return redact_kubeconfig_credentials(text)
-    return text
-
-
-def describe_key(secret: Any) -> str:
-    """The marker that replaces an encryption key: its decoded length (or that it is invalid)."""
-    if not isinstance(secret, str):
-        return f"{KEY_LENGTH_MARKER}invalid"
-    if secret.startswith(KEY_LENGTH_MARKER):
-        return secret
-    try:
-        length = len(base64.b64decode(secret.strip(), validate=True))
-    except (binascii.Error, ValueError):
-        return f"{KEY_LENGTH_MARKER}invalid"
-    return f"{KEY_LENGTH_MARKER}{length}"
-
-
-def redact_encryption_keys(text: str) -> str:
-    """Replace every provider key with its decoded length; keep everything else as is."""
-    docs = yaml_documents(text)
-    if docs is None:
-        return "# kubeharden: content withheld (not valid YAML)\n"
-    for doc in docs:
-        resources = doc.get("resources") if isinstance(doc, dict) else None
-        for entry in resources if isinstance(resources, list) else []:
-            providers = entry.get("providers") if isinstance(entry, dict) else None
-            for provider in providers if isinstance(providers, list) else []:
-                if not isinstance(provider, dict):
-                    continue
-                for config in provider.values():
-                    keys = config.get("keys") if isinstance(config, dict) else None
-                    for key in keys if isinstance(keys, list) else []:
-                        if isinstance(key, dict) and "secret" in key:
-                            key["secret"] = describe_key(key["secret"])
-    return yaml.safe_dump_all(docs, sort_keys=False)
-
-
-_KUBECONFIG_SECRET_FIELDS = ("password", "token", "client-key-data", "client-certificate-data", "token-file")
-
-
-def redact_kubeconfig_credentials(text: str) -> str:
-    docs = yaml_documents(text)
-    if docs is None:
-        return "# kubeharden: content withheld (not valid YAML)\n"
-    doc = docs[0] if len(docs) == 1 else None
-    if not isinstance(doc, dict):
-        return "# kubeharden: content withheld (not a single YAML mapping)\n"
-    for entry in doc.get("users") or []:
-        user = entry.get("user") if isinstance(entry, dict) else None
-        if isinstance(user, dict):
-            for key in list(user):
-                if key in _KUBECONFIG_SECRET_FIELDS or key in ("auth-provider", "exec"):
-                    user[key] = REDACTED_CREDENTIAL
-    return yaml.safe_dump(doc, sort_keys=False)
-
-
-# ---------------------------------------------------------------------------------------------
 # Bundles
 
 
-def write_bundle(snapshot: NodeSnapshot, out: str) -> None:
+def write_bundle(snapshot: NodeSnapshot, out: str, force: bool = False) -> list[str]:
+    """Write the bundle atomically (mode 0600: it describes the node's security configuration),
+    every copied file redacted; returns the node paths whose content was withheld."""
     manifest = {
         "format": BUNDLE_FORMAT,
         "tool": "kubeharden",
@@ -500,17 +591,27 @@ def write_bundle(snapshot: NodeSnapshot, out: str) -> None:
         "root": snapshot.location,
         "live_processes": snapshot.live_processes,
         "files": {path: rec.to_json() for path, rec in sorted(snapshot.files.items())},
-        "processes": {name: [{"pid": p.pid, "argv": p.argv} for p in procs]
+        "processes": {name: [{"pid": p.pid, "argv": redact_argv(p.argv)} for p in procs]
                       for name, procs in snapshot.processes.items()},
     }
-    # Opened exclusively so an existing bundle is never overwritten by accident; 0600 since
-    # the bundle describes the node's security configuration.
-    fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as raw, tarfile.open(fileobj=raw, mode="w:gz") as tar:
+    withheld = []
+    members = []
+    for path, rec in sorted(snapshot.files.items()):
+        if rec.text is not None:
+            text = redact_file(rec.role, rec.text)
+            if text.startswith("# kubeharden: content withheld"):
+                withheld.append(path)
+            members.append((member_name(path), text.encode()))
+    with safeio.atomic_output(out, mode=0o600, force=force) as raw, tarfile.open(fileobj=raw, mode="w:gz") as tar:
         _add_member(tar, BUNDLE_MANIFEST, orjson.dumps(manifest, option=orjson.OPT_INDENT_2))
-        for path, rec in sorted(snapshot.files.items()):
-            if rec.text is not None:
-                _add_member(tar, "files" + path, rec.text.encode())
+        for name, data in members:
+            _add_member(tar, name, data)
+    return withheld
+
+
+def member_name(path: str) -> str:
+    """The bundle member holding a copied node file: always relative and clean."""
+    return "files/" + normalise(path).lstrip("/")
 
 
 def _add_member(tar: tarfile.TarFile, name: str, data: bytes) -> None:
@@ -524,25 +625,59 @@ class BundleError(Exception):
     pass
 
 
+def _member_problem(member: tarfile.TarInfo) -> str | None:
+    """Why a bundle member is refused: kubeharden writes only regular files with clean relative
+    names (nothing is ever extracted to disk, and links are never followed inside the archive)."""
+    name = member.name
+    parts = name.split("/")
+    if name.startswith("/") or "\0" in name or ".." in parts or "" in parts[:-1]:
+        return "member name is not a clean relative path: not read"
+    if not (member.isfile() or member.isdir()):
+        kind = "a symbolic link" if member.issym() else "a hard link" if member.islnk() else "a special file"
+        return f"{kind}, not a regular file or directory: not read"
+    limit = MAX_MANIFEST_BYTES if name == BUNDLE_MANIFEST else MAX_COPY_BYTES
+    if member.size > limit:
+        return f"larger than {limit} bytes: not read"
+    return None
+
+
+def _read_members(tar: tarfile.TarFile, snapshot: NodeSnapshot) -> tuple[bytes | None, dict[str, str]]:
+    manifest: bytes | None = None
+    texts: dict[str, str] = {}
+    total = 0
+    for count, member in enumerate(tar, start=1):
+        if count > MAX_BUNDLE_MEMBERS:
+            raise BundleError(f"more than {MAX_BUNDLE_MEMBERS} members: not a kubeharden node bundle")
+        problem = _member_problem(member)
+        if problem is not None:
+            snapshot.errors.append(InputError(f"{display_path(snapshot.location)}:{member.name!r}", problem))
+            if member.size > MAX_MANIFEST_BYTES:
+                raise BundleError(f"member {member.name!r} is larger than {MAX_MANIFEST_BYTES} bytes: "
+                                  "not a kubeharden node bundle")
+            continue
+        if member.isdir() or not (member.name == BUNDLE_MANIFEST or member.name.startswith("files/")):
+            continue
+        total += member.size
+        if total > MAX_BUNDLE_TEXT_BYTES + MAX_MANIFEST_BYTES:
+            raise BundleError(f"members hold more than {MAX_BUNDLE_TEXT_BYTES + MAX_MANIFEST_BYTES} bytes")
+        fh = tar.extractfile(member)
+        data = fh.read(member.size) if fh is not None else b""
+        if member.name == BUNDLE_MANIFEST:
+            manifest = data
+        else:
+            texts[normalise(member.name[len("files"):])] = data.decode("utf-8", "replace")
+    return manifest, texts
+
+
 def read_bundle(path: str) -> NodeSnapshot:
     snapshot = NodeSnapshot("bundle", path)
     try:
-        with tarfile.open(path, mode="r:gz") as tar:
-            members = {m.name: m for m in tar.getmembers() if m.isfile()}
-            if BUNDLE_MANIFEST not in members:
-                raise BundleError(f"not a kubeharden node bundle (no {BUNDLE_MANIFEST})")
-            if members[BUNDLE_MANIFEST].size > MAX_MANIFEST_BYTES:
-                raise BundleError(f"{BUNDLE_MANIFEST} is larger than {MAX_MANIFEST_BYTES} bytes")
-            manifest_file = tar.extractfile(members[BUNDLE_MANIFEST])
-            assert manifest_file is not None
-            manifest = orjson.loads(manifest_file.read())
-            texts: dict[str, str] = {}
-            for name, member in members.items():
-                if name.startswith("files/") and member.size <= MAX_COPY_BYTES:
-                    fh = tar.extractfile(member)
-                    if fh is not None:
-                        texts[normalise(name[len("files"):])] = fh.read().decode("utf-8", "replace")
-    except (OSError, tarfile.TarError, orjson.JSONDecodeError) as exc:
+        with safeio.open_regular(path) as raw, tarfile.open(fileobj=raw, mode="r:gz") as tar:
+            manifest_data, texts = _read_members(tar, snapshot)
+        if manifest_data is None:
+            raise BundleError(f"not a kubeharden node bundle (no {BUNDLE_MANIFEST})")
+        manifest = orjson.loads(manifest_data)
+    except (OSError, tarfile.TarError, EOFError, orjson.JSONDecodeError) as exc:
         raise BundleError(f"cannot read bundle: {exc}") from None
     if not isinstance(manifest, dict) or manifest.get("format") != BUNDLE_FORMAT:
         found = manifest.get("format") if isinstance(manifest, dict) else type(manifest).__name__
@@ -567,6 +702,8 @@ def read_bundle(path: str) -> NodeSnapshot:
             ProcessRecord(_int_or_none(p.get("pid")) or 0, [str(a) for a in p["argv"]])
             for p in entries if isinstance(p, dict) and isinstance(p.get("argv"), list)
         ]
+    if not has_node_configuration(snapshot):
+        snapshot.errors.append(no_node_configuration(display_path(path)))
     return snapshot
 
 

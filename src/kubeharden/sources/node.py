@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from kubeharden.loader import LoadResult, load_bytes
-from kubeharden.model import InputError, Resource
+from kubeharden.loader import LineLocator, LoadResult, load_bytes
+from kubeharden.model import InputError, Path, Resource, format_path
 from kubeharden.nodeconf.evidence import NodeFacts
+from kubeharden.nodeconf.schema import type_problems
 from kubeharden.nodeconf.snapshot import YAML_ROLES, BundleError, NodeSnapshot, collect_root, read_bundle
 from kubeharden.scanner import ScanRequest, register_source
 
@@ -27,7 +28,18 @@ def snapshot_to_load_result(snapshot: NodeSnapshot, request: ScanRequest) -> tup
         loaded = load_bytes(record.text.encode(), snapshot.display(path), request.load, keep_text=keep_text)
         by_path[path] = list(loaded.resources)
         result.extend(loaded)
+    result.errors.extend(_type_errors([r for resources in by_path.values() for r in resources]))
     return result, {"node": NodeFacts(snapshot, by_path)}
+
+
+def _type_errors(resources: list[Resource]) -> list[InputError]:
+    """A node file's field of a type its component refuses: an error naming the file and line."""
+    found: list[tuple[Resource, Path, str]] = [
+        (res, path, problem) for res in resources for path, problem in type_problems(res.kind, res.obj)]
+    lines = LineLocator().resolve([(res.source, path) for res, path, _ in found])
+    return [InputError(res.source.file, f"{res.kind} {format_path(path) or '(document)'}: {problem} "
+                       "(Kubernetes refuses such a file)", line)
+            for (res, path, problem), line in zip(found, lines, strict=True)]
 
 
 def load_node(request: ScanRequest) -> tuple[LoadResult, dict[str, Any]]:
