@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -35,18 +34,16 @@ def _emit(text: str, snippet: str, output: str | None, force: bool, show_flags: 
 
 
 def _write(path: str, text: str, force: bool, secret: bool) -> None:
-    if os.path.lexists(path) and not force:
-        raise click.UsageError(f"{path} exists; use --force to overwrite it")
-    mode = 0o600 if secret else 0o644
-    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | (0 if force else os.O_EXCL)
+    from kubeharden import safeio
+
+    # atomic: a failed write never leaves a truncated file, and a planted link is never followed
     try:
-        fd = os.open(path, flags, mode)
+        safeio.write_atomic(path, lambda fh: fh.write(text.encode("utf-8")), mode=0o600 if secret else 0o644,
+                            force=force)
+    except safeio.UnsafePathError as exc:
+        raise click.UsageError(f"cannot write {path}: {exc}") from None
     except OSError as exc:
-        raise click.UsageError(f"cannot write {path}: {exc.strerror}") from None
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(text)
-    if secret:
-        os.chmod(path, 0o600)  # also when --force replaced a looser file
+        raise click.UsageError(f"cannot write {path}: {exc.strerror or exc}") from None
 
 
 def _absolute_node_path(_ctx: click.Context, _param: click.Parameter, value: str) -> str:

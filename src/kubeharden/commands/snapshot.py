@@ -14,6 +14,7 @@ from typing import Any
 
 import click
 
+from kubeharden import safeio
 from kubeharden.sources.cluster import ClusterError, ClusterOptions, read_cluster
 from kubeharden.sources.snapshot import write_snapshot
 
@@ -67,16 +68,19 @@ def cluster_source(cluster: ClusterOptions) -> dict[str, Any]:
 @click.option("--force", is_flag=True, help="Overwrite an existing snapshot file.")
 def snapshot(live: bool, cluster: ClusterOptions, output: str, force: bool) -> None:
     """Save a cluster's objects (Secrets as metadata only) to FILE for `kubeharden scan FILE`."""
-    # before the cluster read: an earlier snapshot may be the only record of a cluster that is gone
-    if os.path.lexists(output) and not force:
-        raise click.UsageError(f"{output} exists; use --force to overwrite it")
+    # before the cluster read: an earlier snapshot may be the only record of a cluster that is gone,
+    # and the kubeconfig is an input
+    try:
+        safeio.check_output_path(output, force=force, protected=_kubeconfig_paths(cluster))
+    except safeio.UnsafePathError as exc:
+        raise click.UsageError(f"cannot write {output}: {exc}") from None
     try:
         read = read_cluster(cluster)
     except ClusterError as exc:
         raise click.UsageError(f"cluster: {exc}") from None
     try:
-        count = write_snapshot(read, output)
-    except OSError as exc:
+        count = write_snapshot(read, output, force=force)
+    except OSError as exc:  # UnsafePathError included; the temporary file is gone, the target untouched
         raise click.UsageError(f"cannot write {output}: {exc.strerror or exc}") from None
     click.echo(
         f"wrote snapshot of {count} objects from {read.source_name} "
@@ -91,6 +95,16 @@ def snapshot(live: bool, cluster: ClusterOptions, output: str, force: bool) -> N
             click.echo(f"error: cannot list {outcome.target.label}: {outcome.failed}", err=True)
             code = 2
     sys.exit(code)
+
+
+def _kubeconfig_paths(cluster: ClusterOptions) -> list[str]:
+    """The kubeconfig files the read uses (--kubeconfig, else $KUBECONFIG's list, else ~/.kube/config)."""
+    if cluster.kubeconfig:
+        return [cluster.kubeconfig]
+    listed = os.environ.get("KUBECONFIG")
+    if listed:
+        return [name for name in listed.split(os.pathsep) if name]
+    return [os.path.expanduser("~/.kube/config")]
 
 
 COMMANDS: list[click.Command] = [snapshot]

@@ -15,10 +15,11 @@ import gzip
 import os
 import zlib
 from pathlib import Path as FsPath
-from typing import Any
+from typing import IO, Any
 
 import orjson
 
+from kubeharden import safeio
 from kubeharden.loader import InputProblem, LoadContext, LoadResult, register_path_hook
 from kubeharden.sources.cluster import (
     ClusterRead,
@@ -32,9 +33,14 @@ from kubeharden.sources.cluster import (
 SNAPSHOT_KIND = "KubehardenSnapshot"
 SNAPSHOT_API_VERSION = "kubeharden.io/v1alpha1"
 SNAPSHOT_SUFFIXES = (".json.gz", ".snapshot.json")
-# A snapshot compresses about tenfold; its decompressed size may exceed the file-size limit
-# by this factor before reading stops.
-_EXPANSION_ALLOWED = 32
+# A snapshot compresses 10 to 40-fold; its decompressed size may exceed the file-size limit by
+# this factor before reading stops (1 GiB with the default limit).
+_EXPANSION_ALLOWED = 16
+# A compression bomb expands about a thousandfold: beyond the first 16 MiB, more than 200 bytes
+# out per byte in is refused, so memory stays near what the compressed input justifies.
+_MAX_RATIO = 200
+_RATIO_FLOOR = 16 * 1024 * 1024
+_CHUNK = 1024 * 1024
 
 
 def snapshot_document(read: ClusterRead, created: dt.datetime | None = None) -> dict[str, Any]:
@@ -67,21 +73,22 @@ def snapshot_document(read: ClusterRead, created: dt.datetime | None = None) -> 
     }
 
 
-def write_snapshot(read: ClusterRead, path: str | os.PathLike[str], created: dt.datetime | None = None) -> int:
-    """Write the snapshot (gzip'd when the name ends in .gz); returns the number of objects."""
+def write_snapshot(read: ClusterRead, path: str | os.PathLike[str], created: dt.datetime | None = None,
+                   force: bool = True) -> int:
+    """Write the snapshot (gzip'd when the name ends in .gz); returns the number of objects.
+
+    Atomic (a temporary file created with O_EXCL next to it, renamed when complete): a failed
+    write leaves neither half a snapshot under the real name nor the temporary file, and a
+    leftover file or link of any name is never followed. Owner-only: ConfigMaps, annotations and
+    env values of a whole cluster are sensitive."""
     document = snapshot_document(read, created)
     data = orjson.dumps(document)
-    target = FsPath(path)
-    tmp = target.with_name(target.name + ".partial")
-    # owner-only: ConfigMaps, annotations and env values of a whole cluster are sensitive
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as raw:
-        if target.name.endswith(".gz"):
-            with gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=6, filename="") as out:
+    with safeio.atomic_output(path, mode=0o600, force=force) as raw:
+        if os.fspath(path).endswith(".gz"):
+            with gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=6, filename="", mtime=0) as out:
                 out.write(data)
         else:
             raw.write(data)
-    os.replace(tmp, target)  # a crash mid-write never leaves half a snapshot under the real name
     return sum(len(entry["items"]) for entry in document["lists"])
 
 
@@ -103,27 +110,34 @@ def read_snapshot_document(path: FsPath, max_bytes: int) -> dict[str, Any]:
     return value
 
 
-def _read_limited(path: FsPath, max_bytes: int) -> bytes:
+def _read_limited(path: FsPath, max_bytes: int) -> bytes | bytearray:
     try:
-        size = path.stat().st_size
-        if size > max_bytes:
-            raise InputProblem(f"file is larger than {max_bytes} bytes (limit: max_file_bytes)")
-        if not path.name.endswith(".gz"):
-            return path.read_bytes()
-        limit = max_bytes * _EXPANSION_ALLOWED
-        chunks: list[bytes] = []
-        total = 0
-        with gzip.open(path, "rb") as stream:
-            while chunk := stream.read(1 << 20):
-                total += len(chunk)
-                if total > limit:
-                    raise InputProblem(f"snapshot decompresses to more than {limit} bytes")
-                chunks.append(chunk)
-        return b"".join(chunks)
+        with safeio.open_regular(path) as raw:
+            if os.fstat(raw.fileno()).st_size > max_bytes:
+                raise InputProblem(f"file is larger than {max_bytes} bytes (limit: max_file_bytes)")
+            if not path.name.endswith(".gz"):
+                return safeio.read_limited(raw, max_bytes, "file")
+            return _gunzip_limited(raw, max_bytes * _EXPANSION_ALLOWED)
     except (gzip.BadGzipFile, EOFError, zlib.error) as exc:
         raise InputProblem(f"not a valid gzip file: {exc}") from None
-    except OSError as exc:
+    except OSError as exc:  # UnsafePathError included (a FIFO, a device)
         raise InputProblem(f"cannot read: {exc.strerror or exc}") from None
+
+
+def _gunzip_limited(raw: IO[bytes], limit: int) -> bytearray:
+    """Stream-decompress with a running cap on the total and on the expansion ratio: a bomb is
+    refused after a few megabytes, never held in memory."""
+    out = bytearray()
+    with gzip.GzipFile(fileobj=raw, mode="rb") as stream:
+        while chunk := stream.read(_CHUNK):
+            out += chunk
+            if len(out) > limit:
+                raise InputProblem(f"snapshot decompresses to more than {limit} bytes (limit: {_EXPANSION_ALLOWED} "
+                                   "x max_file_bytes): refused")
+            if len(out) > _RATIO_FLOOR and len(out) > _MAX_RATIO * max(raw.tell(), 1):
+                raise InputProblem(f"snapshot expands more than {_MAX_RATIO}-fold when decompressed (a "
+                                   "compression bomb, not a snapshot kubeharden wrote): refused")
+    return out
 
 
 def cluster_read_of(document: dict[str, Any]) -> ClusterRead:
