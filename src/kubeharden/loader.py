@@ -28,11 +28,15 @@ STDIN_NAME = "<stdin>"
 # cannot be read. Registered by kubeharden.sources.
 PathHook = Callable[[FsPath, "LoadContext"], "Iterable[tuple[Any, Source]] | LoadResult | None"]
 _PATH_HOOKS: list[PathHook] = []
+# File names other than *.yaml/*.yml/*.json that a hook reads when found inside a directory (Dockerfile).
+_HOOK_FILE_NAMES: list[Callable[[str], bool]] = []
 
 
-def register_path_hook(hook: PathHook) -> None:
+def register_path_hook(hook: PathHook, file_names: Callable[[str], bool] | None = None) -> None:
     if hook not in _PATH_HOOKS:
         _PATH_HOOKS.append(hook)
+    if file_names is not None and file_names not in _HOOK_FILE_NAMES:
+        _HOOK_FILE_NAMES.append(file_names)
 
 
 class InputProblem(Exception):
@@ -323,6 +327,8 @@ def load_path(path: str, ctx: LoadContext) -> LoadResult:
                 continue
             dirs[:] = sorted(d for d in dirs if not d.startswith("."))
             for fname in sorted(files):
+                if any(claims(fname) for claims in _HOOK_FILE_NAMES) and _run_hooks(root_path / fname, ctx, result):
+                    continue
                 if fname.endswith(YAML_SUFFIXES + JSON_SUFFIXES):
                     result.extend(_load_file(root_path / fname, ctx))
         return result

@@ -205,19 +205,6 @@ def dead_psp(ctx: Context) -> Iterator[Violation]:
 
 
 manual_control(
-    id="KH-POD-001",
-    title="Images built with a non-root default user",
-    section=Section.POD,
-    guidance=("NSA-POD-1",),
-    severity=Severity.MEDIUM,
-    what="The image's default user (Dockerfile USER, image config User) is a non-root numeric UID.",
-    why="An image whose default user is root runs as root wherever a pod does not override it.",
-    fix="Add a dedicated user and group and `USER <uid>:<gid>` (numeric) before CMD/ENTRYPOINT.",
-    reason="needs the Dockerfile or the image config from the registry; kubeharden reads neither. KH-POD-002 "
-    "checks the deploy-time override (runAsNonRoot/runAsUser)",
-)
-
-manual_control(
     id="KH-POD-018",
     title="Images validated at admission",
     section=Section.POD,

@@ -4,41 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from kubeharden.catalog import Context, Example, control, manual_control
-from kubeharden.controls.pod_common import WORKLOADS, pod_example
-from kubeharden.inventory import ContainerView
-from kubeharden.model import Section, Severity, Violation
-
-DOCKER_HUB = "docker.io"
-
-
-@dataclass(frozen=True, slots=True)
-class ImageRef:
-    registry: str  # registry host, docker.io when the reference names none
-    repository: str  # path inside the registry (library/ added for official Docker Hub images)
-    tag: str | None
-    digest: str | None
-
-
-def parse_image(image: str) -> ImageRef:
-    """Split an image reference the way container runtimes resolve it."""
-    rest, _, digest = image.partition("@")
-    name, tag = rest, None
-    slash, colon = rest.rfind("/"), rest.rfind(":")
-    if colon > slash:
-        name, tag = rest[:colon], rest[colon + 1:]
-    first, sep, remainder = name.partition("/")
-    if sep and ("." in first or ":" in first or first == "localhost"):
-        registry, repository = first, remainder
-    else:
-        registry, repository = DOCKER_HUB, name
-    if registry in ("index.docker.io", "registry-1.docker.io"):
-        registry = DOCKER_HUB
-    if registry == DOCKER_HUB and "/" not in repository:
-        repository = f"library/{repository}"  # official images live under library/
-    return ImageRef(registry.lower(), repository, tag or None, digest or None)
-
+from kubeharden.controls.pod_common import WORKLOADS, effective, is_int, pod_example
+from kubeharden.images import API_VERSION, DOCKERFILE_KIND, IMAGE_CONFIG_KIND
+from kubeharden.images.dockerfile import USER_DYNAMIC, USER_NAMED, USER_NONROOT, USER_ROOT, USER_UNSET, classify_user
+from kubeharden.images.evidence import ContainerImage, ImageEvidence, final_stage, image_evidence
+from kubeharden.images.reference import DOCKER_HUB, ImageRef, parse_image
+from kubeharden.inventory import ContainerView, as_dict
+from kubeharden.model import NotAssessed, Resource, Section, Severity, Violation
 
 TEMPLATE_MARKERS = ("$", "<", ">", "{{")
 # Tags that name a branch or channel, not a release: pushed to on every build, like latest.
@@ -185,3 +160,203 @@ manual_control(
     reason="needs CI configuration and image contents (layers, SBOM); kubeharden reads manifests and "
     "cluster objects, not images or pipelines",
 )
+
+
+# ---------------------------------------------------------------------------------------------
+# Default user of the image (NSA-POD-1): from Dockerfiles of the input and image configs read
+# from registries (--registry-lookup). kubeharden.images reads both; this judges them.
+
+
+def _image_user_evidence(ctx: Context) -> str | None:
+    if not ctx.inventory.has_kind(DOCKERFILE_KIND, IMAGE_CONFIG_KIND):
+        return ("needs the image's default user: a Dockerfile in the input, or --registry-lookup to read "
+                "image configs from the registries")
+    return None
+
+
+_ROOT_IMAGE_CONFIG = f"""
+apiVersion: {API_VERSION}
+kind: ImageConfig
+metadata: {{name: "registry.example/app:1.0"}}
+spec: {{reference: "registry.example/app:1.0", digest: "sha256:{'b' * 64}", user: "{{user}}",
+        source: "https://registry.example/v2/app/manifests/1.0"}}
+---
+apiVersion: v1
+kind: Pod
+metadata: {{name: web, namespace: shop}}
+spec:
+  containers:
+  - name: web
+    image: registry.example/app:1.0
+"""
+
+
+@dataclass(frozen=True)
+class ImageUser:
+    """What an image's default user is, and what says so."""
+
+    status: str  # a kubeharden.images.dockerfile USER_* value; an image config with no user is root
+    user: str
+    origin: str  # "image config from the registry", "Dockerfile app/Dockerfile:12"
+    evidence: dict[str, Any]
+
+
+def _user_of_config(config: Resource) -> ImageUser:
+    spec = as_dict(config.obj.get("spec"))
+    user = str(spec.get("user") or "")
+    status = classify_user(user)
+    if status == USER_UNSET:
+        status = USER_ROOT  # the runtime's default user is 0
+    evidence = {"image_user": user, "image_config": {k: spec.get(k) for k in (
+        "reference", "digest", "indexDigest", "platform", "source") if spec.get(k)}}
+    return ImageUser(status, user, f"the image config ({spec.get('source') or 'registry'})", evidence)
+
+
+def _user_of_dockerfile(dockerfile: Resource, how: str, found: ImageEvidence) -> ImageUser | None:
+    final = final_stage(dockerfile)
+    status = str(final.get("userStatus") or USER_UNSET)
+    line = final.get("userLine") or final.get("line")
+    user = str(final.get("user") or "")
+    if status == USER_UNSET:
+        base = _base_config(final, found)
+        if base is None:
+            return ImageUser(USER_UNSET, "", f"{dockerfile.source.file}:{line} (no USER; base image "
+                             f"{final.get('baseImage') or 'scratch'})",
+                             {"dockerfile": dockerfile.source.file, "line": line, "joined_by": how})
+        inherited = _user_of_config(base)
+        return ImageUser(inherited.status, inherited.user, f"{dockerfile.source.file}:{line} (no USER; base "
+                         f"image {final.get('baseImage')} runs as {inherited.user or 'root'})",
+                         {"dockerfile": dockerfile.source.file, "line": line, "joined_by": how, **inherited.evidence})
+    return ImageUser(status, user, f"{dockerfile.source.file}:{line} (USER {user})",
+                     {"dockerfile": dockerfile.source.file, "line": line, "joined_by": how, "image_user": user})
+
+
+def _base_config(final: dict[str, object], found: ImageEvidence) -> Resource | None:
+    base = final.get("baseImage")
+    if not isinstance(base, str) or not base:
+        return None
+    return found.configs_by_name.get(parse_image(base).normalized())
+
+
+def _dockerfile_violations(found: ImageEvidence, undetermined: list[str]) -> Iterator[Violation]:
+    for dockerfile in found.dockerfiles:
+        final = final_stage(dockerfile)
+        if not final:
+            continue
+        status = str(final.get("userStatus"))
+        user = str(final.get("user") or "")
+        stage = f"final stage '{final.get('stage')}'"
+        name = dockerfile.source.file
+        from_arg = final.get("userFromArg")
+        arg_note = f" (the default of ARG {from_arg}; --build-arg may change it)" if from_arg else ""
+        user_line = final.get("userLine")
+        if status == USER_DYNAMIC:
+            undetermined.append(f"{name}:{user_line}: USER comes from a build argument without a default")
+        elif status == USER_ROOT:
+            yield Violation(dockerfile, ("spec", "final", "user"), f"{name}: the {stage} sets USER {user}{arg_note}: "
+                            "the image runs as root", user, has_value=True,
+                            source=dockerfile.source, line=_int(user_line))
+        elif status == USER_NAMED:
+            yield Violation(dockerfile, ("spec", "final", "user"), f"{name}: the {stage} sets USER {user}, a name: "
+                            "the kubelet cannot verify runAsNonRoot for a non-numeric user (pods with "
+                            "runAsNonRoot: true will not start)", user, has_value=True, severity=Severity.LOW,
+                            source=dockerfile.source, line=_int(user_line))
+        elif status == USER_UNSET:
+            base_config = _base_config(final, found)
+            if base_config is not None:
+                inherited = _user_of_config(base_config)
+                if inherited.status == USER_NONROOT:
+                    continue
+                yield Violation(dockerfile, ("spec", "final"), f"{name}: the {stage} sets no USER and its base "
+                                f"image {final.get('baseImage')} runs as {inherited.user or 'root'} "
+                                f"({inherited.origin})", None, source=dockerfile.source,
+                                line=_int(final.get("baseLine")), evidence=inherited.evidence)
+                continue
+            base = final.get("baseImage") or "scratch"
+            yield Violation(dockerfile, ("spec", "final"), f"{name}: the {stage} sets no USER, so the base image's "
+                            f"user applies ({base}; root for scratch and most base images)", None,
+                            source=dockerfile.source, line=_int(final.get("line")))
+
+
+def _int(value: object) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def image_user(found: ImageEvidence, item: ContainerImage) -> ImageUser | None:
+    """The default user of a container's image: the registry's config, else the joined Dockerfile."""
+    config = found.config_for(item)
+    if config is not None:
+        return _user_of_config(config)
+    build = found.build_for(item)
+    if build is not None:
+        return _user_of_dockerfile(build.dockerfile, build.how, found)
+    return None
+
+
+@control(
+    id="KH-POD-001",
+    title="Image default user is root",
+    section=Section.POD,
+    guidance=("NSA-POD-1",),
+    severity=Severity.MEDIUM,
+    requires=_image_user_evidence,
+    needs="Dockerfiles in the input, or image configs read with --registry-lookup",
+    what="A Dockerfile's final stage sets USER root / 0 / 0:0, or no USER (the base image's user applies), or "
+    "an image's config (read from its registry with --registry-lookup) has User root or empty; and a container "
+    "that runs the image does not override the user with a non-zero runAsUser. A container with runAsNonRoot: "
+    "true and such an image will not start, and is reported as such.",
+    why="An image whose default user is root runs as root wherever a pod does not override it; runAsNonRoot: "
+    "true then stops the pod from starting instead of making it safe.",
+    fix="Add a dedicated user and group to the image and `USER <uid>:<gid>` (numeric, e.g. 10001:10001) in "
+    "the final stage before CMD/ENTRYPOINT; in the pod set securityContext.runAsUser to a non-zero UID.",
+    examples=(
+        Example(True, _ROOT_IMAGE_CONFIG.replace("{user}", "root"), "image config user root"),
+        Example(True, _ROOT_IMAGE_CONFIG.replace("{user}", ""), "image config without a user"),
+        Example(False, _ROOT_IMAGE_CONFIG.replace("{user}", "10001:10001"), "numeric non-root user"),
+    ),
+)
+def image_runs_as_root(ctx: Context) -> Iterator[Violation]:
+    found = image_evidence(ctx.inventory)
+    undetermined: list[str] = []
+    out = list(_dockerfile_violations(found, undetermined))
+    for item in found.containers:
+        if unrendered_placeholder(item.image):
+            continue
+        known = image_user(found, item)
+        if known is None:
+            reason = found.lookup_errors.get(item.ref.normalized())
+            undetermined.append(f"{item.image} ({reason})" if reason else item.image)
+            continue
+        if known.status in (USER_NONROOT, USER_DYNAMIC):
+            continue
+        run_as_user, _ = effective(item.container, "runAsUser")
+        non_root, non_root_path = effective(item.container, "runAsNonRoot")
+        if is_int(run_as_user):
+            continue  # a non-zero runAsUser overrides the image; runAsUser: 0 is KH-POD-002's finding
+        what = {USER_ROOT: "runs as root", USER_UNSET: "sets no user (the base image's applies)",
+                USER_NAMED: f"runs as the user name {known.user!r}"}[known.status]
+        evidence = {**known.evidence, "container": item.container.name}
+        if non_root is True:
+            refusal = ("image will run as root" if known.status == USER_ROOT else
+                       f"image has non-numeric user ({known.user})" if known.status == USER_NAMED else
+                       "image may run as root")
+            out.append(item.container.violation(
+                ("securityContext", "runAsUser"), f"{item.where()}: image {item.image} {what} per {known.origin}, "
+                f"and runAsNonRoot: true without runAsUser: the kubelet will refuse to start it "
+                f"(\"container has runAsNonRoot and {refusal}\")", None, severity=Severity.MEDIUM,
+                evidence={**evidence, "will_not_start": True},
+                remediation="Set securityContext.runAsUser to a non-zero UID (e.g. 10001), or rebuild the image "
+                "with a numeric non-root USER."))
+            continue
+        if known.status == USER_NAMED:
+            out.append(item.container.violation(
+                non_root_path, f"{item.where()}: image {item.image} {what} per {known.origin}; runAsNonRoot "
+                "cannot be enforced for a non-numeric user", None, severity=Severity.LOW, evidence=evidence))
+            continue
+        out.append(item.container.violation(
+            non_root_path, f"{item.where()}: image {item.image} {what} per {known.origin}, and the pod sets "
+            "neither runAsNonRoot: true nor a runAsUser: the container runs as root", None,
+            severity=Severity.HIGH if known.status == USER_ROOT else None, evidence=evidence))
+    if not out and undetermined:
+        raise NotAssessed("default user unknown for: " + "; ".join(sorted(set(undetermined))[:10]))
+    yield from out
