@@ -80,7 +80,7 @@ def _event(obj: Any, name: str, line: int | None, stats: ReaderStats, limits: Re
     return AuditEvent(obj, name, line)
 
 
-def _expand(obj: Any, name: str, line: int | None, stats: ReaderStats, limits: ReaderLimits) -> Iterator[AuditEvent]:
+def expand(obj: Any, name: str, line: int | None, stats: ReaderStats, limits: ReaderLimits) -> Iterator[AuditEvent]:
     """One decoded JSON value: an Event, an EventList, or a JSON array of events."""
     if isinstance(obj, dict) and obj.get("kind") == "EventList":
         items = obj.get("items")
@@ -157,7 +157,7 @@ def iter_stream(fh: IO[bytes], name: str, stats: ReaderStats, limits: ReaderLimi
             stats.events += 1
             yield AuditEvent(obj, name, lineno)
             continue
-        yield from _expand(obj, name, lineno, stats, limits)
+        yield from expand(obj, name, lineno, stats, limits)
 
 
 def _whole_document(head: bytes, fh: IO[bytes], name: str, stats: ReaderStats, limits: ReaderLimits,
@@ -175,7 +175,23 @@ def _whole_document(head: bytes, fh: IO[bytes], name: str, stats: ReaderStats, l
         stats.problem("non-JSON lines", name, lineno, f"not JSON lines and not one JSON document ({exc.msg} at "
                       f"line {exc.lineno + lineno - 1})", limits)
         return
-    yield from _expand(obj, name, lineno, stats, limits)
+    yield from expand(obj, name, lineno, stats, limits)
+
+
+def parse_line(line: bytes, name: str, lineno: int, stats: ReaderStats,
+               limits: ReaderLimits = ReaderLimits()) -> Iterator[AuditEvent]:
+    """One complete line (follow mode and the webhook backend share this with the file reader)."""
+    if len(line) > limits.max_line_bytes:
+        stats.problem("oversized lines", name, lineno, f"line longer than {limits.max_line_bytes} bytes: skipped",
+                      limits)
+        return
+    try:
+        obj = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        if line.strip():
+            stats.problem("non-JSON lines", name, lineno, "not JSON: skipped", limits)
+        return
+    yield from expand(obj, name, lineno, stats, limits)
 
 
 def iter_file(path: str, stats: ReaderStats, limits: ReaderLimits = ReaderLimits()) -> Iterator[AuditEvent]:

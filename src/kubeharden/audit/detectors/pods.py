@@ -38,9 +38,9 @@ PSA_AUDIT_ANNOTATION = "pod-security.kubernetes.io/audit-violations"
 
 
 def _where(event: AuditEvent) -> str:
-    ns = f"{event.namespace}/" if event.namespace else ""
     sub = f"/{event.subresource}" if event.subresource else ""
-    return f"{event.verb} {event.kind}{sub} {ns}{event.name or '(generated name)'} by {event.user}"
+    target = "/".join(p for p in (event.namespace, event.name) if p)
+    return f"{event.verb} {event.kind}{sub}{' ' + target if target else ''} by {event.user}"
 
 
 def _rewrap(event: AuditEvent, body: PodBody, v: Violation, severity: Severity | None = None) -> Violation:

@@ -1,0 +1,243 @@
+"""``kubeharden audit serve``: the API server's audit webhook backend (HTTPS, EventList batches).
+
+The API server must never wait on us (a slow webhook makes it buffer, then drop or block): a POST
+is read, put on a bounded queue and answered at once; one consumer thread judges the batches in
+order. When the queue is full the batch is refused with 503 (the API server retries with
+backoff), counted, and a log line says so. TLS from cert/key files, reloaded when they change;
+optional client-certificate authentication of the API server (--client-ca). SIGTERM/SIGINT (or
+``stop()``) stops accepting, drains the queue and reports.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import socket
+import ssl
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import click
+import orjson
+
+from kubeharden.audit.reader import ReaderLimits, ReaderStats, expand
+from kubeharden.audit.runner import AuditRun
+
+MAX_BODY = 64 * 1024 * 1024
+
+
+@dataclass
+class ServeStats:
+    batches: int = 0
+    events: int = 0
+    dropped_batches: int = 0
+    rejected: int = 0  # not an EventList, too large, bad JSON
+    latencies: list[float] = field(default_factory=list)
+
+
+class _TLSServer(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 128
+
+    def __init__(self, address: tuple[str, int], handler: Any, cert: str, key: str, client_ca: str | None) -> None:
+        self.cert, self.key, self.client_ca = cert, key, client_ca
+        self._stamp: tuple[float, ...] = ()
+        self.context = self._load_context()
+        super().__init__(address, handler)
+
+    def _mtimes(self) -> tuple[float, ...]:
+        return tuple(os.stat(p).st_mtime_ns for p in (self.cert, self.key, self.client_ca) if p)
+
+    def _load_context(self) -> ssl.SSLContext:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        context.load_cert_chain(self.cert, self.key)
+        if self.client_ca:
+            context.verify_mode = ssl.CERT_REQUIRED
+            context.load_verify_locations(self.client_ca)
+        self._stamp = self._mtimes()
+        return context
+
+    def reload_if_changed(self) -> bool:
+        try:
+            if self._mtimes() != self._stamp:
+                self.context = self._load_context()
+                return True
+        except (OSError, ssl.SSLError) as exc:
+            sys.stderr.write(f"kubeharden audit serve: keeping the old certificate: {exc}\n")
+            self._stamp = self._mtimes() if all(os.path.exists(p) for p in (self.cert, self.key)) else self._stamp
+        return False
+
+    def get_request(self) -> tuple[socket.socket, Any]:
+        sock, address = super().get_request()
+        self.reload_if_changed()
+        # the handshake happens in the handler's thread, so a slow client never holds up accept()
+        return self.context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False), address
+
+
+class WebhookBackend:
+    def __init__(self, run: AuditRun, listen: tuple[str, int], cert: str, key: str, *, client_ca: str | None = None,
+                 queue_size: int = 256, limits: ReaderLimits | None = None,
+                 log: Callable[[str], None] | None = None) -> None:
+        self.run = run
+        self.stats = ServeStats()
+        self.reader_stats = ReaderStats()
+        self.limits = limits or ReaderLimits()
+        self.queue: queue.Queue[tuple[int, bytes] | None] = queue.Queue(maxsize=queue_size)
+        self.log = log or (lambda text: sys.stderr.write(text + "\n"))
+        self._last_full_log = 0.0
+        self._lock = threading.Lock()
+        backend = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: Any) -> None:
+                return  # one line per batch would drown the real messages
+
+            def do_POST(self) -> None:
+                started = time.perf_counter()
+                length = int(self.headers.get("Content-Length") or 0)
+                if length <= 0 or length > MAX_BODY:
+                    backend.stats.rejected += 1
+                    self._answer(413 if length > MAX_BODY else 400, b'{"error":"bad length"}')
+                    return
+                body = self.rfile.read(length)
+                code = backend.offer(body)
+                self._answer(code, b"{}" if code == 200 else b'{"error":"queue full"}')
+                with backend._lock:
+                    if len(backend.stats.latencies) < 100_000:
+                        backend.stats.latencies.append(time.perf_counter() - started)
+
+            def _answer(self, code: int, body: bytes) -> None:
+                self.send_response(code)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                if code == 503:
+                    self.send_header("Retry-After", "1")
+                self.end_headers()
+                self.wfile.write(body)
+
+        self.server = _TLSServer(listen, Handler, cert, key, client_ca)
+        self.address = self.server.server_address
+        self._consumer = threading.Thread(target=self._consume, name="audit-consumer", daemon=True)
+        self._server_thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.1},
+                                               name="audit-webhook", daemon=True)
+
+    def offer(self, body: bytes) -> int:
+        with self._lock:
+            self.stats.batches += 1
+            number = self.stats.batches
+        try:
+            self.queue.put_nowait((number, body))
+        except queue.Full:
+            with self._lock:
+                self.stats.dropped_batches += 1
+                dropped = self.stats.dropped_batches
+            now = time.monotonic()
+            if now - self._last_full_log > 5:
+                self._last_full_log = now
+                self.log(f"kubeharden audit serve: queue full ({self.queue.maxsize} batches): batch {number} "
+                         f"refused with 503; {dropped} refused so far")
+            return 503
+        return 200
+
+    def _consume(self) -> None:
+        while True:
+            item = self.queue.get()
+            if item is None:
+                return
+            number, body = item
+            name = f"webhook batch {number}"
+            try:
+                obj = orjson.loads(body)
+            except orjson.JSONDecodeError:
+                self.stats.rejected += 1
+                self.reader_stats.problem("non-JSON batches", name, None, "not JSON: skipped", self.limits)
+                continue
+            before = self.reader_stats.events
+            for event in expand(obj, name, None, self.reader_stats, self.limits):
+                self.run.feed(event)
+            self.stats.events += self.reader_stats.events - before
+
+    def start(self) -> None:
+        self._consumer.start()
+        self._server_thread.start()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Stop accepting, drain what is queued (bounded by timeout), flush pending stages."""
+        self.server.shutdown()
+        self.server.server_close()
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                self.queue.put(None, timeout=0.1)
+                break
+            except queue.Full:
+                if time.monotonic() > deadline:
+                    break
+        self._consumer.join(max(0.0, deadline - time.monotonic()))
+        self.run.flush()
+
+
+def _listen(value: str) -> tuple[str, int]:
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit():
+        raise click.BadParameter(f"{value!r}: give HOST:PORT (e.g. 127.0.0.1:8443)", param_hint="--listen")
+    return host.strip("[]") or "127.0.0.1", int(port)
+
+
+def _serve_options(fn: Any) -> Any:
+    from kubeharden.commands.audit import _report_options
+
+    return _report_options(fn)
+
+
+@click.command("serve")
+@click.option("--listen", default="127.0.0.1:8443", show_default=True, metavar="HOST:PORT",
+              help="Address to listen on (loopback by default).")
+@click.option("--tls-cert", required=True, type=click.Path(dir_okay=False, exists=True), help="Server certificate.")
+@click.option("--tls-key", required=True, type=click.Path(dir_okay=False, exists=True), help="Server key.")
+@click.option("--client-ca", type=click.Path(dir_okay=False, exists=True),
+              help="Require API server client certificates signed by this CA.")
+@click.option("--queue-size", type=click.IntRange(min=1), default=256, show_default=True,
+              help="Batches held before new ones are refused (503).")
+@click.option("--max-seconds", type=click.FloatRange(min=0), default=None,
+              help="Stop after this long (tests, one-off captures).")
+@_serve_options
+def serve_command(listen: str, tls_cert: str, tls_key: str, client_ca: str | None, queue_size: int,
+                  max_seconds: float | None, formats: tuple[str, ...], outputs: tuple[str, ...], force: bool,
+                  fail_on: str, settings_file: str | None, exceptions_file: str | None, show_unused_exceptions: bool,
+                  only: tuple[str, ...], skip: tuple[str, ...], baseline_file: str | None, policy_file: str | None,
+                  cluster_state: tuple[str, ...], alertmanager: str | None) -> None:
+    """Receive audit.k8s.io/v1 EventList batches over HTTPS (--audit-webhook-config-file) and judge them."""
+    import signal
+
+    from kubeharden.commands.audit import Pipeline
+
+    pipeline = Pipeline(formats=formats or ("jsonl",), outputs=outputs, force=force, fail_on=fail_on,
+                        settings_file=settings_file, exceptions_file=exceptions_file, only=only, skip=skip,
+                        baseline_file=baseline_file, policy_file=policy_file, cluster_state=cluster_state,
+                        alertmanager=alertmanager, inputs=(), streaming=True)
+    try:
+        backend = WebhookBackend(pipeline.run, _listen(listen), tls_cert, tls_key, client_ca=client_ca,
+                                 queue_size=queue_size)
+    except (OSError, ssl.SSLError) as exc:
+        raise click.UsageError(f"cannot serve on {listen}: {exc}") from None
+    stopping = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stopping.set())
+    backend.start()
+    host, port = str(backend.address[0]), int(backend.address[1])
+    click.echo(f"kubeharden audit serve: listening on https://{host}:{port}/", err=True)
+    stopping.wait(max_seconds)
+    backend.stop()
+    s = backend.stats
+    pipeline.notes.append(f"webhook: {s.batches} batches, {s.events} events, {s.dropped_batches} refused (queue "
+                          f"full), {s.rejected} rejected")
+    pipeline.finish(backend.reader_stats, fail_on, show_unused_exceptions)
