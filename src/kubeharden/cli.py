@@ -177,6 +177,8 @@ def finish(result: ScanResult, plan: Plan, fail_on: str, show_unused: bool) -> N
     failures = write_reports(result, plan)
     for error in result.errors:
         click.echo(f"error: {error.where}: {error.message}", err=True)
+        if getattr(error, "tool_output", None):  # a render tool's own output (sources.render)
+            click.echo(error.tool_output, err=True)  # type: ignore[attr-defined]
     for failure in failures:
         click.echo(f"error: {failure}", err=True)
     if ("table", None) not in plan:  # the table shows them itself
