@@ -31,7 +31,7 @@ _EXTENSION_FORMATS = {
 }
 _DEFAULT_LIMITS = Limits()
 # Modules under kubeharden.commands that contribute sub-commands (each has COMMANDS: list).
-COMMAND_MODULES = ("netpol", "rbac", "node", "generate", "snapshot", "audit")
+COMMAND_MODULES = ("netpol", "rbac", "node", "generate", "snapshot", "audit", "fix")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 
 from kubeharden import __version__
 from kubeharden.catalog import Context, Control, KubeVersion, Settings, all_controls
+from kubeharden.controls.fixes import fix_for
 from kubeharden.exceptions import ExceptionRule, ExceptionsOutcome, parse_inline
 from kubeharden.inventory import POD_SPEC_PATHS, Inventory, PodSpecView
 from kubeharden.loader import REDACTED, LineLocator, LoadStats
@@ -244,6 +245,7 @@ class Engine:
             evidence=evidence,
             section=ctrl.section,
             title=ctrl.title,
+            fix=v.fix if v.fix is not None else fix_for(ctrl.id, v),
         )
         if locate_later:
             assert res is not None

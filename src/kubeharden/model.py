@@ -155,6 +155,68 @@ class Resource:
         return f"{self.kind}/{ns}{self.name}"
 
 
+class FixLevel(enum.StrEnum):
+    """How much a fix may change what the workload does (docs/fix.md).
+
+    safe: nothing the workload does changes; tightening: may break an application that relied on the
+    weaker setting; needs-value: a value only a human can choose (given with `kubeharden fix --set`).
+    """
+
+    SAFE = "safe"
+    TIGHTENING = "tightening"
+    NEEDS_VALUE = "needs-value"
+
+    @property
+    def rank(self) -> int:
+        return _FIX_LEVEL_RANK[self]
+
+
+_FIX_LEVEL_RANK = {FixLevel.SAFE: 0, FixLevel.TIGHTENING: 1, FixLevel.NEEDS_VALUE: 2}
+FIX_OPS = ("set", "delete", "append", "remove-item")
+
+
+@dataclass(frozen=True, slots=True)
+class FixOp:
+    """One edit at a path from the resource root: set PATH VALUE, delete PATH, append PATH ITEM,
+    remove-item PATH VALUE. ``value_from`` names the `--set` key that supplies the value of a
+    needs-value fix (the value is then None until given)."""
+
+    op: str
+    path: Path
+    value: Any = None
+    value_from: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"op": self.op, "path": list(self.path)}
+        if self.value_from is not None:
+            out["value_from"] = self.value_from
+        elif self.op != "delete":
+            out["value"] = self.value
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class Fix:
+    """The edits that remove one finding, and their level."""
+
+    level: FixLevel
+    ops: tuple[FixOp, ...]
+    note: str | None = None  # what a reviewer should know (why tightening, what the value means)
+
+    @property
+    def needs(self) -> tuple[str, ...]:
+        """`--set` keys the fix takes its values from."""
+        return tuple(dict.fromkeys(op.value_from for op in self.ops if op.value_from is not None))
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"level": self.level.value, "ops": [op.to_dict() for op in self.ops]}
+        if self.needs:
+            out["needs"] = list(self.needs)
+        if self.note:
+            out["note"] = self.note
+        return out
+
+
 @dataclass(slots=True)
 class Violation:
     """What a control reports: the engine turns it into a Finding with source line and metadata."""
@@ -169,6 +231,7 @@ class Violation:
     evidence: dict[str, Any] = field(default_factory=dict)  # extra structured evidence (chains, PSS ids)
     source: Source | None = None  # for evidence that is not a resource (node files, live probes)
     line: int | None = None  # known line, when the evidence is not a YAML document
+    fix: Fix | None = None  # the edits that remove this violation, when the control knows them
 
 
 @dataclass(slots=True)
@@ -187,6 +250,7 @@ class Finding:
     exception: dict[str, Any] | None = None  # set when an exception covers the finding
     section: Section = Section.POD
     title: str = ""
+    fix: Fix | None = None
 
     @property
     def excepted(self) -> bool:

@@ -25,6 +25,8 @@ def finding_to_dict(f: Finding) -> dict[str, Any]:
         out["value"] = f.value
     if f.evidence:
         out["evidence"] = f.evidence
+    if f.fix is not None:
+        out["fix"] = f.fix.to_dict()
     out["excepted"] = f.excepted
     if f.exception is not None:
         out["exception"] = f.exception
