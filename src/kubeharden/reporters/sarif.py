@@ -3,6 +3,7 @@ result per finding with a relative path and the real line; excepted findings are
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -20,14 +21,40 @@ _SECURITY_SEVERITY = {Severity.CRITICAL: "9.5", Severity.HIGH: "8.0", Severity.M
 
 
 def _artifact(file: str) -> dict[str, Any]:
-    if os.path.isabs(file):
-        return {"uri": Path(file).as_uri()}
-    return {"uri": quote(Path(file).as_posix()), "uriBaseId": "SRCROOT"}
+    """Files under the working directory are relative to SRCROOT (what code scanning maps to the
+    repository); others are relative to FILEROOT, the file system root, never `../`."""
+    absolute = os.path.abspath(file)
+    relative = os.path.relpath(absolute)
+    if relative != os.pardir and not relative.startswith(os.pardir + os.sep):
+        return {"uri": quote(Path(relative).as_posix()), "uriBaseId": "SRCROOT"}
+    return {"uri": quote(Path(absolute).as_posix().lstrip("/")), "uriBaseId": "FILEROOT"}
+
+
+def _origin_file(f: Finding) -> str | None:
+    """The template (Helm `# Source:`) or base file (Kustomize) a rendered object came from, when
+    it is a file on disk: the place a person edits, rather than the chart directory."""
+    origin = f.evidence.get("origin") if f.evidence else None
+    if not isinstance(origin, str) or not f.file or origin.startswith("/api"):
+        return None
+    origin = origin.split(" (", 1)[0]  # "kustomization.yaml (ConfigMapGenerator)"
+    if os.path.isabs(origin):
+        return origin if os.path.isfile(origin) else None
+    # Helm: "CHART/templates/x.yaml", CHART being the chart's name; the finding's file is its directory
+    parts = Path(origin).parts
+    if len(parts) > 1 and os.path.isdir(f.file):
+        candidate = os.path.join(f.file, *parts[1:])
+        if os.path.isfile(candidate):
+            return candidate
+    return None
 
 
 def _location(f: Finding) -> dict[str, Any]:
     loc: dict[str, Any] = {}
-    if f.file and not f.file.startswith(("<", "cluster:")):
+    origin = _origin_file(f)
+    if origin is not None:
+        # the line is the rendered text's, not the template's: the file alone is the honest location
+        loc["physicalLocation"] = {"artifactLocation": _artifact(origin)}
+    elif f.file and not f.file.startswith(("<", "cluster:")):
         physical: dict[str, Any] = {"artifactLocation": _artifact(f.file)}
         if f.line:
             physical["region"] = {"startLine": f.line}
@@ -41,6 +68,15 @@ def _location(f: Finding) -> dict[str, Any]:
     return loc
 
 
+def _fingerprint(f: Finding) -> str:
+    """Stable across runs while the finding is the same: control, resource, field path and file,
+    not the line (an edit above the field moves it) nor the message."""
+    res = f.resource or {}
+    key = "\x00".join(str(part) for part in (f.control_id, res.get("kind"), res.get("namespace"),
+                                              res.get("name"), f.path, f.file or ""))
+    return hashlib.sha256(key.encode()).hexdigest()[:32]
+
+
 def _result(f: Finding, rule_index: dict[str, int]) -> dict[str, Any]:
     item: dict[str, Any] = {
         "ruleId": f.control_id,
@@ -48,7 +84,9 @@ def _result(f: Finding, rule_index: dict[str, int]) -> dict[str, Any]:
         "level": _LEVEL[f.severity],
         "message": {"text": f"{f.message}. Fix: {f.remediation}"},
         "locations": [_location(f)],
-        "properties": {"severity": f.severity.label, "path": f.path, "resource": f.resource},
+        "partialFingerprints": {"kubeharden/v1": _fingerprint(f)},
+        "properties": {"severity": f.severity.label, "security-severity": _SECURITY_SEVERITY[f.severity],
+                       "path": f.path, "resource": f.resource},
     }
     if f.exception:
         item["suppressions"] = [{
@@ -73,6 +111,9 @@ def to_sarif(result: ScanResult, results: list[Any] | None = None) -> dict[str, 
     rules = []
     for r in ran:
         c = r.control
+        # Code scanning ranks alerts by their rule's security-severity: a control whose finding
+        # was raised above the control's own severity (a docker.sock mount) is ranked by it.
+        severity = max((f.severity for f in r.findings if not f.excepted), default=c.severity)
         help_md = (f"**What:** {c.what}\n\n**Why:** {c.why}\n\n**How to fix:** {c.fix}\n\n"
                    f"**Guidance:** {', '.join(c.guidance)}")
         rules.append({
@@ -84,7 +125,7 @@ def to_sarif(result: ScanResult, results: list[Any] | None = None) -> dict[str, 
             "defaultConfiguration": {"level": _LEVEL[c.severity]},
             "properties": {
                 "tags": ["security", "kubernetes", c.section.value, *c.guidance],
-                "security-severity": _SECURITY_SEVERITY[c.severity],
+                "security-severity": _SECURITY_SEVERITY[max(severity, c.severity)],
                 "precision": "high",
             },
         })
@@ -111,7 +152,7 @@ def to_sarif(result: ScanResult, results: list[Any] | None = None) -> dict[str, 
                 "informationUri": INFORMATION_URI,
                 "rules": rules,
             }},
-            "originalUriBaseIds": {"SRCROOT": {"uri": Path.cwd().as_uri() + "/"}},
+            "originalUriBaseIds": {"SRCROOT": {"uri": Path.cwd().as_uri() + "/"}, "FILEROOT": {"uri": "file:///"}},
             "invocations": [{
                 "executionSuccessful": not result.errors,
                 "toolExecutionNotifications": notifications,
