@@ -42,6 +42,11 @@ class ScanRequest:
     today: dt.date | None = None
 
 
+# Modules with enrich(request, loaded) -> facts, run once the inputs are read: they add evidence
+# about what the inputs name (image configs from registries, vulnerability reports).
+ENRICHER_MODULES = ("kubeharden.images.enrich",)
+
+
 def build_inventory(request: ScanRequest) -> tuple[Inventory, LoadResult]:
     loaded = load_paths(request.paths, request.load) if request.paths else LoadResult()
     facts: dict[str, Any] = dict(loaded.facts)
@@ -51,6 +56,8 @@ def build_inventory(request: ScanRequest) -> tuple[Inventory, LoadResult]:
         extra, extra_facts = _SOURCES[name](request)
         loaded.extend(extra)
         facts.update(extra_facts)
+    for module in ENRICHER_MODULES:
+        facts.update(importlib.import_module(module).enrich(request, loaded))
     return Inventory(loaded.resources, facts), loaded
 
 

@@ -107,9 +107,29 @@ def mutable_tag(ctx: Context) -> Iterator[Violation]:
     ),
 )
 def not_digest_pinned(ctx: Context) -> Iterator[Violation]:
+    found = image_evidence(ctx.inventory) if ctx.inventory.has_kind(IMAGE_CONFIG_KIND) else None
+    for item in (found.containers if found else _plain_container_images(ctx)):
+        if item.ref.digest or unrendered_placeholder(item.image):
+            continue
+        message = f"container '{item.container.name}' image {item.image} is not pinned by digest"
+        config = found.config_for(item) if found else None
+        if config is None:
+            yield item.container.violation(("image",), message, item.image)
+            continue
+        spec = as_dict(config.obj.get("spec"))
+        # the index digest when the tag names one: the pin then works on every platform
+        digest = str(spec.get("indexDigest") or spec.get("digest"))
+        pinned = f"{item.image}@{digest}"
+        yield item.container.violation(
+            ("image",), f"{message}; the registry says {item.ref.tagged} is {digest}", item.image,
+            remediation=f"Set containers[*].image to {pinned} (the digest {spec.get('source') or 'the registry'} "
+            "gave for the tag).",
+            evidence={"registry_digest": digest, "pin": pinned, "source": spec.get("source")})
+
+
+def _plain_container_images(ctx: Context) -> Iterator[ContainerImage]:
     for c, image in _container_images(ctx):
-        if not parse_image(image).digest and not unrendered_placeholder(image):
-            yield c.violation(("image",), f"container '{c.name}' image {image} is not pinned by digest", image)
+        yield ContainerImage(c, image, parse_image(image), None, None)
 
 
 def _registries_configured(ctx: Context) -> str | None:
@@ -169,6 +189,9 @@ manual_control(
 
 def _image_user_evidence(ctx: Context) -> str | None:
     if not ctx.inventory.has_kind(DOCKERFILE_KIND, IMAGE_CONFIG_KIND):
+        failed = ctx.inventory.facts.get("image_lookup_errors")
+        if failed:
+            return "no image config could be read: " + "; ".join(sorted(set(failed.values()))[:5])
         return ("needs the image's default user: a Dockerfile in the input, or --registry-lookup to read "
                 "image configs from the registries")
     return None
