@@ -193,3 +193,17 @@ def test_learn_then_baseline(tmp_path) -> None:
     alerts = [json.loads(x) for x in result.stdout.splitlines()]
     assert len(alerts) == 1 and alerts[0]["severity"] == "high"
     assert alerts[0]["source"]["line"] == 2
+
+
+def test_generate_audit_webhook_config(tmp_path) -> None:
+    import yaml
+
+    out = tmp_path / "webhook.kubeconfig"
+    result = CliRunner().invoke(cli, ["generate", "audit-webhook-config", "--server", "https://10.0.0.5:8443/",
+                                      "--ca-file", "/etc/kubernetes/audit/ca.pem", "-o", str(out), "--flags"])
+    assert result.exit_code == 0, result.output
+    doc = yaml.safe_load(out.read_text())
+    assert doc["clusters"][0]["cluster"]["server"] == "https://10.0.0.5:8443/"
+    assert "--audit-webhook-config-file=/etc/kubernetes/audit/webhook.kubeconfig" in result.output
+    bad = CliRunner().invoke(cli, ["generate", "audit-webhook-config", "--server", "http://x", "--ca-file", "/c"])
+    assert bad.exit_code == 2 and "https" in bad.output

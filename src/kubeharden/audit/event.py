@@ -28,7 +28,13 @@ WORKLOAD_RESOURCES = frozenset({
     "replicationcontrollers", "podtemplates",
 })
 STAGE_COMPLETE = "ResponseComplete"
-_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+_NO_REF: dict[str, Any] = {}
+
+
+def _text(value: Any) -> str:
+    if type(value) is str:
+        return value
+    return "" if value is None or value == "" else str(value)
 
 
 def parse_time(text: Any) -> float | None:
@@ -63,33 +69,36 @@ class AuditEvent:
         self.line = line
         self._time: float | bool | None = False
         get = raw.get
-        self.audit_id = str(get("auditID") or "")
-        self.stage = str(get("stage") or "")
-        self.level = str(get("level") or "")
-        self.verb = str(get("verb") or "")
+        # the API server writes strings; anything else (hostile or broken input) is made one
+        self.audit_id = _text(get("auditID"))
+        self.stage = _text(get("stage"))
+        self.level = _text(get("level"))
+        self.verb = _text(get("verb"))
         user = get("user")
-        if not isinstance(user, dict):
+        if type(user) is not dict:
             user = {}
-        self.user = str(user.get("username") or "")
+        self.user = _text(user.get("username"))
         groups = user.get("groups")
-        self.groups: tuple[str, ...] = tuple(str(g) for g in groups) if isinstance(groups, list) else ()
+        self.groups: tuple[str, ...] | list[str] = (
+            groups if type(groups) is list and all(type(g) is str for g in groups)
+            else [str(g) for g in groups] if isinstance(groups, list) else ())
         imp = get("impersonatedUser")
-        self.impersonated: dict[str, Any] | None = imp if isinstance(imp, dict) and imp else None
+        self.impersonated: dict[str, Any] | None = imp if type(imp) is dict and imp else None
         ref = get("objectRef")
-        if not isinstance(ref, dict):
-            ref = {}
+        if type(ref) is not dict:
+            ref = _NO_REF
         self.object_ref: dict[str, Any] = ref
-        self.resource = str(ref.get("resource") or "")
-        self.subresource = str(ref.get("subresource") or "")
-        self.namespace = str(ref.get("namespace") or "")
-        self.name = str(ref.get("name") or "")
-        self.api_group = str(ref.get("apiGroup") or "")
+        self.resource = _text(ref.get("resource"))
+        self.subresource = _text(ref.get("subresource"))
+        self.namespace = _text(ref.get("namespace"))
+        self.name = _text(ref.get("name"))
+        self.api_group = _text(ref.get("apiGroup"))
         status = get("responseStatus")
-        code = status.get("code") if isinstance(status, dict) else None
-        self.code: int | None = code if isinstance(code, int) and not isinstance(code, bool) else None
+        code = status.get("code") if type(status) is dict else None
+        self.code: int | None = code if type(code) is int else None
         ann = get("annotations")
-        self.annotations: dict[str, Any] = ann if isinstance(ann, dict) else {}
-        self.user_agent = str(get("userAgent") or "")
+        self.annotations: dict[str, Any] = ann if type(ann) is dict else _NO_REF
+        self.user_agent = _text(get("userAgent"))
 
     # --- derived -----------------------------------------------------------------------------
 

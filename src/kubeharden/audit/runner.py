@@ -170,7 +170,7 @@ class AuditRun:
         self.dropped_findings = 0
         self.pending: OrderedDict[str, tuple[AuditEvent, int]] = OrderedDict()
         self.pending_bytes = 0
-        self.judged: LRU = LRU(MAX_PENDING)
+        self.judged: dict[str, bool] = {}  # auditIDs judged at ResponseStarted (bounded, oldest out)
         self.saw_level: set[str] = set()  # detectors that saw an event at the level they need
         self.events_judged = 0
         self.events_filtered = 0
@@ -187,6 +187,7 @@ class AuditRun:
             for res in det.resources or ():
                 self._by_resource.setdefault(res, list(self._any)).append(det)
         self._rank = {d.id: LEVEL_RANK.get(d.min_level, 1) for d in self.detectors}
+        self._seen: set[tuple[str, str]] = set()
 
     # --- intake -------------------------------------------------------------------------------
 
@@ -221,11 +222,14 @@ class AuditRun:
         if pending is not None:
             self.pending_bytes -= pending[1]
             self.events_deduplicated += 1
-        if audit_id in self.judged:
+        judged = self.judged
+        if audit_id in judged:
             self.events_deduplicated += 1
             return
-        if stage == "ResponseStarted" or stage == "ResponseComplete" or stage == "Panic":
-            self.judged.put(audit_id, True)
+        if stage == "ResponseStarted":  # a later ResponseComplete of the same request is folded
+            judged[audit_id] = True
+            if len(judged) > MAX_PENDING:
+                del judged[next(iter(judged))]
         self.judge(event)
 
     def flush(self) -> None:
@@ -239,18 +243,18 @@ class AuditRun:
 
     def judge(self, event: AuditEvent) -> None:
         self.events_judged += 1
-        candidates = self._by_resource.get(event.resource, self._any)
-        rank = LEVEL_RANK.get(event.level, 1)
+        resource = event.resource
+        candidates = self._by_resource.get(resource, self._any)
+        seen = (resource, event.level)
+        if seen not in self._seen:  # which detectors saw evidence of the level they need (bounded: few pairs)
+            self._seen.add(seen)
+            rank = LEVEL_RANK.get(event.level, 1)
+            self.saw_level.update(d.id for d in candidates if rank >= self._rank[d.id])
         ctx = self.ctx
         for det in candidates:
-            if rank >= self._rank[det.id]:
-                self.saw_level.add(det.id)
-            assert det.check is not None
             try:
-                violations = det.check(event, ctx)
-                if violations:
-                    for v in violations:
-                        self.emit(self.finding(det, event, v))
+                for v in det.check(event, ctx):  # type: ignore[misc]
+                    self.emit(self.finding(det, event, v))
             except Exception as exc:  # a bug in one detector must not sink the run
                 key = f"{det.id}:{type(exc).__name__}"
                 if ctx.once(("internal", key)):

@@ -22,7 +22,6 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-import click
 import orjson
 
 from kubeharden.audit.reader import ReaderLimits, ReaderStats, expand
@@ -183,61 +182,3 @@ class WebhookBackend:
                     break
         self._consumer.join(max(0.0, deadline - time.monotonic()))
         self.run.flush()
-
-
-def _listen(value: str) -> tuple[str, int]:
-    host, sep, port = value.rpartition(":")
-    if not sep or not port.isdigit():
-        raise click.BadParameter(f"{value!r}: give HOST:PORT (e.g. 127.0.0.1:8443)", param_hint="--listen")
-    return host.strip("[]") or "127.0.0.1", int(port)
-
-
-def _serve_options(fn: Any) -> Any:
-    from kubeharden.commands.audit import _report_options
-
-    return _report_options(fn)
-
-
-@click.command("serve")
-@click.option("--listen", default="127.0.0.1:8443", show_default=True, metavar="HOST:PORT",
-              help="Address to listen on (loopback by default).")
-@click.option("--tls-cert", required=True, type=click.Path(dir_okay=False, exists=True), help="Server certificate.")
-@click.option("--tls-key", required=True, type=click.Path(dir_okay=False, exists=True), help="Server key.")
-@click.option("--client-ca", type=click.Path(dir_okay=False, exists=True),
-              help="Require API server client certificates signed by this CA.")
-@click.option("--queue-size", type=click.IntRange(min=1), default=256, show_default=True,
-              help="Batches held before new ones are refused (503).")
-@click.option("--max-seconds", type=click.FloatRange(min=0), default=None,
-              help="Stop after this long (tests, one-off captures).")
-@_serve_options
-def serve_command(listen: str, tls_cert: str, tls_key: str, client_ca: str | None, queue_size: int,
-                  max_seconds: float | None, formats: tuple[str, ...], outputs: tuple[str, ...], force: bool,
-                  fail_on: str, settings_file: str | None, exceptions_file: str | None, show_unused_exceptions: bool,
-                  only: tuple[str, ...], skip: tuple[str, ...], baseline_file: str | None, policy_file: str | None,
-                  cluster_state: tuple[str, ...], alertmanager: str | None) -> None:
-    """Receive audit.k8s.io/v1 EventList batches over HTTPS (--audit-webhook-config-file) and judge them."""
-    import signal
-
-    from kubeharden.commands.audit import Pipeline
-
-    pipeline = Pipeline(formats=formats or ("jsonl",), outputs=outputs, force=force, fail_on=fail_on,
-                        settings_file=settings_file, exceptions_file=exceptions_file, only=only, skip=skip,
-                        baseline_file=baseline_file, policy_file=policy_file, cluster_state=cluster_state,
-                        alertmanager=alertmanager, inputs=(), streaming=True)
-    try:
-        backend = WebhookBackend(pipeline.run, _listen(listen), tls_cert, tls_key, client_ca=client_ca,
-                                 queue_size=queue_size)
-    except (OSError, ssl.SSLError) as exc:
-        raise click.UsageError(f"cannot serve on {listen}: {exc}") from None
-    stopping = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stopping.set())
-    backend.start()
-    host, port = str(backend.address[0]), int(backend.address[1])
-    click.echo(f"kubeharden audit serve: listening on https://{host}:{port}/", err=True)
-    stopping.wait(max_seconds)
-    backend.stop()
-    s = backend.stats
-    pipeline.notes.append(f"webhook: {s.batches} batches, {s.events} events, {s.dropped_batches} refused (queue "
-                          f"full), {s.rejected} rejected")
-    pipeline.finish(backend.reader_stats, fail_on, show_unused_exceptions)

@@ -133,4 +133,27 @@ def encryption_config_command(output: str | None, force: bool, show_flags: bool,
           secret=provider != "kms")
 
 
+@generate.command("audit-webhook-config")
+@_common_options
+@click.option("--server", required=True, metavar="https://HOST:PORT/",
+              help="URL of the webhook backend (kubeharden audit serve).")
+@click.option("--ca-file", required=True, metavar="PATH", help="CA that signed the backend's certificate (node path).")
+@click.option("--client-cert", metavar="PATH", help="API server client certificate (node path).")
+@click.option("--client-key", metavar="PATH", help="API server client key (node path).")
+@click.option("--config-path", default="/etc/kubernetes/audit/webhook.kubeconfig", show_default=True,
+              callback=_absolute_node_path, help="Where the file will live on the control-plane node.")
+def audit_webhook_config_command(output: str | None, force: bool, show_flags: bool, flags_only: bool, server: str,
+                                 ca_file: str, client_cert: str | None, client_key: str | None,
+                                 config_path: str) -> None:
+    """The kubeconfig-format file for --audit-webhook-config-file, plus the --audit-webhook-* flags."""
+    from kubeharden.audit.webhook_config import WebhookOptions, render_webhook_config, webhook_flags
+
+    options = WebhookOptions(server, ca_file, client_cert, client_key, config_path)
+    try:
+        text = render_webhook_config(options)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    _emit(text, webhook_flags(options), output, force, show_flags, flags_only, False)
+
+
 COMMANDS.append(generate)
