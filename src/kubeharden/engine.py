@@ -265,7 +265,7 @@ class Engine:
         version = self.settings.kubernetes_version or NEWEST_SUPPORTED
         ctx = Context(inventory, self.settings, version)
         errors = list(errors or [])
-        known_ids = {c.id for c in self.controls}
+        known_ids = {c.id for c in all_controls()}  # unknown = not in the catalog, not "not selected"
         inline: dict[int, dict[str, str]] = {}
         for res in inventory.resources:
             if "kubeharden.io/ignore" in res.annotations:

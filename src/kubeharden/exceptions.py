@@ -8,17 +8,26 @@ from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from typing import Any
 
+from kubeharden.loader import InputProblem, decode_input
 from kubeharden.model import Finding, InputError, Resource
+from kubeharden.safeio import UnsafePathError, read_regular
 from kubeharden.yamlsafe import Limits, YamlInputError, compose_documents, iter_yaml_documents
 
 INLINE_ANNOTATION = "kubeharden.io/ignore"
 
 
 class ExceptionsFileError(Exception):
-    def __init__(self, message: str, line: int | None = None) -> None:
+    """A problem with the exceptions file; str() is `FILE:LINE: reason` (FILE: reason without a line)."""
+
+    def __init__(self, message: str, line: int | None = None, path: str = "") -> None:
         super().__init__(message)
         self.message = message
         self.line = line
+        self.path = path
+
+    def __str__(self) -> str:
+        where = f"{self.path}:{self.line}" if self.path and self.line else self.path
+        return f"{where}: {self.message}" if where else self.message
 
 
 @dataclass
@@ -60,17 +69,17 @@ class ExceptionRule:
         }
 
 
-def _parse_date(value: Any, where: str) -> dt.date | None:
+def _parse_date(value: Any, line: int | None) -> dt.date | None:
+    # the reader keeps timestamps as their text, as Kubernetes does
     if value is None:
         return None
-    if isinstance(value, dt.datetime):
-        return value.date()
     if isinstance(value, dt.date):
-        return value
+        return value.date() if isinstance(value, dt.datetime) else value
+    text = str(value)
     try:
-        return dt.date.fromisoformat(str(value))
+        return dt.date.fromisoformat(text) if len(text) <= 10 else dt.datetime.fromisoformat(text).date()
     except ValueError:
-        raise ExceptionsFileError(f"{where}: expires must be a date (YYYY-MM-DD), got {value!r}") from None
+        raise ExceptionsFileError(f"expires must be a date (YYYY-MM-DD), got {text[:40]!r}", line) from None
 
 
 def load_exceptions_file(path: str) -> list[ExceptionRule]:
@@ -86,20 +95,33 @@ def load_exceptions_file(path: str) -> list[ExceptionRule]:
             path: /home/*/.kube/config
             reason: ...
     """
-    limits = Limits()
     try:
-        with open(path, "rb") as fh:
-            raw = fh.read(limits.max_file_bytes + 1)
+        return _load_exceptions_file(path)
+    except ExceptionsFileError as exc:
+        exc.path = path
+        raise
+
+
+def _load_exceptions_file(path: str) -> list[ExceptionRule]:
+    limits = Limits()
+    # only a regular file (a FIFO or /dev/zero would hang), within the limit, in any encoding
+    # the manifests may have
+    try:
+        raw, _ = decode_input(read_regular(path, limits.max_file_bytes))
+    except UnsafePathError as exc:
+        raise ExceptionsFileError(f"cannot read exceptions file: {exc.message}") from None
     except OSError as exc:
         raise ExceptionsFileError(f"cannot read exceptions file: {exc.strerror or exc}") from None
-    if len(raw) > limits.max_file_bytes:
-        raise ExceptionsFileError(f"exceptions file is larger than {limits.max_file_bytes} bytes")
-    # the same guarded reader as manifests: alias bombs, absurd nesting and duplicate keys are refused
+    except InputProblem as problem:
+        raise ExceptionsFileError(problem.message, problem.line) from None
+    # the same guarded reader as manifests: alias bombs, absurd nesting, duplicate keys and
+    # values their tag does not fit are refused (with a line, never the value)
     problems: list[YamlInputError] = []
     documents = list(iter_yaml_documents(raw, limits, problems))
     problems += [w for doc in documents for w in doc.warnings]
     if problems:
-        raise ExceptionsFileError(f"invalid YAML: {problems[0].message}", problems[0].line)
+        first = min(problems, key=lambda p: p.line or 0)
+        raise ExceptionsFileError(f"invalid YAML: {first.message}", first.line)
     if len(documents) > 1:
         raise ExceptionsFileError("expected one YAML document", documents[1].start_line)
     data = documents[0].data if documents else None
@@ -119,13 +141,14 @@ def load_exceptions_file(path: str) -> list[ExceptionRule]:
     for i, entry in enumerate(entries):
         line = lines[i] if i < len(lines) else None
         where = f"{path}:{line}" if line else f"{path} entry {i + 1}"
+        entry_of = "" if line else f"entry {i + 1}: "
         if not isinstance(entry, dict) or not entry.get("control"):
-            raise ExceptionsFileError(f"{where}: each exception needs a 'control'", line)
+            raise ExceptionsFileError(f"{entry_of}each exception needs a 'control'", line)
         if not entry.get("reason"):
-            raise ExceptionsFileError(f"{where}: each exception needs a 'reason'", line)
+            raise ExceptionsFileError(f"{entry_of}each exception needs a 'reason'", line)
         selector = entry.get("resource") or {}
         if not isinstance(selector, dict):
-            raise ExceptionsFileError(f"{where}: 'resource' must be a mapping (kind, namespace, name)", line)
+            raise ExceptionsFileError(f"{entry_of}'resource' must be a mapping (kind, namespace, name)", line)
         rules.append(
             ExceptionRule(
                 control=str(entry["control"]).upper(),
@@ -135,7 +158,7 @@ def load_exceptions_file(path: str) -> list[ExceptionRule]:
                 path=str(entry.get("path", "*")),
                 reason=str(entry["reason"]),
                 owner=str(entry.get("owner") or ""),
-                expires=_parse_date(entry.get("expires"), where),
+                expires=_parse_date(entry.get("expires"), line),
                 origin=where,
             )
         )

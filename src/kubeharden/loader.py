@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import codecs
+import difflib
 import gc
 import json
 import os
@@ -14,6 +16,7 @@ from pathlib import Path as FsPath
 from typing import Any
 
 from kubeharden.model import InputError, Path, Resource, Source
+from kubeharden.safeio import UnsafePathError, read_limited, read_regular
 from kubeharden.yamlsafe import Limits, YamlInputError, compose_documents, iter_yaml_documents, locate
 
 YAML_SUFFIXES = (".yaml", ".yml")
@@ -183,9 +186,32 @@ def explode(data: Any, source: Source, result: LoadResult) -> None:
     _add(data, source, result)
 
 
+_IDENTITY_KEYS = ("apiVersion", "kind")
+
+
+def _why_not_kubernetes(data: dict[str, Any]) -> str:
+    """Why a mapping is not read as an object, with the near-miss keys that were probably meant."""
+    missing = [key for key in _IDENTITY_KEYS if not data.get(key)]
+    reason = f"document skipped: no {' and no '.join(missing)}, so not a Kubernetes object"
+    hints = []
+    present = [key for key in data if isinstance(key, str)]
+    for wanted in missing:
+        for key in present:
+            if key == wanted:
+                hints.append(f"'{key}' is empty")
+            elif key.lower() == wanted.lower():
+                hints.append(f"found '{key}': keys are case-sensitive")
+            elif difflib.SequenceMatcher(None, key.lower(), wanted.lower()).ratio() >= 0.8:
+                hints.append(f"found '{key}': did you mean '{wanted}'?")
+    return reason + (f" ({'; '.join(hints)})" if hints else "")
+
+
 def _add(data: dict[str, Any], source: Source, result: LoadResult) -> None:
     if not _is_kubernetes(data):
         result.stats.skipped_non_kubernetes += 1
+        where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in source.base_path).lstrip(".")
+        message = _why_not_kubernetes(data)
+        result.warnings.append(InputError(source.file, f"{where}: {message}" if where else message, source.line))
         return
     _slim(data)
     result.resources.append(Resource.from_obj(data, source))
@@ -219,6 +245,40 @@ def _looks_binary(data: bytes) -> bool:
     return b"\x00" in data[:8192]
 
 
+# UTF-32 before UTF-16: the UTF-32 LE mark starts with the UTF-16 LE one.
+_UNICODE_BOMS = (
+    (codecs.BOM_UTF32_LE, "utf-32-le", "UTF-32"),
+    (codecs.BOM_UTF32_BE, "utf-32-be", "UTF-32"),
+    (codecs.BOM_UTF16_LE, "utf-16-le", "UTF-16"),
+    (codecs.BOM_UTF16_BE, "utf-16-be", "UTF-16"),
+)
+
+
+def decode_input(data: bytes) -> tuple[bytes, str]:
+    """UTF-8 bytes (no byte order mark) and text of a file: UTF-8, or UTF-16/UTF-32 with a byte
+    order mark (PowerShell writes UTF-16; kubectl reads it). InputProblem when it is not text."""
+    for bom, codec, label in _UNICODE_BOMS:
+        if data.startswith(bom):
+            body = data[len(bom):]
+            try:
+                text = body.decode(codec)
+            except UnicodeDecodeError as exc:
+                line = body[: exc.start].decode(codec, "replace").count("\n") + 1
+                raise InputProblem(f"not valid {label} text after its byte order mark: {exc.reason}", line) from None
+            if "\x00" in text[:8192]:
+                raise InputProblem(f"binary file ({label} text with NUL characters), not YAML or JSON")
+            return text.encode("utf-8"), text
+    if _looks_binary(data):
+        raise InputProblem("binary file (contains NUL bytes), not YAML or JSON")
+    if data.startswith(codecs.BOM_UTF8):
+        data = data[len(codecs.BOM_UTF8):]
+    try:
+        return data, data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise InputProblem(f"not valid UTF-8 text: {exc.reason}", line) from None
+
+
 def load_bytes(data: bytes, name: str, ctx: LoadContext, keep_text: bool = False) -> LoadResult:
     """Load one file's (or stdin's) content."""
     result = LoadResult()
@@ -229,14 +289,10 @@ def load_bytes(data: bytes, name: str, ctx: LoadContext, keep_text: bool = False
             InputError(name, f"file is larger than {ctx.limits.max_file_bytes} bytes (limit: max_file_bytes)")
         )
         return result
-    if _looks_binary(data):
-        result.errors.append(InputError(name, "binary file (contains NUL bytes), not YAML or JSON"))
-        return result
     try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = data.count(b"\n", 0, exc.start) + 1
-        result.errors.append(InputError(name, f"not valid UTF-8 text: {exc.reason}", line))
+        data, text = decode_input(data)
+    except InputProblem as problem:
+        result.errors.append(InputError(name, problem.message, problem.line))
         return result
     if not text.strip():
         result.errors.append(InputError(name, "file is empty"))
@@ -308,49 +364,122 @@ def _parse_json(text: str) -> Any:
 
 
 def load_path(path: str, ctx: LoadContext) -> LoadResult:
+    """One command-line input: stdin, a file, or a directory (read recursively). An input that
+    yields no Kubernetes object at all, and no error to explain why, is an error itself:
+    scanning nothing must never look like a clean pass."""
     result = LoadResult()
     if path == STDIN:
-        data = sys.stdin.buffer.read()
+        try:
+            data = read_limited(sys.stdin.buffer, ctx.limits.max_file_bytes, "standard input")
+        except OSError as exc:  # UnsafePathError too: more than the limit
+            result.errors.append(InputError(STDIN_NAME, _os_reason(exc)))
+            return result
         result.extend(load_bytes(data, STDIN_NAME, ctx, keep_text=True))
-        return result
+        return _require_objects(result, STDIN_NAME)
     fs_path = FsPath(path)
-    if not fs_path.exists():
+    if not os.path.lexists(fs_path):
         result.errors.append(InputError(path, "no such file or directory"))
         return result
     if _run_hooks(fs_path, ctx, result):
-        return result
+        return _require_objects(result, display_path(fs_path))
     if fs_path.is_dir():
-        for root, dirs, files in os.walk(fs_path):
-            root_path = FsPath(root)
-            if root_path != fs_path and _run_hooks(root_path, ctx, result):
-                dirs[:] = []  # a chart or overlay is rendered as a whole, not read file by file
-                continue
-            dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-            for fname in sorted(files):
-                if any(claims(fname) for claims in _HOOK_FILE_NAMES) and _run_hooks(root_path / fname, ctx, result):
-                    continue
-                if fname.endswith(YAML_SUFFIXES + JSON_SUFFIXES):
-                    result.extend(_load_file(root_path / fname, ctx))
-        return result
-    result.extend(_load_file(fs_path, ctx))
+        _load_directory(fs_path, ctx, result)
+    else:
+        result.extend(_load_file(fs_path, ctx))
+    return _require_objects(result, display_path(fs_path))
+
+
+def _require_objects(result: LoadResult, name: str) -> LoadResult:
+    if not result.resources and not result.errors and not result.facts:
+        skipped = result.stats.skipped_non_kubernetes + result.stats.skipped_empty
+        detail = f" ({skipped} document{'s' if skipped != 1 else ''} skipped, see the warnings)" if skipped else ""
+        result.errors.append(InputError(name, f"no Kubernetes objects found in {name}{detail}"))
     return result
 
 
+def _os_reason(exc: OSError) -> str:
+    if isinstance(exc, UnsafePathError):
+        return exc.message
+    return f"cannot read: {exc.strerror or exc}"
+
+
+def _load_directory(top: FsPath, ctx: LoadContext, result: LoadResult) -> None:
+    """Every YAML/JSON file below top; hidden directories are left out, charts and overlays are
+    rendered whole. Symlinked directories are followed after the real ones when they lead to a
+    directory inside top that was not read yet (each directory is read once, so link cycles
+    end); one that leads outside top is not read and is reported: a checked-out repository
+    cannot make the scan read the rest of the machine. Unreadable directories are errors."""
+    top_real = os.path.realpath(top)
+    visited: set[tuple[int, int]] = set()
+    links: list[FsPath] = []
+    starts = [top]
+    candidates = 0
+
+    def unreadable(exc: OSError) -> None:
+        where = display_path(exc.filename) if exc.filename else display_path(top)
+        result.errors.append(InputError(where, f"directory not read: {exc.strerror or exc}"))
+
+    while starts:
+        for root, dirs, files in os.walk(starts.pop(0), onerror=unreadable):
+            root_path = FsPath(root)
+            try:
+                st = os.stat(root)
+            except OSError as exc:
+                unreadable(exc)
+                dirs[:] = []
+                continue
+            if (st.st_dev, st.st_ino) in visited:
+                dirs[:] = []
+                continue
+            visited.add((st.st_dev, st.st_ino))
+            if root_path != top and _run_hooks(root_path, ctx, result):
+                dirs[:] = []  # a chart or overlay is rendered as a whole, not read file by file
+                candidates += 1
+                continue
+            kept = []
+            for name in sorted(dirs):
+                if name.startswith("."):
+                    continue
+                if os.path.islink(root_path / name):
+                    links.append(root_path / name)
+                else:
+                    kept.append(name)
+            dirs[:] = kept
+            for fname in sorted(files):
+                if any(claims(fname) for claims in _HOOK_FILE_NAMES) and _run_hooks(root_path / fname, ctx, result):
+                    candidates += 1
+                elif fname.endswith(YAML_SUFFIXES + JSON_SUFFIXES):
+                    candidates += 1
+                    result.extend(_load_file(root_path / fname, ctx))
+        while links and not starts:
+            link = links.pop(0)
+            target = os.path.realpath(link)
+            if os.path.commonpath([top_real, target]) != top_real:
+                result.warnings.append(InputError(
+                    display_path(link), f"symlinked directory not read: it leads outside {display_path(top)} "
+                    "(give its target as an input of its own to scan it)"))
+                continue
+            try:
+                st = os.stat(link)
+            except OSError as exc:
+                unreadable(exc)
+                continue
+            if (st.st_dev, st.st_ino) not in visited:
+                starts.append(link)
+    if not candidates and not result.errors:
+        result.errors.append(InputError(display_path(top), "no YAML or JSON files (.yaml, .yml, .json) in it"))
+
+
 def _load_file(path: FsPath, ctx: LoadContext) -> LoadResult:
+    """A file given or found: only a regular file is read (a FIFO, socket or device, or a link to
+    one, is an error: it could block or never end), and never more than the size limit."""
     name = display_path(path)
     try:
-        size = path.stat().st_size
-        if size > ctx.limits.max_file_bytes:
-            result = LoadResult()
-            result.stats.files = 1
-            result.errors.append(
-                InputError(name, f"file is larger than {ctx.limits.max_file_bytes} bytes (limit: max_file_bytes)")
-            )
-            return result
-        data = path.read_bytes()
+        data = read_regular(path, ctx.limits.max_file_bytes)
     except OSError as exc:
         result = LoadResult()
-        result.errors.append(InputError(name, f"cannot read: {exc.strerror or exc}"))
+        result.stats.files = 1
+        result.errors.append(InputError(name, _os_reason(exc)))
         return result
     return load_bytes(data, name, ctx)
 
@@ -426,9 +555,10 @@ class LineLocator:
 
 
 def _source_text(source: Source) -> bytes | None:
+    """The UTF-8 text the document was read from (the file again: only findings need it)."""
     if source.text is not None:
         return source.text.encode()
     try:
-        return FsPath(source.file).read_bytes()
-    except OSError:
+        return decode_input(read_regular(source.file, Limits().max_file_bytes))[0]
+    except (OSError, InputProblem):
         return None

@@ -82,7 +82,7 @@ def run_scan(request: ScanRequest) -> ScanResult:
         try:
             rules = load_exceptions_file(request.exceptions_file)
         except ExceptionsFileError as exc:
-            raise UsageError(f"{request.exceptions_file}: {exc.message}") from None
+            raise UsageError(str(exc)) from None  # FILE:LINE: reason
         # a mistyped id would otherwise make an exception that silently never applies
         known = [c.id for c in all_controls()]
         for rule in rules:

@@ -4,13 +4,23 @@ libyaml's composer recurses in C, so absurd nesting crashes the interpreter; ali
 expand exponentially ("billion laughs") or form cycles. Both are checked before any data
 reaches a control. The checks are cheap bounds on the raw text; only when a bound trips do
 we pay for an exact count.
+
+Values are read as Kubernetes reads them (sigs.k8s.io/yaml over go-yaml v2), not as YAML 1.1
+says: go-yaml's boolean table (`y`, `N`, `on` ...), no base-60 numbers, timestamps kept as their
+text, mapping keys always strings. A tag whose value does not fit (`!!int hunter2`), an unknown
+tag, or a key Kubernetes refuses (null, a collection) is an error for its document, which is
+skipped; the message never repeats the value (it may be a Secret's).
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+import math
 import re
+import struct
 from array import array
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from itertools import accumulate
 from sys import intern
@@ -19,7 +29,10 @@ from typing import Any
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-_HARD_MAX_DEPTH = 5000  # the C composer is known to survive 10,000 levels; stay well below
+# libyaml (0.2.6, in PyYAML 6.0.4's wheels) refuses more than 1000 flow levels or 999 block
+# levels with an error of its own. Our limit stays below, so that its verdict is always ours.
+LIBYAML_MAX_NESTING = 1000
+MAX_DEPTH_LIMIT = LIBYAML_MAX_NESTING - 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,8 +45,8 @@ class Limits:
     max_expanded_nodes: int = 2_000_000  # nodes per document once aliases are expanded
 
     def __post_init__(self) -> None:
-        if not 1 <= self.max_depth <= _HARD_MAX_DEPTH:
-            raise ValueError(f"max_depth must be between 1 and {_HARD_MAX_DEPTH}")
+        if not 1 <= self.max_depth <= MAX_DEPTH_LIMIT:
+            raise ValueError(f"max_depth must be between 1 and {MAX_DEPTH_LIMIT}")
         if self.max_file_bytes < 1 or self.max_aliases < 0 or self.max_expanded_nodes < 1:
             raise ValueError("limits must be positive")
 
@@ -56,45 +69,139 @@ class Document:
     warnings: list[YamlInputError]
 
 
-_STR_TAG = "tag:yaml.org,2002:str"
-_MAP_TAG = "tag:yaml.org,2002:map"
-_SEQ_TAG = "tag:yaml.org,2002:seq"
-_MERGE_TAG = "tag:yaml.org,2002:merge"
+_TAG_PREFIX = "tag:yaml.org,2002:"
+_STR_TAG = _TAG_PREFIX + "str"
+_MAP_TAG = _TAG_PREFIX + "map"
+_SEQ_TAG = _TAG_PREFIX + "seq"
+_MERGE_TAG = _TAG_PREFIX + "merge"
+# Scalar tags with a meaning: what a value so tagged must be (for the error when it is not).
+_SCALAR_TAGS = {
+    _TAG_PREFIX + "int": "an integer",
+    _TAG_PREFIX + "float": "a number",
+    _TAG_PREFIX + "bool": "a boolean",
+    _TAG_PREFIX + "null": "null",
+    _TAG_PREFIX + "timestamp": "a timestamp",
+    _TAG_PREFIX + "binary": "base64 data",
+}
+
+# go-yaml v2's resolve table (resolve.go), which Kubernetes' YAML decoder uses: YAML 1.1's
+# booleans plus y/Y/n/N. Only plain scalars are resolved; quoted ones stay strings.
+_BOOL_RE = re.compile(r"""^(?:y|Y|yes|Yes|YES|true|True|TRUE|on|On|ON
+                            |n|N|no|No|NO|false|False|FALSE|off|Off|OFF)$""", re.X)
+_BOOL_VALUES = {"y": True, "yes": True, "true": True, "on": True, "n": False, "no": False, "false": False, "off": False}
+# YAML 1.1 numbers without base 60 (go-yaml reads `1:30` as the string "1:30"; PyYAML as 90).
+_INT_RE = re.compile(r"""^(?:[-+]?0b[0-1_]+|[-+]?0[0-7_]+|[-+]?(?:0|[1-9][0-9_]*)|[-+]?0x[0-9a-fA-F_]+)$""")
+_FLOAT_RE = re.compile(r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+][0-9]+)?
+                             |\.[0-9][0-9_]*(?:[eE][-+][0-9]+)?
+                             |[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$""", re.X)
+_NULL_RE = re.compile(r"^(?:~|null|Null|NULL|)$")
 
 
 class _Loader(yaml.CSafeLoader):
-    """CSafeLoader that records duplicate mapping keys instead of silently keeping the last.
-    Used for the rare nodes the fast builder hands back (merge keys, explicit tags)."""
+    """CSafeLoader with Kubernetes' implicit types (see the module docstring). Its constructors
+    are used only for scalars with a non-string tag; collections are built by _Builder."""
 
+    bool_values = _BOOL_VALUES
     duplicates: list[tuple[str, int]]
 
-    def construct_mapping(self, node: Node, deep: bool = False) -> dict[Any, Any]:
-        assert isinstance(node, MappingNode)
-        seen: set[Any] = set()
-        for key_node, _ in node.value:
-            if key_node.tag == _STR_TAG:
-                if key_node.value in seen:
-                    self.duplicates.append((key_node.value, key_node.start_mark.line + 1))
-                seen.add(key_node.value)
-        return super().construct_mapping(node, deep=deep)
-
-    def construct_yaml_timestamp(self, node: ScalarNode) -> Any:
-        # 2024-13-45 matches YAML 1.1's timestamp pattern but is no date: PyYAML raises ValueError.
-        # Kubernetes would read the text as a string, so the text it is.
+    def construct_yaml_int(self, node: ScalarNode) -> Any:
         try:
-            return super().construct_yaml_timestamp(node)
-        except ValueError:
+            return super().construct_yaml_int(node)
+        except ValueError:  # more digits than Python converts (4300): go-yaml keeps such text too
+            if _INT_RE.match(node.value) is None:
+                raise
             return node.value
 
+    def construct_yaml_null(self, node: ScalarNode) -> Any:
+        if _NULL_RE.match(self.construct_scalar(node)) is None:  # !!null with a value
+            raise ValueError("not null")
+        return None
 
-_Loader.add_constructor("tag:yaml.org,2002:timestamp", _Loader.construct_yaml_timestamp)
+    def construct_yaml_timestamp(self, node: ScalarNode) -> Any:
+        # only explicit !!timestamp gets here: it must be one; the text is what Kubernetes sees
+        value = self.construct_scalar(node)
+        match = self.timestamp_regexp.match(value)
+        if match is None:
+            raise ValueError("not a timestamp")
+        super().construct_yaml_timestamp(node)  # ValueError for 2024-13-45
+        return value
+
+    def construct_yaml_binary(self, node: ScalarNode) -> Any:
+        # go-yaml decodes !!binary into a string: the decoded bytes, as JSON would carry them
+        text = "".join(str(self.construct_scalar(node)).split())  # line breaks and spaces are allowed
+        try:
+            data = base64.b64decode(text.encode("ascii"), validate=True)
+        except (binascii.Error, UnicodeEncodeError) as exc:
+            raise ValueError("not base64") from exc
+        return data.decode("utf-8", "replace")
+
+
+# Our own table, not YAML 1.1's: no timestamps (go-yaml hands their text to Kubernetes), no `=`
+# "value" tag (PyYAML has no constructor for it: `a: =` would not load at all).
+_Loader.yaml_implicit_resolvers = {}
+for _tag, _regexp, _first in (
+    ("bool", _BOOL_RE, "yYnNtTfFoO"),
+    ("float", _FLOAT_RE, "-+0123456789."),
+    ("int", _INT_RE, "-+0123456789"),
+    ("merge", re.compile(r"^(?:<<)$"), "<"),
+    ("null", _NULL_RE, ["~", "n", "N", ""]),
+):
+    _Loader.add_implicit_resolver(_TAG_PREFIX + _tag, _regexp, list(_first))
+_Loader.add_constructor(_TAG_PREFIX + "int", _Loader.construct_yaml_int)
+_Loader.add_constructor(_TAG_PREFIX + "null", _Loader.construct_yaml_null)
+_Loader.add_constructor(_TAG_PREFIX + "timestamp", _Loader.construct_yaml_timestamp)
+_Loader.add_constructor(_TAG_PREFIX + "binary", _Loader.construct_yaml_binary)
+
+
+def _line(node: Node) -> int:
+    return int(node.start_mark.line) + 1
+
+
+def _tag_problem(node: Node) -> YamlInputError:
+    """The error for a value its tag does not fit. Names the tag only when it is a standard
+    one: an unquoted value starting with '!' (a password ...) is read as a tag."""
+    tag = node.tag or ""
+    if tag in _SCALAR_TAGS and isinstance(node, ScalarNode):
+        reason = f"a value tagged !!{tag[len(_TAG_PREFIX):]} is not {_SCALAR_TAGS[tag]}"
+    elif tag in (_MAP_TAG, _SEQ_TAG, _STR_TAG) or tag in _SCALAR_TAGS:
+        kind = {ScalarNode: "a scalar", SequenceNode: "a sequence", MappingNode: "a mapping"}[type(node)]
+        reason = f"!!{tag[len(_TAG_PREFIX):]} on {kind}"
+    else:
+        reason = "unknown YAML tag (only !!str, !!int, !!float, !!bool, !!null, !!timestamp, !!binary, !!map and !!seq)"
+    return YamlInputError(f"{reason}; the document is skipped (Kubernetes refuses it too)", _line(node))
+
+
+def _go_float_key(value: float) -> str:
+    """A float mapping key as sigs.k8s.io/yaml writes it: strconv.FormatFloat(v, 'g', -1, 32)."""
+    if math.isnan(value):
+        return ".nan"
+    try:
+        single = struct.unpack("f", struct.pack("f", value))[0]
+    except OverflowError:
+        single = math.copysign(math.inf, value)
+    if math.isinf(single):
+        return ".inf" if single > 0 else "-.inf"
+    if single == 0:
+        return "-0" if math.copysign(1, single) < 0 else "0"
+    for precision in range(1, 10):  # the shortest digits that read back as the same float32
+        text = f"{single:.{precision - 1}e}"
+        if struct.unpack("f", struct.pack("f", float(text)))[0] == single:
+            break
+    mantissa, exponent_text = text.split("e")
+    exponent = int(exponent_text)
+    digits = mantissa.replace("-", "").replace(".", "").rstrip("0") or "0"
+    sign = "-" if single < 0 else ""
+    if exponent < -4 or exponent >= 6:  # Go's 'g' for the shortest form switches at 1e6
+        rest = f".{digits[1:]}" if len(digits) > 1 else ""
+        return f"{sign}{digits[0]}{rest}e{'-' if exponent < 0 else '+'}{abs(exponent):02d}"
+    return sign + f"{abs(single):.{max(len(digits) - 1 - exponent, 0)}f}"
 
 
 class _Builder:
     """Builds Python objects from libyaml's nodes. Plain strings, mappings and sequences (nearly
-    everything in a manifest) are built directly; every other tag (int, bool, null, float,
-    timestamp, merge keys, sets ...) goes to PyYAML's SafeConstructor, so YAML 1.1 semantics are
-    exactly those of yaml.safe_load. About twice as fast as construct_document."""
+    everything in a manifest) are built directly; other scalars (int, bool, null, float ...) go
+    to _Loader's constructors. About twice as fast as construct_document. Raises YamlInputError
+    (with the node's line, never its value) for what Kubernetes would refuse."""
 
     def __init__(self, loader: _Loader, track_aliases: bool) -> None:
         self.loader = loader
@@ -105,7 +212,12 @@ class _Builder:
         if cls is ScalarNode:
             if node.tag == _STR_TAG:
                 return node.value
-            return self.loader.construct_object(node)
+            if node.tag not in _SCALAR_TAGS:
+                raise _tag_problem(node)
+            try:
+                return self.loader.construct_object(node)
+            except Exception:  # ValueError, KeyError, ConstructorError ... whose text may hold the value
+                raise _tag_problem(node) from None
         memo = self.memo
         if memo is not None and id(node) in memo:
             return memo[id(node)]
@@ -118,32 +230,68 @@ class _Builder:
             build = self.build
             items.extend([build(child) for child in node.value])
             return items
-        return self.loader.construct_object(node, deep=True)
+        raise _tag_problem(node)
 
-    def _mapping(self, node: MappingNode, memo: dict[int, Any] | None) -> dict[Any, Any]:
+    def _mapping(self, node: MappingNode, memo: dict[int, Any] | None) -> dict[str, Any]:
+        merged = 0  # pairs at the front that came from merge keys: later keys override them silently
         for key_node, _ in node.value:
             if key_node.tag == _MERGE_TAG:
-                value = self.loader.construct_object(node, deep=True)
-                if memo is not None:
-                    memo[id(node)] = value
-                return value
-        out: dict[Any, Any] = {}
+                # PyYAML's flatten puts the merged pairs in front of the mapping's own ones
+                own_pairs = sum(1 for k, _ in node.value if k.tag != _MERGE_TAG)
+                try:
+                    self.loader.flatten_mapping(node)
+                except yaml.YAMLError:
+                    raise YamlInputError("'<<' merges something that is not a mapping", _line(key_node)) from None
+                merged = len(node.value) - own_pairs
+                break
+        out: dict[str, Any] = {}
         if memo is not None:
             memo[id(node)] = out
         build = self.build
+        duplicates = self.loader.duplicates
+        if merged:
+            own: set[str] = set()  # merged pairs come first: only the mapping's own keys can repeat
+            for i, (key_node, value_node) in enumerate(node.value):
+                key = self._key(key_node)
+                if i >= merged:
+                    if key in own:
+                        duplicates.append((key, key_node.start_mark.line + 1))
+                    own.add(key)
+                out[key] = build(value_node)
+            return out
         for key_node, value_node in node.value:
             # keys repeat across every object ("name", "image" ...): interning them saves memory
             key = intern(key_node.value) if key_node.tag == _STR_TAG and key_node.__class__ is ScalarNode \
-                else build(key_node)
-            try:
-                if key in out:
-                    self.loader.duplicates.append((str(key), key_node.start_mark.line + 1))
-            except TypeError:
-                raise yaml.constructor.ConstructorError(
-                    "while constructing a mapping", node.start_mark, "found unhashable key", key_node.start_mark
-                ) from None
+                else self._key(key_node)
+            if key in out:
+                duplicates.append((key, key_node.start_mark.line + 1))
             out[key] = build(value_node)
         return out
+
+    def _key(self, key_node: Node) -> str:
+        """A key as sigs.k8s.io/yaml turns it into JSON's string key."""
+        if key_node.__class__ is ScalarNode and key_node.tag == _STR_TAG:
+            return intern(key_node.value)
+        if key_node.__class__ is not ScalarNode:
+            raise YamlInputError(
+                "a mapping key is a sequence or mapping; the document is skipped (Kubernetes refuses it too)",
+                _line(key_node),
+            )
+        value = self.build(key_node)
+        if isinstance(value, str):
+            return value
+        if value is None:
+            raise YamlInputError(
+                "a mapping key is null (~, null or empty); the document is skipped (Kubernetes refuses it too)",
+                _line(key_node),
+            )
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        if isinstance(value, int):
+            return str(value)
+        if isinstance(value, float):
+            return _go_float_key(value)
+        return str(key_node.value)
 
 
 _TOKEN_START = frozenset(b" \t\r\n[{,")
@@ -187,15 +335,37 @@ def _exact_depth(data: bytes, limit: int) -> YamlInputError | None:
             if isinstance(event, yaml.CollectionStartEvent):
                 depth += 1
                 if depth > limit:
-                    mark = event.start_mark
-                    return YamlInputError(
-                        f"nesting deeper than {limit} levels (limit: max_depth)", mark.line + 1 if mark else None
-                    )
+                    return _depth_error(limit, event.start_mark)
             elif isinstance(event, yaml.CollectionEndEvent):
                 depth -= 1
+    except yaml.MarkedYAMLError as exc:
+        # libyaml scans ahead: dense nesting ("[[[[...") reaches its own limit before the
+        # events that would show ours. When the text up to the error is nested beyond libyaml's
+        # limit, that was the error (deeper than ours, which is lower); anything else is a syntax
+        # error that the real parse reports with its position.
+        mark = exc.problem_mark or exc.context_mark
+        if mark is not None:
+            prefix = data[: _line_end(data, mark.line)]
+            if _flow_depth_bound(prefix) > LIBYAML_MAX_NESTING or _deep_block_indent(prefix, LIBYAML_MAX_NESTING - 1):
+                return _depth_error(limit, mark)
     except yaml.YAMLError:
-        return None  # the real parse reports syntax errors with their position
+        pass
     return None
+
+
+def _depth_error(limit: int, mark: Any) -> YamlInputError:
+    return YamlInputError(f"nesting deeper than {limit} levels (limit: max_depth)", mark.line + 1 if mark else None)
+
+
+def _line_end(data: bytes, line: int) -> int:
+    """Byte offset just past the 0-based ``line``."""
+    pos = 0
+    for _ in range(line + 1):
+        nl = data.find(b"\n", pos)
+        if nl < 0:
+            return len(data)
+        pos = nl + 1
+    return pos
 
 
 def check_depth(data: bytes, limits: Limits) -> YamlInputError | None:
@@ -281,6 +451,19 @@ def iter_yaml_documents(
         errors.append(depth_error)
         return
     check_anchors = _may_have_anchors(data)
+    while True:  # once per syntax error: a loop, not recursion, however many bad documents
+        resume = yield from _read_documents(data, limits, errors, line_offset, check_anchors)
+        if resume is None:
+            return
+        offset_bytes, resume_line = resume
+        data = data[offset_bytes:]
+        line_offset += resume_line
+
+
+def _read_documents(
+    data: bytes, limits: Limits, errors: list[YamlInputError], line_offset: int, check_anchors: bool
+) -> Generator[Document, None, tuple[int, int] | None]:
+    """The documents up to the end or a syntax error; returns where to resume after the error."""
     loader = _Loader(data)
     loader.duplicates = []
     index = 0
@@ -291,16 +474,22 @@ def iter_yaml_documents(
                 continue
             start = root.start_mark.line + 1 + line_offset
             end = max(root.end_mark.line + 1 + line_offset, start)
-            if check_anchors:
-                alias_error = _check_aliases(root, limits)
-                if alias_error is not None:
-                    if alias_error.line is not None:
-                        alias_error.line += line_offset
-                    errors.append(alias_error)
-                    index += 1
-                    continue
-            value = _Builder(loader, check_anchors).build(root)
-            loader.constructed_objects = {}
+            problem = _check_aliases(root, limits) if check_anchors else None
+            value = None
+            if problem is None:
+                try:
+                    value = _Builder(loader, check_anchors).build(root)
+                except YamlInputError as error:  # a document Kubernetes would refuse: skip it
+                    problem = error
+                finally:
+                    loader.constructed_objects = {}
+            if problem is not None:
+                if problem.line is not None:
+                    problem.line += line_offset
+                errors.append(problem)
+                loader.duplicates = []
+                index += 1
+                continue
             warnings = [
                 YamlInputError(f"duplicate key {key!r} (the last value is used)", line + line_offset)
                 for key, line in loader.duplicates
@@ -312,15 +501,12 @@ def iter_yaml_documents(
         line = _line_of(exc)
         errors.append(YamlInputError(_describe(exc), None if line is None else line + line_offset))
         if line is not None:
-            # resume after the next '---' that follows the error
-            resume = _next_doc_start(data, line)
-            if resume is not None:
-                offset_bytes, resume_line = resume
-                yield from iter_yaml_documents(data[offset_bytes:], limits, errors, line_offset + resume_line)
+            return _next_doc_start(data, line)  # resume after the next '---' that follows the error
     except RecursionError:
         errors.append(YamlInputError("nesting too deep to read", None))
     finally:
         loader.dispose()
+    return None
 
 
 def _next_doc_start(data: bytes, error_line: int) -> tuple[int, int] | None:
@@ -371,3 +557,11 @@ def locate(root: Node | None, path: tuple[str | int, ...]) -> int | None:
         else:
             return line
     return line
+
+
+class KubernetesDumper(yaml.SafeDumper):
+    """SafeDumper that quotes the strings Kubernetes would read as something else (`y`, `N` ...:
+    YAML 1.1 leaves them plain, go-yaml reads booleans), so what we write reads back the same."""
+
+
+KubernetesDumper.add_implicit_resolver(_TAG_PREFIX + "bool", re.compile(r"^(?:y|Y|n|N)$"), list("yYnN"))

@@ -10,6 +10,7 @@ import yaml
 from kubeharden.inventory import Inventory
 from kubeharden.loader import LoadContext, load_bytes
 from kubeharden.netpol import NetworkModel
+from kubeharden.yamlsafe import KubernetesDumper
 
 SCENARIOS_FILE = Path(__file__).with_name("netpol_scenarios.yaml")
 
@@ -57,10 +58,11 @@ def scenario_yaml(scenario: dict[str, Any]) -> str:
         meta: dict[str, Any] = {"name": ns}
         if labels:
             meta["labels"] = labels
-        docs.append(yaml.safe_dump({"apiVersion": "v1", "kind": "Namespace", "metadata": meta}))
+        docs.append(yaml.dump({"apiVersion": "v1", "kind": "Namespace", "metadata": meta}, Dumper=KubernetesDumper))
     for ref, pod in (scenario.get("pods") or {}).items():
-        docs.append(yaml.safe_dump(workload(ref, pod.get("labels") or {}, pod.get("ports"),
-                                            pod.get("kind", "Pod"), pod.get("no_namespace", False))))
+        obj = workload(ref, pod.get("labels") or {}, pod.get("ports"), pod.get("kind", "Pod"),
+                       pod.get("no_namespace", False))
+        docs.append(yaml.dump(obj, Dumper=KubernetesDumper))  # a pod named `y` must stay a name
     if scenario.get("policies"):
         docs.append(scenario["policies"])
     return "\n---\n".join(docs)
