@@ -70,10 +70,10 @@ def measure(mode: str, path: str) -> dict[str, float]:
         alerts = 0
     else:
         from kubeharden.audit.baseline import Baseline
+        from kubeharden.audit.detectors import all_detectors
         from kubeharden.audit.event import AuditEvent
         from kubeharden.audit.reader import ReaderStats, iter_events
         from kubeharden.audit.runner import AuditRun
-        from kubeharden.audit.detectors import all_detectors
         from kubeharden.audit.settings import settings_from_mapping
         from kubeharden.audit.synthetic import SETTINGS, benign_day
 
