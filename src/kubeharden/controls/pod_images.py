@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from kubeharden.catalog import Context, Example, control, manual_control
+from kubeharden import versions
+from kubeharden.catalog import Context, Example, control
 from kubeharden.controls.pod_common import WORKLOADS, effective, is_int, pod_example
-from kubeharden.images import API_VERSION, DOCKERFILE_KIND, IMAGE_CONFIG_KIND
+from kubeharden.images import API_VERSION, DOCKERFILE_KIND, IMAGE_CONFIG_KIND, IMAGE_SCAN_KIND
+from kubeharden.images.context import container_context
 from kubeharden.images.dockerfile import USER_DYNAMIC, USER_NAMED, USER_NONROOT, USER_ROOT, USER_UNSET, classify_user
-from kubeharden.images.evidence import ContainerImage, ImageEvidence, final_stage, image_evidence
+from kubeharden.images.evidence import ContainerImage, ImageEvidence, config_digests, final_stage, image_evidence
 from kubeharden.images.reference import DOCKER_HUB, ImageRef, parse_image
-from kubeharden.inventory import ContainerView, as_dict
+from kubeharden.inventory import ContainerView, as_dict, as_list
 from kubeharden.model import NotAssessed, Resource, Section, Severity, Violation
 
 TEMPLATE_MARKERS = ("$", "<", ">", "{{")
@@ -164,22 +168,6 @@ def untrusted_registry(ctx: Context) -> Iterator[Violation]:
         if not registry_allowed(ref, allowed):
             yield c.violation(("image",), f"container '{c.name}' image {image} comes from {ref.registry}, "
                               f"which is not in the allowed registries ({', '.join(allowed)})", image)
-
-
-manual_control(
-    id="KH-POD-017",
-    title="Images scanned throughout the build workflow",
-    section=Section.POD,
-    guidance=("NSA-POD-17",),
-    severity=Severity.HIGH,
-    what="Images are scanned for known vulnerabilities, outdated libraries and misconfiguration in CI and "
-    "before deployment, with reviewed false positives recorded.",
-    why="Known-vulnerable packages are the commonest way into a container.",
-    fix="Add an image scanner step (e.g. Trivy or Grype) to CI that fails on the agreed severity, and keep a "
-    "reviewed ignore file for accepted false positives.",
-    reason="needs CI configuration and image contents (layers, SBOM); kubeharden reads manifests and "
-    "cluster objects, not images or pipelines",
-)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -383,3 +371,348 @@ def image_runs_as_root(ctx: Context) -> Iterator[Violation]:
     if not out and undetermined:
         raise NotAssessed("default user unknown for: " + "; ".join(sorted(set(undetermined))[:10]))
     yield from out
+
+
+# ---------------------------------------------------------------------------------------------
+# Vulnerability reports joined to workloads (NSA-POD-17, NSA-UPG-3/4/7/8), image age and tag drift.
+# kubeharden.images.vulns reads the reports; kubeharden.images.context says what raises a priority.
+
+_SEVERITY_OF = {"critical": Severity.CRITICAL, "high": Severity.HIGH, "medium": Severity.MEDIUM}
+# Images of cluster add-ons and plugins (NSA-UPG-3) besides the components kubeharden.versions knows.
+ADDON_IMAGE_WORDS = ("calico", "cilium", "flannel", "weave", "canal", "antrea", "coredns", "kube-dns", "csi-",
+                     "-csi", "ingress", "istio", "linkerd", "envoy", "metrics-server", "cert-manager", "kyverno",
+                     "gatekeeper", "external-dns", "cluster-autoscaler", "kube-state-metrics", "aws-node",
+                     "azure-cni", "konnectivity", "etcd", "pause")
+SYSTEM_NAMESPACES = frozenset({"kube-system"})
+
+
+def _scans_given(ctx: Context) -> str | None:
+    if not ctx.inventory.has_kind(IMAGE_SCAN_KIND):
+        return ("needs vulnerability reports: give --vulns FILE (Trivy, Grype, CycloneDX or SARIF JSON), or run "
+                "`kubeharden images --scan trivy`")
+    return None
+
+
+def is_addon_image(item: ContainerImage) -> bool:
+    """Add-on, plugin or control-plane image (NSA-UPG-3/4): a known component, a kube-system workload, or
+    an image named like a CNI, CSI, ingress, mesh or admission add-on."""
+    if versions.component_of_image(item.image) is not None or item.pod.namespace in SYSTEM_NAMESPACES:
+        return True
+    name = item.ref.repository.lower()
+    return any(word in name for word in ADDON_IMAGE_WORDS)
+
+
+def scans_of(found: ImageEvidence, item: ContainerImage) -> tuple[list[Resource], list[Resource]]:
+    """(scans of what runs, scans of the same tag with another digest)."""
+    config = found.config_for(item)
+    digests = {d for d in (item.digest, *(config_digests(config) if config is not None else ())) if d}
+    matched: list[Resource] = []
+    stale: list[Resource] = []
+    for scan in found.scans:
+        spec = as_dict(scan.obj.get("spec"))
+        scanned = {str(d) for d in as_list(spec.get("digests"))}
+        if digests and scanned & digests:
+            matched.append(scan)
+        elif item.ref.tagged in as_list(spec.get("references")) or item.ref.normalized() in as_list(
+                spec.get("references")):
+            (stale if digests and scanned else matched).append(scan)
+    return matched, stale
+
+
+def _image_root(found: ImageEvidence, item: ContainerImage) -> bool | None:
+    known = image_user(found, item)
+    if known is None or known.status == USER_DYNAMIC:
+        return None
+    return known.status != USER_NONROOT
+
+
+def _vulnerability_violations(ctx: Context, addons: bool) -> Iterator[Violation]:
+    found = image_evidence(ctx.inventory)
+    ranked: list[tuple[int, int, Violation]] = []
+    order = 0
+    for item in found.containers:
+        if is_addon_image(item) is not addons:
+            continue
+        matched, _ = scans_of(found, item)
+        if not matched:
+            continue
+        context = container_context(ctx.inventory, item.container, _image_root(found, item))
+        seen: set[tuple[str, str]] = set()
+        for scan in matched:
+            spec = as_dict(scan.obj.get("spec"))
+            for vuln in as_list(spec.get("vulnerabilities")):
+                key = (str(vuln.get("id")), str(vuln.get("package")))
+                if key in seen:
+                    continue
+                seen.add(key)
+                base = _SEVERITY_OF.get(str(vuln.get("severity")), Severity.LOW)
+                severity = Severity(min(Severity.CRITICAL, base + context.bump))
+                priority = int(base) * 10 + context.score()
+                fixed = str(vuln.get("fixed") or "")
+                why = f"; {'; '.join(context.reasons.values())}" if context.reasons else ""
+                message = (f"{item.where()}: image {item.image} has {key[0]} ({vuln.get('severity')}) in "
+                           f"{key[1]} {vuln.get('installed') or ''}".rstrip()
+                           + (f", fixed in {fixed}" if fixed else ", no fix released") + why)
+                remediation = (f"Rebuild the image with {key[1]} {fixed} or later (or a base image that has it) and "
+                               "redeploy with the new digest." if fixed else
+                               "No fixed version yet: reduce what the container can reach and do (drop privileges, "
+                               "remove the exposure, do not mount the ServiceAccount token) and watch for a fix.")
+                evidence = {"vulnerability": key[0], "package": key[1], "installed": vuln.get("installed"),
+                            "fixed": fixed or None, "scanner_severity": vuln.get("severity"),
+                            "scanner": spec.get("scanner"), "report": scan.source.file, "image": item.image,
+                            "priority": priority, "context": sorted(context.reasons),
+                            "context_reasons": list(context.reasons.values())}
+                order += 1
+                ranked.append((-priority, order, item.container.violation(
+                    ("image",), message, item.image, severity=severity, remediation=remediation,
+                    evidence=evidence)))
+    for _, _, violation in sorted(ranked, key=lambda r: (r[0], r[1])):
+        yield violation
+
+
+_VULN_EXAMPLE = f"""
+apiVersion: {API_VERSION}
+kind: ImageScan
+metadata: {{name: "registry.example/app:1.0 (trivy)"}}
+spec:
+  scanner: trivy
+  references: ["registry.example/app:1.0"]
+  digests: []
+  vulnerabilities: @VULNS@
+---
+apiVersion: v1
+kind: Pod
+metadata: {{name: web, namespace: shop}}
+spec:
+  containers:
+  - name: web
+    image: @IMAGE@
+"""
+
+
+def _vuln_example(vulns: str, image: str = "registry.example/app:1.0", namespace: str = "shop") -> str:
+    return _VULN_EXAMPLE.replace("@VULNS@", vulns).replace("@IMAGE@", image).replace("namespace: shop",
+                                                                                    f"namespace: {namespace}")
+
+
+_ONE_VULN = ('[{id: CVE-2024-0001, package: openssl, installed: 3.0.1, fixed: 3.0.13, severity: high}]')
+
+
+@control(
+    id="KH-POD-017",
+    title="Known vulnerabilities in workload images",
+    section=Section.POD,
+    guidance=("NSA-POD-17",),
+    severity=Severity.HIGH,
+    requires=_scans_given,
+    needs="vulnerability reports (--vulns) of the images in use",
+    what="An application image that a workload runs has known vulnerabilities in a scanner report given with "
+    "--vulns (Trivy, Grype, CycloneDX, SARIF). Each finding names the CVE, package, installed and fixed version; "
+    "its severity is the scanner's, raised one level when the container is reachable from outside (LoadBalancer "
+    "or NodePort Service, Ingress backend, hostPort) and one more when it is privileged or mounts a risky "
+    "ServiceAccount token. Findings come riskiest first (evidence.priority).",
+    why="A known-vulnerable package is the commonest way into a container; the container's privileges and "
+    "exposure decide what an exploit gains, which the scanners alone cannot tell.",
+    fix="Rebuild the image with the fixed package versions (or a patched base image), push it, and set the "
+    "workload's image to the new digest; add a scanner step to CI that fails on the agreed severity.",
+    examples=(
+        Example(True, _vuln_example(_ONE_VULN, "registry.example/app:1.0")),
+        Example(False, _vuln_example("[]", "registry.example/app:1.0")),
+    ),
+)
+def image_vulnerabilities(ctx: Context) -> Iterator[Violation]:
+    yield from _vulnerability_violations(ctx, addons=False)
+
+
+@control(
+    id="KH-UPG-010",
+    title="Known vulnerabilities in add-on and control-plane images",
+    section=Section.UPGRADES,
+    guidance=("NSA-UPG-3", "NSA-UPG-4"),
+    severity=Severity.HIGH,
+    requires=_scans_given,
+    needs="vulnerability reports (--vulns) of the images in use",
+    what="An image of a cluster add-on or component (CNI, CSI, ingress controller, service mesh, admission "
+    "controller, kube-system workloads, kube-apiserver and other Kubernetes components) has known "
+    "vulnerabilities in a scanner report given with --vulns.",
+    why="Add-ons run with broad privileges and credentials; a vulnerable CNI or ingress controller is a path "
+    "to every node or every Secret.",
+    fix="Upgrade the add-on or component to a release whose image has the fixes (its Helm chart or manifest), "
+    "or rebuild a mirrored image with the fixed packages.",
+    examples=(
+        Example(True, _vuln_example(_ONE_VULN, namespace="kube-system")),
+        Example(False, _vuln_example(_ONE_VULN, "registry.example/app:1.0")),
+    ),
+)
+def addon_image_vulnerabilities(ctx: Context) -> Iterator[Violation]:
+    yield from _vulnerability_violations(ctx, addons=True)
+
+
+def _report_max_age(ctx: Context) -> int:
+    return int(ctx.settings.extra.get("vuln_report_max_age_days") or 30)
+
+
+@control(
+    id="KH-UPG-009",
+    title="Image in use without a current vulnerability scan",
+    section=Section.UPGRADES,
+    guidance=("NSA-UPG-7", "NSA-POD-17"),
+    severity=Severity.MEDIUM,
+    requires=_scans_given,
+    needs="vulnerability reports (--vulns)",
+    what="When vulnerability reports are given: a workload runs an image that no report covers, a report covers "
+    "the same tag but another digest (the scan is of a different build), or the report is older than "
+    "vuln_report_max_age_days (30).",
+    why="Periodic scans of what actually runs are what NSA-UPG-7 asks; a scan of another build or of last year "
+    "says nothing about today's vulnerabilities.",
+    fix="Scan every image in use by digest on a schedule (e.g. `kubeharden images k8s/ --scan trivy`, or the "
+    "scanner's cluster mode) and keep the reports current.",
+    examples=(
+        Example(True, _vuln_example("[]", "registry.example/other:2.0")),
+        Example(False, _vuln_example("[]", "registry.example/app:1.0")),
+    ),
+)
+def unscanned_images(ctx: Context) -> Iterator[Violation]:
+    found = image_evidence(ctx.inventory)
+    today = dt.datetime.now(dt.UTC)
+    max_age = _report_max_age(ctx)
+    for item in found.containers:
+        if unrendered_placeholder(item.image):
+            continue
+        matched, stale = scans_of(found, item)
+        if not matched and stale:
+            yield item.container.violation(("image",), f"{item.where()}: the reports on {item.ref.tagged} scanned "
+                                           f"another digest than the one that runs ({item.digest})", item.image,
+                                           evidence={"reports": sorted({s.source.file for s in stale})})
+        elif not matched:
+            yield item.container.violation(("image",), f"{item.where()}: no vulnerability report covers image "
+                                           f"{item.image}", item.image, severity=Severity.LOW)
+        for scan in matched:
+            created = _parse_time(as_dict(scan.obj.get("spec")).get("created"))
+            if created is not None and (today - created).days > max_age:
+                yield item.container.violation(("image",), f"{item.where()}: the {scan.source.file} scan of "
+                                               f"{item.image} is {(today - created).days} days old (more than "
+                                               f"{max_age})", item.image, evidence={"report": scan.source.file})
+
+
+def _parse_time(value: object) -> dt.datetime | None:
+    if not isinstance(value, str) or not value:
+        return None
+    text = value.strip().replace("Z", "+00:00")
+    text = re.sub(r"\.(\d{6})\d+", r".\1", text)  # RFC 3339 nanoseconds (Go) to microseconds
+    try:
+        parsed = dt.datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
+
+
+def _configs_read(ctx: Context) -> str | None:
+    if not ctx.inventory.has_kind(IMAGE_CONFIG_KIND):
+        return "needs image configs: give --registry-lookup (the created date is in the image config)"
+    return None
+
+
+_AGE_EXAMPLE = _ROOT_IMAGE_CONFIG.replace('user: "{user}"', 'user: "10001", created: "{created}"')
+
+
+@control(
+    id="KH-UPG-011",
+    title="Application image not rebuilt for a long time",
+    section=Section.UPGRADES,
+    guidance=("NSA-UPG-8",),
+    severity=Severity.MEDIUM,
+    requires=_configs_read,
+    needs="image configs (--registry-lookup)",
+    what="The image a workload runs was created (image config `created`, read from the registry) more than "
+    "image_max_age_days (180) ago: its packages have not been patched since.",
+    why="Managed control planes are patched for you; your own images are not: an image built a year ago carries "
+    "every vulnerability fixed since.",
+    fix="Rebuild the image from an updated base on a schedule (and on base-image updates) and redeploy it by "
+    "digest.",
+    examples=(
+        Example(True, _AGE_EXAMPLE.replace("{created}", "2015-01-01T00:00:00Z")),
+        Example(False, _AGE_EXAMPLE.replace("{created}", dt.date.today().isoformat() + "T00:00:00Z")),
+    ),
+)
+def stale_images(ctx: Context) -> Iterator[Violation]:
+    found = image_evidence(ctx.inventory)
+    max_age = int(ctx.settings.extra.get("image_max_age_days") or 180)
+    now = dt.datetime.now(dt.UTC)
+    for item in found.containers:
+        config = found.config_for(item)
+        if config is None:
+            continue
+        created = _parse_time(as_dict(config.obj.get("spec")).get("created"))
+        if created is None or created.year < 1980:
+            continue  # reproducible builds set the epoch: no build date to judge
+        age = (now - created).days
+        if age > max_age:
+            yield item.container.violation(("image",), f"{item.where()}: image {item.image} was built "
+                                           f"{created.date().isoformat()}, {age} days ago (more than {max_age})",
+                                           item.image, evidence={"created": created.isoformat(), "age_days": age})
+
+
+_DRIFT_EXAMPLE = """
+apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: a, namespace: shop}}
+spec:
+  selector: {{matchLabels: {{app: a}}}}
+  template:
+    metadata: {{labels: {{app: a}}}}
+    spec: {{containers: [{{name: a, image: "registry.example/app:1.0@sha256:{a}"}}]}}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: b, namespace: shop}}
+spec:
+  selector: {{matchLabels: {{app: b}}}}
+  template:
+    metadata: {{labels: {{app: b}}}}
+    spec: {{containers: [{{name: b, image: "registry.example/app:1.0@sha256:{b}"}}]}}
+"""
+
+
+@control(
+    id="KH-POD-034",
+    title="Same image tag, different digests across workloads",
+    section=Section.POD,
+    guidance=("NSA-POD-19",),
+    severity=Severity.MEDIUM,
+    kinds=WORKLOADS,
+    what="Workloads use the same image tag but run different digests (pinned in the reference, reported by Pod "
+    "status, or resolved by the registry with --registry-lookup): the tag was moved between deployments.",
+    why="What was reviewed and scanned under a tag is not what every workload runs; an attacker who can push "
+    "the tag changes some workloads and not others.",
+    fix="Pin every workload to the same reviewed digest (image: <repo>:<tag>@sha256:<digest>) and stop "
+    "re-pushing release tags.",
+    examples=(
+        Example(True, _DRIFT_EXAMPLE.format(a="a" * 64, b="b" * 64)),
+        Example(False, _DRIFT_EXAMPLE.format(a="a" * 64, b="a" * 64)),
+    ),
+)
+def tag_drift(ctx: Context) -> Iterator[Violation]:
+    found = image_evidence(ctx.inventory)
+    by_tag: dict[str, dict[str, list[ContainerImage]]] = {}
+    for item in found.containers:
+        if item.ref.tag is None or unrendered_placeholder(item.image):
+            continue
+        digest = item.digest
+        if digest is None:
+            config = found.config_for(item)
+            spec = as_dict(config.obj.get("spec")) if config is not None else {}
+            digest = spec.get("indexDigest") or spec.get("digest")
+        if digest:
+            by_tag.setdefault(item.ref.tagged, {}).setdefault(str(digest), []).append(item)
+    for tag, digests in sorted(by_tag.items()):
+        if len(digests) < 2:
+            continue
+        summary = "; ".join(f"{d[:19]}… in {', '.join(i.where() for i in items[:3])}"
+                            for d, items in sorted(digests.items()))
+        for digest, items in sorted(digests.items()):
+            for item in items:
+                yield item.container.violation(
+                    ("image",), f"{item.where()} runs {tag} as {digest}, other workloads run other digests of "
+                    f"the same tag ({summary})", item.image,
+                    evidence={"tag": tag, "digest": digest, "digests": sorted(digests)})
