@@ -14,6 +14,7 @@ import click
 
 from kubeharden import __version__, safeio
 from kubeharden.catalog import Settings, all_controls, get_control, profiles
+from kubeharden.commands.images import image_options, image_settings
 from kubeharden.commands.rbac import risk_setting_options
 from kubeharden.commands.snapshot import cluster_options, cluster_source
 from kubeharden.engine import ScanResult
@@ -31,7 +32,7 @@ _EXTENSION_FORMATS = {
 }
 _DEFAULT_LIMITS = Limits()
 # Modules under kubeharden.commands that contribute sub-commands (each has COMMANDS: list).
-COMMAND_MODULES = ("netpol", "rbac", "node", "generate", "snapshot", "audit", "fix")
+COMMAND_MODULES = ("netpol", "rbac", "node", "generate", "snapshot", "audit", "fix", "images")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -202,6 +203,7 @@ def finish(result: ScanResult, plan: Plan, fail_on: str, show_unused: bool) -> N
 @click.option("--allowed-registry", "allowed_registries", multiple=True, metavar="HOST[/PATH]",
               help="Registries images may come from (off unless given).")
 @risk_setting_options
+@image_options
 @click.option("--as-cluster", is_flag=True,
               help="Treat the inputs as the complete contents of one cluster.")
 @click.option("--cluster", "live", is_flag=True, help="Scan the live cluster of the kubeconfig.")
@@ -221,7 +223,7 @@ def scan(paths: tuple[str, ...], profile: str, formats: tuple[str, ...], outputs
          allowed_registries: tuple[str, ...], rbac_system_namespaces: tuple[str, ...],
          rbac_expected_subjects: tuple[str, ...], as_cluster: bool, live: bool, cluster: ClusterOptions,
          helm_values: tuple[str, ...], helm_set: tuple[str, ...], max_file_size: int, max_depth: int,
-         max_aliases: int, force: bool) -> None:
+         max_aliases: int, force: bool, **image_args: Any) -> None:
     """Scan manifests (files, directories, '-' for stdin), snapshots or a live cluster."""
     _fail_on(fail_on)
     if not paths and not live:
@@ -235,7 +237,7 @@ def scan(paths: tuple[str, ...], profile: str, formats: tuple[str, ...], outputs
             raise click.BadParameter(str(exc), param_hint="--pss-version") from None
     settings = settings_from(kubernetes_version, pss_version=pss_version,
                              rbac_system_namespaces=rbac_system_namespaces,
-                             rbac_expected_subjects=rbac_expected_subjects)
+                             rbac_expected_subjects=rbac_expected_subjects, **image_settings(**image_args))
     # outputs are checked before the scan: a usage error now, not a traceback after the work
     plan = prepare_outputs(formats, outputs, force, [*paths, exceptions_file or "", *helm_values])
     settings.allowed_registries = allowed_registries

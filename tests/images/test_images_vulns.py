@@ -98,7 +98,7 @@ def test_cyclonedx_vulnerabilities(version) -> None:
 
 
 def test_cyclonedx_older_version_is_refused_by_name() -> None:
-    with pytest.raises(ReportError, match="CycloneDX 1.3 is not supported"):
+    with pytest.raises(ReportError, match=r"CycloneDX 1\.3 is not supported"):
         parse_report({"bomFormat": "CycloneDX", "specVersion": "1.3"})
 
 
