@@ -705,6 +705,9 @@ def tag_drift(ctx: Context) -> Iterator[Violation]:
             digest = spec.get("indexDigest") or spec.get("digest")
         if digest:
             by_tag.setdefault(item.ref.tagged, {}).setdefault(str(digest), []).append(item)
+    if not any(sum(len(items) for items in digests.values()) > 1 for digests in by_tag.values()):
+        raise NotAssessed("no tag is used by two containers whose digests are known (pinned, in Pod status, or "
+                          "read with --registry-lookup)")
     for tag, digests in sorted(by_tag.items()):
         if len(digests) < 2:
             continue
