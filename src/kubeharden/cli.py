@@ -23,7 +23,7 @@ from kubeharden.model import EXIT_INTERNAL, REPORT_BUGS, Severity, internal_erro
 from kubeharden.scanner import ScanRequest, UsageError, run_scan
 from kubeharden.sources.cluster import ClusterOptions
 from kubeharden.versions import parse_minor
-from kubeharden.yamlsafe import Limits
+from kubeharden.yamlsafe import MAX_DEPTH_LIMIT, Limits
 
 FORMATS = ("table", "json", "sarif", "junit", "markdown", "html")
 _EXTENSION_FORMATS = {
@@ -213,7 +213,7 @@ def finish(result: ScanResult, plan: Plan, fail_on: str, show_unused: bool) -> N
 @click.option("--set", "helm_set", multiple=True, metavar="KEY=VALUE", help="Helm --set for charts.")
 @click.option("--max-file-size", type=click.IntRange(min=1), default=_DEFAULT_LIMITS.max_file_bytes,
               show_default=True, help="Largest input file in bytes.")
-@click.option("--max-depth", type=click.IntRange(1, 5000), default=_DEFAULT_LIMITS.max_depth, show_default=True,
+@click.option("--max-depth", type=click.IntRange(1, MAX_DEPTH_LIMIT), default=_DEFAULT_LIMITS.max_depth, show_default=True,
               help="Deepest YAML nesting accepted.")
 @click.option("--max-aliases", type=click.IntRange(min=0), default=_DEFAULT_LIMITS.max_aliases, show_default=True,
               help="Most YAML alias uses accepted per document.")

@@ -28,6 +28,7 @@ from kubeharden.model import (
     Path,
     Resource,
     Section,
+    SettingError,
     Severity,
     Source,
     Status,
@@ -287,6 +288,10 @@ class Engine:
                 violations = list(ctrl.check(Context(tracker, self.settings, version) if tracker else ctx))
             except NotAssessed as na:
                 results.append(ControlResult(ctrl, Status.NOT_ASSESSED, reason=na.reason))
+                continue
+            except SettingError as exc:
+                errors.append(InputError(f"control {ctrl.id}", str(exc)))
+                results.append(ControlResult(ctrl, Status.NOT_ASSESSED, reason=str(exc)))
                 continue
             except Exception as exc:  # a bug in one control must not sink the scan
                 # The exception's text can quote input values (a Secret's data): name only its type and place.

@@ -290,6 +290,11 @@ def internal_error_site(exc: BaseException) -> str:
     return f"{type(exc).__name__} at {os.path.basename(last.filename)}:{last.lineno} in {last.name}"
 
 
+class SettingError(ValueError):
+    """A setting a control reads is invalid (the user's, not the input's, nor a bug): an error
+    naming the setting, exit code 2."""
+
+
 class NotAssessed(Exception):
     """Raised by a control when the input lacks the evidence it needs."""
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from kubeharden.inventory import CONTAINER_FIELDS, as_dict, as_list
+from kubeharden.model import SettingError
 
 PolicyVersion = tuple[int, int]
 PodPath = tuple[str | int, ...]
@@ -24,7 +25,7 @@ PodPath = tuple[str | int, ...]
 LATEST: PolicyVersion = (1, 37)  # newest policy version kubeharden knows
 LEVELS = ("baseline", "restricted")
 
-_VERSION_RE = re.compile(r"^v1\.(0|[1-9][0-9]*)$")
+_VERSION_RE = re.compile(r"^v?1\.(0|[1-9][0-9]*)$")  # "1.30" as --kubernetes-version takes it
 
 
 def parse_pss_version(text: str) -> PolicyVersion:
@@ -38,7 +39,7 @@ def parse_pss_version(text: str) -> PolicyVersion:
         return LATEST
     match = _VERSION_RE.match(value)
     if not match:
-        raise ValueError(f"invalid Pod Security Standards version {text!r} (expected 'latest' or v1.N, e.g. v1.30)")
+        raise SettingError(f"invalid Pod Security Standards version {text!r} (expected 'latest' or v1.N, e.g. v1.30)")
     return 1, int(match.group(1))
 
 

@@ -293,8 +293,14 @@ def test_latest_follows_the_scanned_kubernetes_version(tmp_path: Path) -> None:
 
 
 def test_invalid_version_is_a_clear_error(tmp_path: Path) -> None:
-    result = scan(tmp_path, CRONJOB, "pss-baseline", "1.30")
-    assert result.errors and "invalid Pod Security Standards version '1.30'" in result.errors[0].message
+    result = scan(tmp_path, CRONJOB, "pss-baseline", "v2.30")
+    assert result.errors and "invalid Pod Security Standards version 'v2.30'" in result.errors[0].message
+    assert not any(e.internal for e in result.errors)  # the user's setting, not a bug: exit 2
+
+
+def test_pss_version_without_v_is_accepted_like_kubernetes_version(tmp_path: Path) -> None:
+    assert scan(tmp_path, CRONJOB, "pss-baseline", "1.30").errors == scan(tmp_path, CRONJOB, "pss-baseline",
+                                                                           "v1.30").errors == []
 
 
 def test_every_report_names_the_pss_check(tmp_path: Path) -> None:
