@@ -48,7 +48,8 @@ def test_parse_pss_version() -> None:
     assert pss.parse_pss_version("latest") == pss.LATEST
     assert pss.parse_pss_version("v1.0") == (1, 0)
     assert pss.parse_pss_version("v1.99") == (1, 99)
-    for bad in ("1.30", "v1.030", "v2.1", "v1", "lates", "", "v1.3x"):
+    assert pss.parse_pss_version("1.30") == (1, 30)  # as --kubernetes-version takes it (issue 12)
+    for bad in ("1.030", "v1.030", "v2.1", "v1", "lates", "", "v1.3x"):
         with pytest.raises(ValueError, match="Pod Security Standards version"):
             pss.parse_pss_version(bad)
 
