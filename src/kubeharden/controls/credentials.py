@@ -5,6 +5,9 @@ Values that look like credentials are never reported: findings name the key, not
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
 import re
 from collections.abc import Iterator
 from itertools import pairwise
@@ -34,11 +37,32 @@ _WORD_SPLIT = re.compile(r"[^A-Za-z0-9]+|(?<=[a-z0-9])(?=[A-Z])")
 _PLACEHOLDER = re.compile(r"^(|true|false|yes|no|none|null|\$\(.+\)|\$\{.+\}|<.+>|\*+|/.*)$",
                           re.IGNORECASE)
 _URL_WITH_PASSWORD = re.compile(r"[a-z][a-z0-9+.-]*://[^/\s:@]+:[^/\s@]+@", re.IGNORECASE)
-_PRIVATE_KEY = re.compile(r"-----BEGIN (?:[A-Z]+ )?PRIVATE KEY-----")
+# A PEM private key is one only with a body: a header alone is documentation or a template.
+_PRIVATE_KEY = re.compile(r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----\s*(?:[A-Za-z-]+:[^\n]*\n\s*)*"
+                          r"[A-Za-z0-9+/=]{16}")
+# Value formats of issued credentials (the issuers' documented prefixes and lengths). AWS's documented
+# example key ids end in EXAMPLE and are placeholders.
+_AWS_KEY_ID = re.compile(r"(?<![A-Z0-9])(?:AKIA|ASIA)[A-Z0-9]{16}(?![A-Za-z0-9])")
+_GITHUB_TOKEN = re.compile(r"(?<![A-Za-z0-9_])(?:gh[opsur]_[A-Za-z0-9]{36}|github_pat_[A-Za-z0-9]{22}_[A-Za-z0-9]{59})"
+                           r"(?![A-Za-z0-9_])")
+_SLACK_TOKEN = re.compile(r"(?<![A-Za-z0-9])xox[abeoprs]-(?:[0-9]+-)+[A-Za-z0-9-]{8,}")
+_JWT = re.compile(r"(?<![A-Za-z0-9_-])(eyJ[A-Za-z0-9_-]{8,})\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*")
+# An Authorization header value: a Bearer token of token68 characters, or Basic with base64 of user:password.
+_AUTH_HEADER = re.compile(r"(?<![A-Za-z0-9])(Bearer|Basic)[ \t]+([A-Za-z0-9._~+/-]+=*)(?![A-Za-z0-9._~+/=$-])",
+                          re.IGNORECASE)
+_KEY_MATERIAL = re.compile(r"[A-Za-z0-9+/_-]{16,}={0,2}")
+_HEX = re.compile(r"[0-9a-fA-F]{32,}")
+# Words before a final KEY that make it a public identifier rather than key material.
+_PUBLIC_KEY_WORDS = frozenset({"PUBLIC", "PUB", "LABEL", "ANNOTATION", "TOPOLOGY", "PARTITION", "ROUTING", "SORT",
+                               "CACHE", "OBJECT", "PRIMARY", "FOREIGN", "GPG", "PGP"})
+
+
+def _words(name: str) -> list[str]:
+    return [w.upper() for w in _WORD_SPLIT.split(name) if w]
 
 
 def _names_a_credential(name: str) -> bool:
-    words = [w.upper() for w in _WORD_SPLIT.split(name) if w]
+    words = _words(name)
     if not words or _QUALIFIER_WORDS.intersection(words):
         return False
     if any(tuple(words[i:i + len(n)]) == n for n in _NOT_CREDENTIALS for i in range(len(words))):
@@ -48,15 +72,77 @@ def _names_a_credential(name: str) -> bool:
     )
 
 
-def _credential_reason(name: str, value: object) -> str | None:
-    if not isinstance(value, str):
-        return None
+def _names_a_key(name: str) -> bool:
+    """AZURE_STORAGE_KEY, ENCRYPTION_KEY, masterKey: a name ending in KEY that no word qualifies."""
+    words = _words(name)
+    return (len(words) >= 2 and words[-1] == "KEY" and words[-2] not in _PUBLIC_KEY_WORDS
+            and not _QUALIFIER_WORDS.intersection(words))
+
+
+def _is_key_material(value: str) -> bool:
+    """Random-looking: base64 or hex of at least 16 characters mixing letters and digits (a name such
+    as `orders-2024-queue` has no capitals; a hex key has at least 32 digits)."""
+    if _HEX.fullmatch(value):
+        return any(ch.isdigit() for ch in value) and any(ch.isalpha() for ch in value)
+    return bool(_KEY_MATERIAL.fullmatch(value)) and any(ch.isdigit() for ch in value) and \
+        any(ch.isupper() for ch in value) and any(ch.islower() for ch in value)
+
+
+def _is_jwt(header: str) -> bool:
+    try:
+        decoded = json.loads(base64.urlsafe_b64decode(header + "=" * (-len(header) % 4)))
+    except (ValueError, binascii.Error):
+        return False
+    return isinstance(decoded, dict) and "alg" in decoded
+
+
+def _is_auth_header(scheme: str, credentials: str) -> bool:
+    if scheme.lower() == "basic":
+        try:
+            decoded = base64.b64decode(credentials, validate=True).decode()
+        except (ValueError, binascii.Error):
+            return False
+        _user, sep, password = decoded.partition(":")
+        return bool(sep and password) and decoded.isprintable()
+    # A Bearer token is opaque: require the length and mix of characters of a generated one.
+    return len(credentials) >= 16 and any(ch.isdigit() for ch in credentials) and \
+        any(ch.isalpha() for ch in credentials)
+
+
+def _value_format(value: str) -> str | None:
+    """What an issued credential in the value is, by its format alone."""
     if _PRIVATE_KEY.search(value):
         return "a private key"
+    if any(not m.group().endswith("EXAMPLE") for m in _AWS_KEY_ID.finditer(value)):
+        return "an AWS access key id"
+    if _GITHUB_TOKEN.search(value):
+        return "a GitHub token"
+    if _SLACK_TOKEN.search(value):
+        return "a Slack token"
+    if any(_is_jwt(m.group(1)) for m in _JWT.finditer(value)):
+        return "a JSON Web Token"
+    for m in _AUTH_HEADER.finditer(value):
+        if _is_auth_header(m.group(1), m.group(2)):
+            return f"an HTTP {m.group(1).capitalize()} authorization value"
     if _URL_WITH_PASSWORD.search(value):
         return "a URL with an embedded password"
-    if _names_a_credential(name) and not _PLACEHOLDER.match(value.strip()):
+    return None
+
+
+def _credential_reason(name: str, value: object) -> str | None:
+    """Why the setting holds a credential (never quoting it), or None."""
+    if not isinstance(value, str):
+        return None
+    by_format = _value_format(value)
+    if by_format:
+        return by_format
+    stripped = value.strip()
+    if _PLACEHOLDER.match(stripped):
+        return None
+    if _names_a_credential(name):
         return "a credential-like setting"
+    if _names_a_key(name) and _is_key_material(stripped):
+        return "key material"
     return None
 
 
