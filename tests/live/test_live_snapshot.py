@@ -6,6 +6,7 @@ import gzip
 import json
 from pathlib import Path
 
+import pytest
 from fake_apiserver import Behaviour
 from live_support import FIXTURE_COUNT, SECRET_VALUE, SECRET_VALUE_B64, fake_cluster, run, scan_json, statuses
 
@@ -148,3 +149,97 @@ def test_snapshot_never_overwrites_without_force_and_is_owner_only(tmp_path: Pat
     assert json.loads(earlier.read_text())["kind"] == SNAPSHOT_KIND
     assert earlier.stat().st_mode & 0o777 == 0o600
     assert not list(tmp_path.glob("*.partial"))
+
+
+def _gzip_bomb(path: Path, megabytes: int) -> Path:
+    """A .json.gz that starts like a snapshot and decompresses to `megabytes` MB of spaces."""
+    import zlib
+
+    packer = zlib.compressobj(9, zlib.DEFLATED, 31)  # gzip container
+    with path.open("wb") as out:
+        out.write(packer.compress(b'{"kind": "KubehardenSnapshot", "pad": "'))
+        block = b" " * (1 << 20)
+        for _ in range(megabytes):
+            out.write(packer.compress(block))
+        out.write(packer.compress(b'"}') + packer.flush())
+    return path
+
+
+def test_gzip_bomb_is_refused_while_decompressing_without_taking_memory(tmp_path: Path) -> None:
+    import tracemalloc
+
+    bomb = _gzip_bomb(tmp_path / "bomb.json.gz", 1024)  # about 1 MB on disk, 1 GiB decompressed
+    assert bomb.stat().st_size < 3 * 1024 * 1024
+    tracemalloc.start()
+    try:
+        result = load_paths([str(bomb)], LoadContext())
+        _current, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    [error] = result.errors
+    assert error.source.endswith("bomb.json.gz") and "refused" in error.message
+    assert result.resources == []
+    assert peak < 64 * 1024 * 1024, f"peak {peak / 2**20:.0f} MiB: the bomb was held in memory"
+
+
+def test_snapshot_with_an_ordinary_compression_ratio_is_read(tmp_path: Path) -> None:
+    # a real snapshot compresses 10-40 fold; this one ~15 fold over more than the ratio floor
+    import gzip
+    import random
+
+    rng = random.Random(7)
+    items = [{"apiVersion": "v1", "kind": "ConfigMap",
+              "metadata": {"name": f"cm-{i}", "namespace": "default", "uid": f"{rng.getrandbits(128):032x}"},
+              "data": {"k": f"{rng.getrandbits(64):016x}"}} for i in range(150_000)]
+    document = {"apiVersion": "kubeharden.io/v1alpha1", "kind": SNAPSHOT_KIND,
+                "lists": [{"version": "v1", "resource": "configmaps", "kind": "ConfigMap", "namespaced": True,
+                           "items": items}]}
+    raw = json.dumps(document).encode()
+    assert len(raw) > 16 * 1024 * 1024
+    path = tmp_path / "big.json.gz"
+    path.write_bytes(gzip.compress(raw, 6))
+    result = load_paths([str(path)], LoadContext())
+    assert result.errors == [] and len(result.resources) == 150_000
+
+
+def test_snapshot_never_follows_a_leftover_partial_link(tmp_path: Path) -> None:
+    victim = tmp_path / "victim.txt"
+    victim.write_text("someone else's file")
+    victim.chmod(0o600)
+    out = tmp_path / "cluster.json.gz"
+    (tmp_path / "cluster.json.gz.partial").symlink_to(victim)
+    (tmp_path / ".cluster.json.gz.partial").symlink_to(victim)
+    with fake_cluster(tmp_path) as (_server, kubeconfig):
+        _snapshot(tmp_path, kubeconfig, "cluster.json.gz")
+    assert victim.read_text() == "someone else's file" and victim.stat().st_mode & 0o777 == 0o600
+    assert json.loads(gzip.decompress(out.read_bytes()))["kind"] == SNAPSHOT_KIND
+
+
+def test_failed_snapshot_write_leaves_no_temporary_file_and_the_old_snapshot(tmp_path: Path,
+                                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    import errno
+
+    earlier = tmp_path / "cluster.json.gz"
+    earlier.write_bytes(b"the earlier snapshot")
+
+    def disk_full(self: object, data: object) -> int:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with fake_cluster(tmp_path) as (_server, kubeconfig):
+        monkeypatch.setattr(gzip.GzipFile, "write", disk_full)
+        result = run("snapshot", "--kubeconfig", str(kubeconfig), "-o", str(earlier), "--force")
+    assert result.exit_code == 2 and "No space left on device" in result.stderr
+    assert earlier.read_bytes() == b"the earlier snapshot"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cluster.json.gz", "kubeconfig.yaml"]
+
+
+def test_snapshot_refuses_to_write_over_its_kubeconfig(tmp_path: Path) -> None:
+    with fake_cluster(tmp_path) as (_server, kubeconfig):
+        before = kubeconfig.read_bytes()
+        result = run("snapshot", "--kubeconfig", str(kubeconfig), "-o", str(kubeconfig), "--force")
+        link = tmp_path / "link.json"
+        link.symlink_to(kubeconfig)
+        through_link = run("snapshot", "--kubeconfig", str(kubeconfig), "-o", str(link), "--force")
+    assert result.exit_code == 2 and "input" in result.stderr
+    assert through_link.exit_code == 2 and "input" in through_link.stderr
+    assert kubeconfig.read_bytes() == before
