@@ -231,7 +231,7 @@ def render_block_entry(key: PathItem, value: Any, col: int, style: Style) -> lis
     return [head + " " + render_flow(value, style)]
 
 
-def render_block_items(items: list[Any], dash_col: int, style: Style) -> list[str]:
+def render_block_items(items: list[Any], dash_col: int, style: Style, like: Node | None = None) -> list[str]:
     lines: list[str] = []
     for item in items:
         if isinstance(item, dict) and item:
@@ -242,7 +242,9 @@ def render_block_items(items: list[Any], dash_col: int, style: Style) -> list[st
             lines.append(" " * dash_col + "-" + " " * (style.item_offset - 1) + first)
             lines += entries[1:]
         else:
-            lines.append(" " * dash_col + "-" + " " * (style.item_offset - 1) + render_flow(item, style))
+            rendered = render_scalar(item, style, like) if isinstance(like, ScalarNode) and not isinstance(
+                item, dict | list) else render_flow(item, style)
+            lines.append(" " * dash_col + "-" + " " * (style.item_offset - 1) + rendered)
     return lines
 
 
@@ -407,7 +409,10 @@ class DocumentEditor:
         if any(_same_value(n, item) for n in node.value):
             return
         if node.flow_style or not node.value:
-            self._insert_flow(node, render_flow(item, self.style) if not self.style.json else None, item)
+            like = node.value[-1] if node.value and isinstance(node.value[-1], ScalarNode) else None
+            rendered = render_scalar(item, self.style, like) if like is not None and not isinstance(
+                item, dict | list) else render_flow(item, self.style)
+            self._insert_flow(node, rendered if not self.style.json else None, item)
             return
         last_item = node.value[-1]
         text = self.text.text
@@ -418,7 +423,7 @@ class DocumentEditor:
         item_style = Style(self.style.newline, self.style.indent, self.style.seq_offset, max(1, offset),
                            self.style.json)
         pos = self._after_line(self._content_end(last_item))
-        lines = render_block_items([item], dash_col, item_style)
+        lines = render_block_items([item], dash_col, item_style, last_item)
         self._insert_lines(pos, lines)
 
     def _remove_one(self, path: Path, value: Any) -> bool:
@@ -454,6 +459,8 @@ class DocumentEditor:
         while isinstance(node, MappingNode | SequenceNode) and not node.flow_style and node.value:
             node = node.value[-1][1] if isinstance(node, MappingNode) else node.value[-1]
         if isinstance(node, ScalarNode):
+            if node.style in ("|", ">") and "+" in self.text.text[node.start_mark.index:node.start_mark.index + 4]:
+                return int(node.end_mark.index)  # `|+` keeps its trailing blank lines: they are its value
             return self._scalar_end(node)
         return int(node.end_mark.index)
 

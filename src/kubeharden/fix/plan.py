@@ -19,6 +19,7 @@
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -37,7 +38,8 @@ MAX_ROUNDS = 4
 MAX_PROOF_RETRIES = 4
 
 ResourceKey = tuple[str, int, tuple[Any, ...], str, str | None, str]
-FindingKey = tuple[str, ResourceKey | None, str]
+# control, resource, path and value: a path alone is not stable (removing add[0] moves add[1] there)
+FindingKey = tuple[str, ResourceKey | None, str, str | None]
 
 
 @dataclass
@@ -112,7 +114,16 @@ def resource_key(res: Resource) -> ResourceKey:
 
 def finding_key(f: Finding, resources: dict[int, Resource]) -> FindingKey:
     res = resources.get(id(f.resource)) if f.resource is not None else None
-    return (f.control_id, resource_key(res) if res is not None else None, f.path)
+    return keyed(f, resource_key(res) if res is not None else None)
+
+
+# Lists that fixes remove items from: an item's index moves, its value identifies it.
+_SHIFTING_INDEX = re.compile(r"(\.(?:add|drop|supplementalGroups|sysctls))\[\d+\]")
+
+
+def keyed(f: Finding, resource: ResourceKey | None) -> FindingKey:
+    path = _SHIFTING_INDEX.sub(r"\1[*]", f.path) if f.has_value else f.path
+    return (f.control_id, resource, path, repr(f.value) if f.has_value else None)
 
 
 def _by_ref(inventory: Inventory) -> dict[int, Resource]:
@@ -315,7 +326,7 @@ class Fixer:
             failed = []
             for item in fixes:
                 f, res, _, _ = item
-                key = (f.control_id, resource_key(res), f.path)
+                key = keyed(f, resource_key(res))
                 if key in after_keys:
                     failed.append((item, "the finding is still there after the edit"))
                 elif any(k[1] == resource_key(res) for k in new):
@@ -352,7 +363,7 @@ class Fixer:
             after_keys = _active_keys(after, refs)
             new = after_keys - baseline
             fixed_still = {c.name for c in changes for o in c.fixed
-                           if (o.finding.control_id, o.resource, o.finding.path) in after_keys}
+                           if keyed(o.finding, o.resource) in after_keys}
             blamed = {k[1][0] for k in new if k[1] is not None} & changed
             blamed |= fixed_still
             if any(k[1] is None for k in new) and changes:
