@@ -6,8 +6,9 @@ from collections.abc import Iterator
 
 from kubeharden.catalog import Context, Example, control
 from kubeharden.controls.pod_common import WORKLOADS, pod_example
-from kubeharden.inventory import Inventory, PodSpecView, as_list, service_account_name, token_automount
+from kubeharden.inventory import Inventory, PodSpecView, service_account_name, token_automount
 from kubeharden.model import NotAssessed, Section, Severity, Violation
+from kubeharden.rbac import effective_namespace, model_for
 
 _SA_APP = """
 ---
@@ -19,25 +20,16 @@ automountServiceAccountToken: false
 
 
 def _bound_service_accounts(inventory: Inventory) -> set[tuple[str | None, str]]:
-    """(namespace, name) of every ServiceAccount that a RoleBinding or ClusterRoleBinding of the input names."""
-    bound: set[tuple[str | None, str]] = set()
-    for binding in inventory.of_kind("RoleBinding", "ClusterRoleBinding"):
-        for subject in as_list(binding.obj.get("subjects")):
-            if isinstance(subject, dict) and subject.get("kind") == "ServiceAccount" and subject.get("name"):
-                namespace = subject.get("namespace") or binding.namespace
-                bound.add((str(namespace) if namespace else None, str(subject["name"])))
-    return bound
+    """(namespace, name) of every ServiceAccount that a RoleBinding or ClusterRoleBinding of the input names,
+    namespaces resolved as the RBAC engine does (a RoleBinding without one is in `default`)."""
+    return {(subject.namespace, subject.name) for binding in model_for(inventory).bindings if not binding.builtin
+            for _, subject in binding.subjects if subject.kind == "ServiceAccount"}
 
 
 def _calls_the_api(pod: PodSpecView, bound: set[tuple[str | None, str]]) -> bool:
-    """The pod's own (non-default) ServiceAccount holds RBAC bindings, so the application uses its token.
-    A manifest without a namespace is matched on the name (it is applied with -n to the bindings' one)."""
+    """The pod's own (non-default) ServiceAccount holds RBAC bindings, so the application uses its token."""
     name = service_account_name(pod)
-    if name == "default":
-        return False
-    if pod.namespace:
-        return (pod.namespace, name) in bound or (None, name) in bound
-    return any(sa == name for _, sa in bound)
+    return name != "default" and (effective_namespace(pod.resource.kind, pod.namespace), name) in bound
 
 
 @control(

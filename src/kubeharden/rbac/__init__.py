@@ -10,6 +10,7 @@ from kubeharden.rbac.engine import (
     Rule,
     Subject,
     UserInfo,
+    effective_namespace,
     model_for,
     parse_resource,
     rule_allows,
@@ -17,5 +18,5 @@ from kubeharden.rbac.engine import (
 
 __all__ = [
     "Binding", "Grant", "Problem", "RbacModel", "Request", "Role", "Rule", "Subject", "UserInfo",
-    "model_for", "parse_resource", "rule_allows",
+    "effective_namespace", "model_for", "parse_resource", "rule_allows",
 ]

@@ -39,6 +39,14 @@ BINDING_KINDS = ("RoleBinding", "ClusterRoleBinding")
 ROLE_KINDS = ("Role", "ClusterRole")
 # Namespace a namespaced object without metadata.namespace lands in (kubectl's default).
 DEFAULT_NAMESPACE = "default"
+
+
+def effective_namespace(kind: str, namespace: str | None) -> str | None:
+    """The namespace an RBAC object (or a pod) is in: None for the cluster-scoped kinds, else its own or
+    ``default`` (what `kubectl apply` does without -n). Every consumer of bindings resolves through this."""
+    if kind in ("ClusterRole", "ClusterRoleBinding"):
+        return None
+    return namespace or DEFAULT_NAMESPACE
 SA_USER_PREFIX = "system:serviceaccount:"
 ALL_AUTHENTICATED = "system:authenticated"
 ALL_UNAUTHENTICATED = "system:unauthenticated"
@@ -434,7 +442,7 @@ class RbacModel:
         for res in resources:
             if res.kind not in RBAC_KINDS or not res.api_version.startswith("rbac.authorization.k8s.io/"):
                 continue
-            ns = None if res.kind.startswith("Cluster") else (res.namespace or DEFAULT_NAMESPACE)
+            ns = effective_namespace(res.kind, res.namespace)
             if res.kind in ROLE_KINDS:
                 role = _role_from(res.kind, res.obj, res, ns)
                 table: dict[Any, Role] = self.cluster_roles if res.kind == "ClusterRole" else self.roles
