@@ -92,6 +92,7 @@ class FixReport:
     outcomes: list[Outcome]
     changes: list[FileChange]
     errors: list[InputError]
+    resources: list[Resource] = field(default_factory=list)  # what the first scan read
 
     def exit_code(self, fail_on: Severity | None) -> int:
         if self.errors:
@@ -226,7 +227,7 @@ class Fixer:
                     change.error = problem.message
                     for o in change.fixed:
                         o.status, o.reason = "refused", problem.message
-        return FixReport(before, after, outcomes, changes, list(loaded.errors))
+        return FixReport(before, after, outcomes, changes, list(loaded.errors), inventory.resources)
 
     # -- one file -----------------------------------------------------------------------------
 
