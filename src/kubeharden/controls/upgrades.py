@@ -13,6 +13,7 @@ Versions and CVEs come from shipped data files (kubeharden.versions); a report n
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -42,6 +43,7 @@ class Sighting:
     container: ContainerView | None = None
     source: Source | None = None  # for evidence that is not a resource (the /version endpoint)
     where: str = ""  # human wording: "node node-a", "Deployment/x container 'c'"
+    by_command: bool = False  # recognised by the binary it runs, not by its image
 
     def violation(self, message: str, severity: Severity | None = None, remediation: str | None = None,
                   evidence: dict[str, Any] | None = None) -> Violation:
@@ -126,15 +128,31 @@ def _collect_images(inventory: Inventory) -> Evidence:
             if not isinstance(image, str):
                 continue
             match = versions.component_of_image(image)
-            if match is None:
-                continue
-            component, version = match
             ref = versions.parse_image(image)
-            found.sightings.append(Sighting(
-                component, version, ref.tag or image, container=container,
-                where=f"{pod.resource.display()} container '{container.name}'",
-            ))
+            where = f"{pod.resource.display()} container '{container.name}'"
+            if match is not None:
+                component, version = match
+                found.sightings.append(Sighting(component, version, ref.tag or image, container=container,
+                                                where=where))
+            elif _runs_binary(container, _INGRESS_NGINX_BINARY):
+                # Another image running the controller (a rebuild, a fork): its tag is that image's, not an
+                # ingress-nginx version.
+                found.sightings.append(Sighting("ingress-nginx", None, ref.tag or image, container=container,
+                                                where=f"{where} (runs nginx-ingress-controller)",
+                                                by_command=True))
     return found
+
+
+# The ingress-nginx controller binary, as images run it: /nginx-ingress-controller (dumb-init's argument).
+_INGRESS_NGINX_BINARY = re.compile(r"(?:^|[\s;&|'\"])(?:/\S*)?/?nginx-ingress-controller(?=$|[\s;&|'\"])")
+
+
+def _runs_binary(container: ContainerView, binary: re.Pattern[str]) -> bool:
+    """The container's command or args start the binary (directly, after an init such as dumb-init, or in a
+    shell script); flags and their values (`--publish-service=ns/name`) are not executables."""
+    words = [w for w in as_list(container.obj.get("command")) + as_list(container.obj.get("args"))
+             if isinstance(w, str)]
+    return any(not w.startswith("-") and binary.search(w) for w in words)
 
 
 def _note_data(ctx: Context) -> None:
@@ -440,6 +458,12 @@ def cve_2021_25741(ctx: Context) -> Iterator[Violation]:
         raise NotAssessed(f"kubelets affected by CVE-2021-25741 run, but workloads are unreadable: {blocked}")
 
 
+def _unknown_version(s: Sighting) -> str:
+    if s.by_command:
+        return f"{s.where}: the image is not an upstream build, so its tag {s.text!r} is no component version"
+    return f"{s.where}: image tag {s.text!r} names no version"
+
+
 def _component_sightings(ctx: Context, component: str) -> list[Sighting]:
     return [s for s in image_evidence(ctx).of(component) if s.container is not None]
 
@@ -522,7 +546,7 @@ def cve_2021_25742(ctx: Context) -> Iterator[Violation]:
     for s in _component_sightings(ctx, "ingress-nginx"):
         assert s.container is not None
         if s.version is None:
-            undetermined.append(f"{s.where}: image tag {s.text!r} names no version")
+            undetermined.append(_unknown_version(s))
             continue
         if versions.in_ranges(s.version, unmitigable):
             yield s.violation(f"ingress-nginx {s.text} ({s.where}) cannot disable snippet annotations "
@@ -600,7 +624,7 @@ def known_cve_versions(ctx: Context) -> Iterator[Violation]:
         if s.component not in components:
             continue
         if s.version is None:
-            undetermined.append(f"{s.component} at {s.where} (tag {s.text!r} names no version)")
+            undetermined.append(f"{s.component} at {_unknown_version(s)}")
             continue
         for advisory in table:
             if advisory.component == s.component and advisory.affects(s.version):
