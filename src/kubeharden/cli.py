@@ -20,6 +20,7 @@ from kubeharden.commands.snapshot import cluster_options, cluster_source
 from kubeharden.engine import ScanResult
 from kubeharden.loader import JSON_SUFFIXES, YAML_SUFFIXES, LoadContext
 from kubeharden.model import EXIT_INTERNAL, REPORT_BUGS, Severity, internal_error_site
+from kubeharden.reporters import DEFAULT_VIEW, View
 from kubeharden.scanner import ScanRequest, UsageError, run_scan
 from kubeharden.sources.cluster import ClusterOptions
 from kubeharden.versions import parse_minor
@@ -53,7 +54,8 @@ def _fail_on(value: str) -> Severity | None:
 Plan = list[tuple[str, str | None]]
 
 
-def plan_outputs(formats: Sequence[str], outputs: Sequence[str]) -> Plan:
+def plan_outputs(formats: Sequence[str], outputs: Sequence[str],
+                 extensions: dict[str, str] | None = None) -> Plan:
     """Pair formats with output files: in order; a file without a format takes it from its
     extension; formats without a file go to stdout. Returns (format, file-or-None)."""
     plan: Plan = []
@@ -61,7 +63,7 @@ def plan_outputs(formats: Sequence[str], outputs: Sequence[str]) -> Plan:
         if i < len(formats):
             plan.append((formats[i], out))
         else:
-            fmt = _EXTENSION_FORMATS.get(Path(out).suffix.lower())
+            fmt = (extensions or _EXTENSION_FORMATS).get(Path(out).suffix.lower())
             if fmt is None:
                 raise click.BadParameter(
                     f"cannot tell the format of {out!r} from its extension; add --format", param_hint="-o"
@@ -80,11 +82,12 @@ def plan_outputs(formats: Sequence[str], outputs: Sequence[str]) -> Plan:
     return plan
 
 
-def prepare_outputs(formats: Sequence[str], outputs: Sequence[str], force: bool, inputs: Iterable[str]) -> Plan:
+def prepare_outputs(formats: Sequence[str], outputs: Sequence[str], force: bool, inputs: Iterable[str],
+                    extensions: dict[str, str] | None = None) -> Plan:
     """The report plan, with every output file checked before any work is done: not a directory,
     in an existing directory, not an input (nor inside an input directory), not an existing
     file unless --force."""
-    plan = plan_outputs(formats, outputs)
+    plan = plan_outputs(formats, outputs, extensions)
     protected = [p for p in inputs if p and p != "-"]
     for _, out in plan:
         if out in (None, "-"):
@@ -97,22 +100,25 @@ def prepare_outputs(formats: Sequence[str], outputs: Sequence[str], force: bool,
     return plan
 
 
-def write_reports(result: ScanResult, plan: Plan) -> list[str]:
+def write_reports(result: ScanResult, plan: Plan, view: View = DEFAULT_VIEW) -> list[str]:
     """Write every report; a failed write is an error for that report (the temporary file is
-    removed, the real name untouched) and the others are still written. Returns the errors."""
+    removed, the real name untouched) and the others are still written. Returns the errors.
+    Formats that are no reporter's (audit's streamed jsonl) are the calling command's."""
     from kubeharden.reporters import reporters
 
     available = reporters()
     failures: list[str] = []
     for fmt, out in plan:
+        if fmt not in available:
+            continue
         if fmt == "table" and out is None:
             from kubeharden.reporters.table import print_table
 
-            print_table(result)
+            print_table(result, view=view)
             continue
         if out is None or out == "-":
             try:
-                available[fmt].write(result, sys.stdout.buffer)
+                available[fmt].write(result, sys.stdout.buffer, view)
                 sys.stdout.buffer.flush()
             except BrokenPipeError:  # `| head`: the reader has what it wanted
                 _silence_stdout()
@@ -122,7 +128,7 @@ def write_reports(result: ScanResult, plan: Plan) -> list[str]:
         try:
             # --force was checked before the scan; an input found during it is still refused.
             with safeio.atomic_output(out) as fp:
-                available[fmt].write(result, fp)
+                available[fmt].write(result, fp, view)
         except OSError as exc:
             failures.append(f"{out}: cannot write the {fmt} report: {exc.strerror or exc}")
             continue
@@ -156,10 +162,33 @@ def report_options(fn: Any) -> Any:
         click.option("--skip", "skip", multiple=True, metavar="ID", help="Do not run these controls."),
         click.option("--kubernetes-version", metavar="X.Y",
                      help="Kubernetes version the controls assume (default: newest supported)."),
+        *view_options,
     ]
     for option in reversed(options):
         fn = option(fn)
     return fn
+
+
+# How the report is shown (reporters.View); what was found and the exit code do not change.
+view_options = [
+    click.option("--details", is_flag=True, help="Table: every finding, not a summary per control."),
+    click.option("--severity", "min_severity", metavar="SEVERITY",
+                 help="Table and Markdown: show findings at or above this severity only."),
+    click.option("--quiet", "-q", is_flag=True, help="Table: the summary line only."),
+    click.option("--max-bytes", type=click.IntRange(min=1024), metavar="N",
+                 help="Markdown: cut the report at N bytes with a note (GitHub comments take 65536)."),
+]
+
+
+def view_from(fail_on: str, details: bool = False, min_severity: str | None = None, quiet: bool = False,
+              max_bytes: int | None = None) -> View:
+    shown = None
+    if min_severity is not None:
+        try:
+            shown = Severity.parse(min_severity)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--severity") from None
+    return View(details=details, min_severity=shown, quiet=quiet, fail_on=_fail_on(fail_on), max_bytes=max_bytes)
 
 
 def settings_from(kubernetes_version: str | None, **extra: Any) -> Settings:
@@ -173,9 +202,15 @@ def settings_from(kubernetes_version: str | None, **extra: Any) -> Settings:
     return settings
 
 
-def finish(result: ScanResult, plan: Plan, fail_on: str, show_unused: bool) -> None:
+def finish(result: ScanResult, plan: Plan, fail_on: str, show_unused: bool, view: View | None = None,
+           extra_errors: Iterable[str] = ()) -> None:
     threshold = _fail_on(fail_on)
-    failures = write_reports(result, plan)
+    view = view or View(fail_on=threshold)
+    failures = write_reports(result, plan, view) + list(extra_errors)
+    if ("table", None) not in plan and hasattr(result, "controls"):
+        from kubeharden.reporters.table import summary_line
+
+        click.echo(summary_line(result).plain, err=True)  # reports in files: the one line a person still reads
     for error in result.errors:
         click.echo(f"error: {error.where}: {error.message}", err=True)
         if getattr(error, "tool_output", None):  # a render tool's own output (sources.render)
@@ -213,8 +248,8 @@ def finish(result: ScanResult, plan: Plan, fail_on: str, show_unused: bool) -> N
 @click.option("--set", "helm_set", multiple=True, metavar="KEY=VALUE", help="Helm --set for charts.")
 @click.option("--max-file-size", type=click.IntRange(min=1), default=_DEFAULT_LIMITS.max_file_bytes,
               show_default=True, help="Largest input file in bytes.")
-@click.option("--max-depth", type=click.IntRange(1, MAX_DEPTH_LIMIT), default=_DEFAULT_LIMITS.max_depth, show_default=True,
-              help="Deepest YAML nesting accepted.")
+@click.option("--max-depth", type=click.IntRange(1, MAX_DEPTH_LIMIT), default=_DEFAULT_LIMITS.max_depth,
+              show_default=True, help="Deepest YAML nesting accepted.")
 @click.option("--max-aliases", type=click.IntRange(min=0), default=_DEFAULT_LIMITS.max_aliases, show_default=True,
               help="Most YAML alias uses accepted per document.")
 def scan(paths: tuple[str, ...], profile: str, formats: tuple[str, ...], outputs: tuple[str, ...],
@@ -223,9 +258,10 @@ def scan(paths: tuple[str, ...], profile: str, formats: tuple[str, ...], outputs
          allowed_registries: tuple[str, ...], rbac_system_namespaces: tuple[str, ...],
          rbac_expected_subjects: tuple[str, ...], as_cluster: bool, live: bool, cluster: ClusterOptions,
          helm_values: tuple[str, ...], helm_set: tuple[str, ...], max_file_size: int, max_depth: int,
-         max_aliases: int, force: bool, **image_args: Any) -> None:
+         max_aliases: int, force: bool, details: bool, min_severity: str | None, quiet: bool,
+         max_bytes: int | None, **image_args: Any) -> None:
     """Scan manifests (files, directories, '-' for stdin), snapshots or a live cluster."""
-    _fail_on(fail_on)
+    view = view_from(fail_on, details, min_severity, quiet, max_bytes)
     if not paths and not live:
         raise click.UsageError("give at least one path ('-' for stdin) or --cluster")
     if pss_version is not None:
@@ -262,7 +298,7 @@ def scan(paths: tuple[str, ...], profile: str, formats: tuple[str, ...], outputs
         result = run_scan(request)
     except UsageError as exc:
         raise click.UsageError(str(exc)) from None
-    finish(result, plan, fail_on, show_unused_exceptions)
+    finish(result, plan, fail_on, show_unused_exceptions, view)
 
 
 @cli.command("controls")

@@ -364,16 +364,19 @@ class Engine:
 def select_controls(
     controls: list[Control], only: Iterable[str] = (), skip: Iterable[str] = ()
 ) -> list[Control]:
-    """Filter by ids or wildcards; an id or pattern that matches nothing is an error."""
-    ids = [c.id for c in controls]
+    """Filter by control ids, guidance ids (NSA-POD-5: the controls implementing it) or wildcards
+    of either, also comma-separated; a pattern that matches nothing is an error."""
+
+    def matches(c: Control, pat: str) -> bool:
+        return fnmatchcase(c.id, pat) or any(fnmatchcase(g.upper(), pat) for g in c.guidance)
 
     def expand(patterns: Iterable[str]) -> set[str]:
         out: set[str] = set()
-        for pattern in patterns:
+        for pattern in (p for group in patterns for p in group.split(",") if p.strip()):
             pat = pattern.strip().upper()
-            matched = {i for i in ids if fnmatchcase(i, pat)}
+            matched = {c.id for c in controls if matches(c, pat)}
             if not matched:
-                if any(fnmatchcase(c.id, pat) for c in all_controls()):
+                if any(matches(c, pat) for c in all_controls()):
                     raise ValueError(f"control {pattern!r} is not in the selected profile "
                                      "(see `kubeharden controls --profile NAME`)")
                 raise ValueError(f"unknown control {pattern!r} (see `kubeharden controls`)")

@@ -13,10 +13,11 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-
-from kubeharden import catalog, cli as cli_module
-from kubeharden.cli import cli
 from helpers import CLEAN_POD, PRIVILEGED_POD, write
+
+from kubeharden import catalog
+from kubeharden import cli as cli_module
+from kubeharden.cli import cli
 
 SECRET = "hunter2-do-not-print"
 

@@ -14,7 +14,6 @@ import os
 import sys
 from collections.abc import Callable, Iterable
 from contextlib import ExitStack
-from pathlib import Path
 from typing import Any, BinaryIO
 
 import click
@@ -22,6 +21,7 @@ import orjson
 
 COMMANDS: list[click.Command] = []
 FORMATS = ("table", "json", "sarif", "junit", "markdown", "html", "jsonl")
+# the scan's report formats plus alerts streamed as JSON lines
 _EXTENSIONS = {".json": "json", ".sarif": "sarif", ".xml": "junit", ".md": "markdown", ".html": "html",
                ".htm": "html", ".txt": "table", ".jsonl": "jsonl", ".ndjson": "jsonl"}
 Plan = list[tuple[str, str | None]]
@@ -59,44 +59,6 @@ def parse_when(value: str | None, option: str) -> float | None:
     if when.tzinfo is None:
         when = when.replace(tzinfo=dt.UTC)
     return when.timestamp()
-
-
-def _fail_threshold(value: str) -> Any:
-    from kubeharden.model import Severity
-
-    if value.lower() == "none":
-        return None
-    try:
-        return Severity.parse(value)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint="--fail-on") from None
-
-
-def plan_outputs(formats: Iterable[str], outputs: Iterable[str], force: bool, inputs: Iterable[str]) -> Plan:
-    from kubeharden import safeio
-
-    formats, outputs = list(formats), list(outputs)
-    plan: Plan = []
-    for i, out in enumerate(outputs):
-        fmt: str | None = formats[i] if i < len(formats) else _EXTENSIONS.get(Path(out).suffix.lower())
-        if fmt is None:
-            raise click.BadParameter(f"cannot tell the format of {out!r} from its extension; add --format",
-                                     param_hint="-o")
-        plan.append((fmt, out))
-    plan.extend((fmt, None) for fmt in formats[len(outputs):])
-    if not plan:
-        plan.append(("table", None))
-    if sum(1 for _, out in plan if out in (None, "-")) > 1:
-        raise click.BadParameter("only one report can go to standard output; give -o FILE for the others",
-                                 param_hint="--format")
-    protected = [p for p in inputs if p and p != "-"]
-    for _, target in plan:
-        if target is not None and target != "-":
-            try:
-                safeio.check_output_path(target, force=force, protected=protected)
-            except safeio.UnsafePathError as exc:
-                raise click.UsageError(f"-o {target}: {exc}") from None
-    return plan
 
 
 def load_common(settings_file: str | None, exceptions_file: str | None,
@@ -188,57 +150,6 @@ def _sinks(stack: ExitStack, plan: Plan, streaming: bool) -> list[Callable[[Any]
     return sinks
 
 
-def write_reports(result: Any, plan: Plan) -> list[str]:
-    from kubeharden import safeio
-    from kubeharden.reporters import reporters
-
-    available = reporters()
-    failures: list[str] = []
-    for fmt, out in plan:
-        if fmt == "jsonl":
-            if out not in (None, "-"):
-                click.echo(f"wrote jsonl alerts to {out}", err=True)
-            continue
-        if fmt == "table" and out is None:
-            from kubeharden.reporters.table import print_table
-
-            print_table(result)
-            continue
-        try:
-            if out in (None, "-"):
-                available[fmt].write(result, sys.stdout.buffer)
-                sys.stdout.buffer.flush()
-            else:
-                assert out is not None
-                with safeio.atomic_output(out) as fp:
-                    available[fmt].write(result, fp)
-                click.echo(f"wrote {fmt} report to {out}", err=True)
-        except OSError as exc:
-            failures.append(f"{out or 'standard output'}: cannot write the {fmt} report: {exc}")
-    return failures
-
-
-def finish(result: Any, plan: Plan, fail_on: str, show_unused: bool, extra_errors: Iterable[str] = ()) -> None:
-    threshold = _fail_threshold(fail_on)
-    failures = write_reports(result, plan) + list(extra_errors)
-    for error in result.errors:
-        where = error.source + (f":{error.line}" if error.line else "")
-        click.echo(f"error: {where}: {error.message}", err=True)
-    for failure in failures:
-        click.echo(f"error: {failure}", err=True)
-    if ("table", None) not in plan:
-        for warning in result.warnings:
-            where = warning.source + (f":{warning.line}" if warning.line else "")
-            click.echo(f"warning: {where}: {warning.message}", err=True)
-    for rule in result.exceptions.expired:
-        click.echo(f"warning: exception expired on {rule.expires} ({rule.origin}); it no longer applies", err=True)
-    if show_unused:
-        for rule in result.exceptions.unused:
-            click.echo(f"unused exception: {rule.origin} ({rule.control})", err=True)
-    code = result.exit_code(threshold) if threshold is not None else (2 if result.errors else 0)
-    sys.exit(2 if failures else code)
-
-
 def print_list(fmt: str) -> None:
     from rich.table import Table
 
@@ -304,10 +215,12 @@ class Pipeline:
         from kubeharden.audit.policy import PolicyError, coverage_findings, load_policy
         from kubeharden.audit.posture import Posture
         from kubeharden.audit.runner import AuditRun, select_detectors
+        from kubeharden.cli import _fail_on, prepare_outputs
 
-        _fail_threshold(fail_on)
-        self.plan = plan_outputs(formats, outputs, force, [*inputs, settings_file or "", exceptions_file or "",
-                                                            baseline_file or "", policy_file or "", *cluster_state])
+        _fail_on(fail_on)
+        inputs_read = [*inputs, settings_file or "", exceptions_file or "", baseline_file or "", policy_file or "",
+                       *cluster_state]
+        self.plan = prepare_outputs(formats, outputs, force, inputs_read, extensions=_EXTENSIONS)
         settings, exceptions, baseline = load_common(settings_file, exceptions_file, baseline_file)
         try:
             detectors = select_detectors(only, skip)
@@ -357,9 +270,14 @@ class Pipeline:
             self.alertmanager.flush()
             self.notes.append(f"alertmanager: {self.alertmanager.sent} alerts sent, {self.alertmanager.lost} lost")
             self.errors += self.alertmanager.errors
+        from kubeharden.cli import finish
+
         result = self.run.result(stats, self.notes)
         self.stack.close()
-        finish(result, self.plan, fail_on, show_unused, self.errors)
+        for fmt, out in self.plan:
+            if fmt == "jsonl" and out not in (None, "-"):
+                click.echo(f"wrote jsonl alerts to {out}", err=True)
+        finish(result, self.plan, fail_on, show_unused, extra_errors=self.errors)
 
 
 @audit.command("run")

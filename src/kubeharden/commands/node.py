@@ -29,15 +29,17 @@ def _report_options(fn: Any) -> Any:
 def node(click_ctx: click.Context, root: str | None, bundle: str | None, processes: bool | None,
          formats: tuple[str, ...], outputs: tuple[str, ...], fail_on: str, exceptions_file: str | None,
          show_unused_exceptions: bool, only: tuple[str, ...], skip: tuple[str, ...],
-         kubernetes_version: str | None, force: bool) -> None:
+         kubernetes_version: str | None, force: bool, details: bool, min_severity: str | None, quiet: bool,
+         max_bytes: int | None) -> None:
     """Judge control-plane and kubelet configuration from a node's files (--root) or a bundle."""
     if click_ctx.invoked_subcommand is not None:
         return
-    from kubeharden.cli import finish, prepare_outputs, settings_from
+    from kubeharden.cli import finish, prepare_outputs, settings_from, view_from
     from kubeharden.scanner import ScanRequest, UsageError, run_scan
 
     if bool(root) == bool(bundle):
         raise click.UsageError("give exactly one of --root DIR (e.g. --root /) or --bundle FILE")
+    view = view_from(fail_on, details, min_severity, quiet, max_bytes)
     settings = settings_from(kubernetes_version)
     # node files read under --root are refused as outputs by inode when written (safeio)
     plan = prepare_outputs(formats, outputs, force, [bundle or "", exceptions_file or ""])
@@ -49,7 +51,7 @@ def node(click_ctx: click.Context, root: str | None, bundle: str | None, process
         result = run_scan(request)
     except UsageError as exc:
         raise click.UsageError(str(exc)) from None
-    finish(result, plan, fail_on, show_unused_exceptions)
+    finish(result, plan, fail_on, show_unused_exceptions, view)
 
 
 @node.group("probe")

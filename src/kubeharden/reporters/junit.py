@@ -7,8 +7,8 @@ import xml.etree.ElementTree as ET
 from collections import defaultdict
 
 from kubeharden.engine import ControlResult, ScanResult
-from kubeharden.model import Section, Status
-from kubeharden.reporters import Reporter
+from kubeharden.model import Section, Severity, Status
+from kubeharden.reporters import DEFAULT_VIEW, Reporter, View
 
 
 def _finding_lines(r: ControlResult) -> str:
@@ -24,12 +24,18 @@ def _finding_lines(r: ControlResult) -> str:
     return "\n".join(lines)
 
 
-def render(result: ScanResult) -> str:
+def _failed(r: ControlResult, fail_on: Severity | None) -> bool:
+    """A test fails as CI would: a finding at or above --fail-on (none: nothing fails)."""
+    return r.status is Status.FAIL and fail_on is not None and any(
+        f.severity >= fail_on for f in r.findings if not f.excepted)
+
+
+def render(result: ScanResult, view: View = DEFAULT_VIEW) -> str:
     grouped: dict[Section, list[ControlResult]] = defaultdict(list)
     for r in result.controls:
         grouped[r.control.section].append(r)
     root = ET.Element("testsuites", name="kubeharden", tests=str(len(result.controls)),
-                      failures=str(sum(r.status is Status.FAIL for r in result.controls)),
+                      failures=str(sum(_failed(r, view.fail_on) for r in result.controls)),
                       errors=str(len(result.errors)), time=f"{result.duration:.3f}")
     for section in Section:
         results = grouped.get(section)
@@ -37,17 +43,19 @@ def render(result: ScanResult) -> str:
             continue
         suite = ET.SubElement(
             root, "testsuite", name=section.label, tests=str(len(results)),
-            failures=str(sum(r.status is Status.FAIL for r in results)), errors="0",
+            failures=str(sum(_failed(r, view.fail_on) for r in results)), errors="0",
             skipped=str(sum(r.status is Status.NOT_ASSESSED for r in results)),
         )
         for r in results:
             case = ET.SubElement(suite, "testcase", name=f"{r.control.id} {r.control.title}",
                                  classname=f"kubeharden.{section.value}")
-            if r.status is Status.FAIL:
+            if _failed(r, view.fail_on):
                 count = sum(not f.excepted for f in r.findings)
                 failure = ET.SubElement(case, "failure", type=r.control.severity.label,
                                         message=f"{count} finding(s); fix: {r.control.fix}")
                 failure.text = _finding_lines(r)
+            elif r.status is Status.FAIL:  # findings below --fail-on: reported, not failing
+                ET.SubElement(case, "system-out").text = _finding_lines(r)
             elif r.status is Status.NOT_ASSESSED:
                 ET.SubElement(case, "skipped", message=r.reason or "not assessed")
     if result.errors or result.warnings:
@@ -63,4 +71,4 @@ def render(result: ScanResult) -> str:
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
 
 
-REPORTER = Reporter("junit", render, "xml")
+REPORTER = Reporter("junit", render, "xml", render_view=render)

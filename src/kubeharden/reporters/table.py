@@ -11,9 +11,10 @@ from rich.text import Text
 
 from kubeharden.engine import ScanResult
 from kubeharden.model import Finding, Section, Severity, Status
-from kubeharden.reporters import Reporter
+from kubeharden.reporters import DEFAULT_VIEW, Reporter, View
 
 _WARNINGS_SHOWN = 20  # the rest are in the machine-readable reports
+_TOP_RESOURCES = 3
 
 SEVERITY_STYLE = {
     Severity.CRITICAL: "bold white on red",
@@ -43,13 +44,64 @@ def _score_text(score: float | None) -> Text:
     return Text(f"{score:.0f}%", style=style)
 
 
-def print_table(result: ScanResult, console: Console | None = None) -> None:
+def _shown(result: ScanResult, view: View) -> list[Finding]:
+    if view.min_severity is None:
+        return result.findings
+    return [f for f in result.findings if f.severity >= view.min_severity]
+
+
+def _print_control_summary(findings: list[Finding], console: Console) -> None:
+    """One row per control: what a person reads first on a large scan (--details lists all)."""
+    by_control: dict[str, list[Finding]] = defaultdict(list)
+    for f in findings:
+        by_control[f.control_id].append(f)
+    rows = []
+    for control_id, group in by_control.items():
+        active = [f for f in group if not f.excepted]
+        worst = max((f.severity for f in active or group), default=Severity.LOW)
+        rows.append((worst, len(active), control_id, group, active))
+    rows.sort(key=lambda r: (-r[0], -r[1], r[2]))
+    table = Table(title="Findings by control (--details lists every finding)", title_justify="left", expand=True)
+    table.add_column("Severity", no_wrap=True, min_width=8)
+    table.add_column("Control", no_wrap=True, min_width=10)
+    table.add_column("Title", ratio=2)
+    table.add_column("Findings", justify="right", no_wrap=True)
+    table.add_column("Top resources", ratio=3)
+    for worst, count, control_id, group, active in rows:
+        resources: dict[str, int] = defaultdict(int)
+        for f in active:
+            resources[_resource(f) or _location(f)] += 1
+        top = sorted(resources.items(), key=lambda kv: (-kv[1], kv[0]))[:_TOP_RESOURCES]
+        top_text = ", ".join(name + (f" ({n})" if n > 1 else "") for name, n in top)
+        if len(resources) > _TOP_RESOURCES:
+            top_text += f" and {len(resources) - _TOP_RESOURCES} more"
+        counted = str(count) + (f" (+{len(group) - count} excepted)" if len(group) > count else "")
+        title = group[0].title
+        checks = sorted({str(f.evidence["pss_check"]) for f in group if f.evidence.get("pss_check")})
+        if checks:  # the Pod Security Standards check's own name, as PSA reports it
+            title += f" ({', '.join(checks)})"
+        table.add_row(Text(worst.label.upper(), style=SEVERITY_STYLE[worst]), control_id, title, counted, top_text)
+    console.print(table)
+
+
+def print_table(result: ScanResult, console: Console | None = None, view: View = DEFAULT_VIEW) -> None:
     if console is None:
         console = Console()
         if not console.is_terminal:
             console = Console(width=140)  # pipes and CI logs: wide enough to stay readable
+    if view.quiet:
+        console.print(summary_line(result))
+        if result.errors:
+            console.print(Text(f"{len(result.errors)} input errors (listed on stderr)", style="bold red"))
+        return
+    shown = _shown(result, view)
+    if not view.details:
+        if shown:
+            _print_control_summary(shown, console)
+        _print_sections(result, console)
+        return
     grouped: dict[Section, list[Finding]] = defaultdict(list)
-    for f in result.findings:
+    for f in shown:
         grouped[f.section].append(f)
     for section in Section:
         findings = sorted(grouped.get(section, []), key=lambda f: (-f.severity, f.control_id, _location(f)))
@@ -73,7 +125,29 @@ def print_table(result: ScanResult, console: Console | None = None) -> None:
                 msg.append(f"\nexcepted: {f.exception.get('reason')}", style="dim")
             table.add_row(sev, f.control_id, where, msg)
         console.print(table)
+    _print_sections(result, console)
 
+
+def summary_line(result: ScanResult) -> Text:
+    """`412 resources, 96 findings (3 critical, ...), score 71% of 47 assessed controls (78 not assessed)`."""
+    counts = result.by_severity()
+    sev_text = ", ".join(f"{counts[s.label]} {s.label}" for s in sorted(Severity, reverse=True))
+    excepted = len(result.findings) - len(result.active_findings())
+    line = Text(f"{result.resources} resources, {len(result.active_findings())} findings ({sev_text})")
+    if excepted:
+        line.append(f", {excepted} excepted")
+    line.append(", score ")
+    line.append_text(_score_text(result.score()))
+    assessed = sum(1 for r in result.controls if r.status is not Status.NOT_ASSESSED)
+    not_assessed = len(result.controls) - assessed
+    # a score says nothing of what was not assessed: say what it covers
+    line.append(f" of {assessed} assessed control{'s' if assessed != 1 else ''}, weighted by severity")
+    if not_assessed:
+        line.append(f" ({not_assessed} not assessed)")
+    return line
+
+
+def _print_sections(result: ScanResult, console: Console) -> None:
     summary = Table(title="Summary by guidance section", title_justify="left")
     summary.add_column("Section")
     summary.add_column("Passed", justify="right")
@@ -84,15 +158,7 @@ def print_table(result: ScanResult, console: Console | None = None) -> None:
         summary.add_row(Section(name).label, str(s["passed"]), str(s["failed"]), str(s["not_assessed"]),
                         _score_text(s["score"]))
     console.print(summary)
-    counts = result.by_severity()
-    sev_text = ", ".join(f"{counts[s.label]} {s.label}" for s in sorted(Severity, reverse=True))
-    excepted = len(result.findings) - len(result.active_findings())
-    line = Text(f"{result.resources} resources, {len(result.active_findings())} findings ({sev_text})")
-    if excepted:
-        line.append(f", {excepted} excepted")
-    line.append(", score ")
-    line.append_text(_score_text(result.score()))
-    console.print(line)
+    console.print(summary_line(result))
     not_assessed = sum(1 for r in result.controls if r.status is Status.NOT_ASSESSED)
     if not_assessed:
         console.print(Text(f"{not_assessed} controls not assessed (see JSON report for reasons)", style="dim"))
@@ -112,10 +178,10 @@ def print_table(result: ScanResult, console: Console | None = None) -> None:
         console.print(Text(note, style="dim"))
 
 
-def render(result: ScanResult) -> str:
+def render(result: ScanResult, view: View = DEFAULT_VIEW) -> str:
     buf = io.StringIO()
-    print_table(result, Console(file=buf, width=160, no_color=True))
+    print_table(result, Console(file=buf, width=160, no_color=True), view)
     return buf.getvalue()
 
 
-REPORTER = Reporter("table", render, "txt")
+REPORTER = Reporter("table", render, "txt", render_view=render)
