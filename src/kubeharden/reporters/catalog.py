@@ -11,6 +11,7 @@ from rich.syntax import Syntax
 from rich.table import Table
 
 from kubeharden.catalog import Control
+from kubeharden.coverage import Coverage, counts
 from kubeharden.inventory import WORKLOAD_KINDS
 
 
@@ -88,3 +89,41 @@ def print_explanation(c: Control, console: Console | None = None) -> None:
             console.print(Syntax(ex.yaml.strip("\n"), "yaml", theme="ansi_dark", word_wrap=True))
         else:  # piped: the snippet exactly as written, never cropped, so that it can be applied
             console.out(ex.yaml.strip("\n"), highlight=False)
+
+
+def coverage_json(rows: list[Coverage]) -> str:
+    doc = {
+        "counts": counts(rows),
+        "recommendations": [
+            {
+                "id": row.recommendation.id,
+                "group": row.recommendation.group,
+                "recommendation": row.recommendation.recommendation,
+                "status": row.status,
+                "controls": row.controls,
+                "detectors": row.detectors,
+                "tools": row.tools,
+                "manual": [{"control": cid, "reason": reason} for cid, reason in row.manual],
+            }
+            for row in rows
+        ],
+    }
+    return orjson.dumps(doc, option=orjson.OPT_INDENT_2).decode()
+
+
+def print_coverage(rows: list[Coverage], console: Console | None = None) -> None:
+    console = console or Console()
+    tally = counts(rows)
+    table = Table(title=f"{tally['total']} recommendations: {tally['implemented']} implemented, "
+                  f"{tally['manual']} manual, {tally['missing']} missing", title_justify="left", expand=True)
+    table.add_column("ID", no_wrap=True)
+    table.add_column("Status", no_wrap=True)
+    table.add_column("Recommendation", ratio=4, overflow="fold")
+    table.add_column("Implemented by", ratio=4, overflow="fold")
+    for row in rows:
+        parts = [*row.controls, *row.detectors, *row.tools]
+        parts += [f"{cid} (manual: {reason})" for cid, reason in row.manual]
+        status = {"implemented": "[green]implemented[/]", "manual": "[yellow]manual[/]",
+                  "missing": "[red]missing[/]"}[row.status]
+        table.add_row(row.recommendation.id, status, row.recommendation.recommendation, ", ".join(parts) or "-")
+    console.print(table)
