@@ -304,10 +304,18 @@ def scan(paths: tuple[str, ...], profile: str, formats: tuple[str, ...], outputs
 @cli.command("controls")
 @click.option("--profile", "-p", default=None, help="Only controls of this profile.")
 @click.option("--format", "-f", "fmt", type=click.Choice(["table", "json"]), default="table")
-def list_controls(profile: str | None, fmt: str) -> None:
+@click.option("--coverage", is_flag=True, help="Every guidance recommendation with what implements it.")
+@click.option("--spec", type=click.Path(dir_okay=False, exists=True), metavar="FILE",
+              help="With --coverage: the ids of this guidance.md instead of the packaged list.")
+def list_controls(profile: str | None, fmt: str, coverage: bool, spec: str | None) -> None:
     """List the control catalog."""
     from kubeharden.reporters.catalog import catalog_json, print_catalog
 
+    if coverage or spec:
+        from kubeharden.commands.coverage import show_coverage
+
+        show_coverage(fmt, spec, profile)
+        return
     if profile is not None and profile not in profiles():
         raise click.BadParameter(f"unknown profile {profile!r} (known: {', '.join(sorted(profiles()))})",
                                  param_hint="--profile")
