@@ -251,6 +251,7 @@ class Finding:
     section: Section = Section.POD
     title: str = ""
     fix: Fix | None = None
+    baseline: str | None = None  # "new" or "existing" when compared with a baseline (--baseline)
 
     @property
     def excepted(self) -> bool:

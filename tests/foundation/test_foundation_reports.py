@@ -66,7 +66,11 @@ def test_json_contract(tmp_path: Path) -> None:
     assert {"id", "title", "section", "guidance", "severity", "status", "findings"} <= set(control)
     assert control["status"] == "fail" and control["guidance"] == ["NSA-POD-5"] and control["findings"] == 1
     [finding] = report["findings"]
-    assert {"control_id", "severity", "resource", "source", "path", "message", "remediation"} <= set(finding)
+    assert {"control_id", "severity", "resource", "source", "path", "message", "remediation",
+            "fingerprint"} <= set(finding)
+    # stable identity (kubeharden.fingerprint): 32 hex digits; "baseline" only when compared with one
+    assert len(finding["fingerprint"]) == 32 and int(finding["fingerprint"], 16) >= 0
+    assert "baseline" not in finding
     assert finding["resource"] == {"apiVersion": "v1", "kind": "Pod", "namespace": "apps", "name": "priv"}
     assert finding["source"]["line"] == 11 and finding["source"]["file"].endswith("p.yaml")
     assert finding["value"] is True

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, BinaryIO
 
 from kubeharden.engine import ScanResult
+from kubeharden.fingerprint import fingerprint
 from kubeharden.model import Finding
 from kubeharden.reporters import Reporter, jsonstream
 
@@ -30,6 +31,9 @@ def finding_to_dict(f: Finding) -> dict[str, Any]:
     out["excepted"] = f.excepted
     if f.exception is not None:
         out["exception"] = f.exception
+    out["fingerprint"] = fingerprint(f)
+    if f.baseline is not None:
+        out["baseline"] = f.baseline
     return out
 
 

@@ -3,13 +3,13 @@ result per finding with a relative path and the real line; excepted findings are
 
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 from typing import Any, BinaryIO
 from urllib.parse import quote
 
 from kubeharden.engine import ScanResult
+from kubeharden.fingerprint import FINGERPRINT_VERSION, fingerprint
 from kubeharden.model import Finding, Severity, Status
 from kubeharden.reporters import Reporter, jsonstream
 
@@ -68,15 +68,6 @@ def _location(f: Finding) -> dict[str, Any]:
     return loc
 
 
-def _fingerprint(f: Finding) -> str:
-    """Stable across runs while the finding is the same: control, resource, field path and file,
-    not the line (an edit above the field moves it) nor the message."""
-    res = f.resource or {}
-    key = "\x00".join(str(part) for part in (f.control_id, res.get("kind"), res.get("namespace"),
-                                              res.get("name"), f.path, f.file or ""))
-    return hashlib.sha256(key.encode()).hexdigest()[:32]
-
-
 def _result(f: Finding, rule_index: dict[str, int]) -> dict[str, Any]:
     item: dict[str, Any] = {
         "ruleId": f.control_id,
@@ -84,7 +75,7 @@ def _result(f: Finding, rule_index: dict[str, int]) -> dict[str, Any]:
         "level": _LEVEL[f.severity],
         "message": {"text": f"{f.message}. Fix: {f.remediation}"},
         "locations": [_location(f)],
-        "partialFingerprints": {"kubeharden/v1": _fingerprint(f)},
+        "partialFingerprints": {FINGERPRINT_VERSION: fingerprint(f)},
         "properties": {"severity": f.severity.label, "security-severity": _SECURITY_SEVERITY[f.severity],
                        "path": f.path, "resource": f.resource},
     }
