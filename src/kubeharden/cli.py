@@ -14,6 +14,7 @@ import click
 
 from kubeharden import __version__, safeio
 from kubeharden.catalog import Settings, all_controls, get_control, profiles
+from kubeharden.commands.history import ResultsOptions, record_results, results_options
 from kubeharden.commands.images import image_options, image_settings
 from kubeharden.commands.rbac import risk_setting_options
 from kubeharden.commands.snapshot import cluster_options, cluster_source
@@ -26,14 +27,14 @@ from kubeharden.sources.cluster import ClusterOptions
 from kubeharden.versions import parse_minor
 from kubeharden.yamlsafe import MAX_DEPTH_LIMIT, Limits
 
-FORMATS = ("table", "json", "sarif", "junit", "markdown", "html")
+FORMATS = ("table", "json", "sarif", "junit", "markdown", "html", "prometheus")
 _EXTENSION_FORMATS = {
     ".json": "json", ".sarif": "sarif", ".xml": "junit", ".md": "markdown", ".html": "html",
-    ".htm": "html", ".txt": "table",
+    ".htm": "html", ".txt": "table", ".prom": "prometheus",
 }
 _DEFAULT_LIMITS = Limits()
 # Modules under kubeharden.commands that contribute sub-commands (each has COMMANDS: list).
-COMMAND_MODULES = ("netpol", "rbac", "node", "generate", "snapshot", "audit", "fix", "images")
+COMMAND_MODULES = ("netpol", "rbac", "node", "generate", "snapshot", "audit", "fix", "images", "history")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -239,6 +240,7 @@ def finish(result: ScanResult, plan: Plan, fail_on: str, show_unused: bool, view
               help="Registries images may come from (off unless given).")
 @risk_setting_options
 @image_options
+@results_options
 @click.option("--as-cluster", is_flag=True,
               help="Treat the inputs as the complete contents of one cluster.")
 @click.option("--cluster", "live", is_flag=True, help="Scan the live cluster of the kubeconfig.")
@@ -259,7 +261,7 @@ def scan(paths: tuple[str, ...], profile: str, formats: tuple[str, ...], outputs
          rbac_expected_subjects: tuple[str, ...], as_cluster: bool, live: bool, cluster: ClusterOptions,
          helm_values: tuple[str, ...], helm_set: tuple[str, ...], max_file_size: int, max_depth: int,
          max_aliases: int, force: bool, details: bool, min_severity: str | None, quiet: bool,
-         max_bytes: int | None, **image_args: Any) -> None:
+         max_bytes: int | None, results: ResultsOptions, **image_args: Any) -> None:
     """Scan manifests (files, directories, '-' for stdin), snapshots or a live cluster."""
     view = view_from(fail_on, details, min_severity, quiet, max_bytes)
     if not paths and not live:
@@ -298,7 +300,8 @@ def scan(paths: tuple[str, ...], profile: str, formats: tuple[str, ...], outputs
         result = run_scan(request)
     except UsageError as exc:
         raise click.UsageError(str(exc)) from None
-    finish(result, plan, fail_on, show_unused_exceptions, view)
+    result, store_errors = record_results(result, results)
+    finish(result, plan, fail_on, show_unused_exceptions, view, store_errors)
 
 
 @cli.command("controls")
