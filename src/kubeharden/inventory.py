@@ -40,6 +40,7 @@ CLUSTER_SCOPED_KINDS = frozenset(
         "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding", "CertificateSigningRequest",
         "GatewayClass", "ComponentStatus", "MutatingAdmissionPolicy", "MutatingAdmissionPolicyBinding",
         "FlowSchema", "PriorityLevelConfiguration", "ClusterTrustBundle",
+        "CiliumClusterwideNetworkPolicy", "AdminNetworkPolicy", "BaselineAdminNetworkPolicy",
         "Dockerfile", "ImageConfig", "ImageScan",  # kubeharden's image evidence (kubeharden.images)
     }
 )

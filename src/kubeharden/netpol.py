@@ -27,9 +27,9 @@ import re
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from kubeharden.inventory import Inventory, PodSpecView, as_list
+from kubeharden.inventory import Inventory, PodSpecView, as_list, service_account_name
 from kubeharden.loader import paused_gc
 from kubeharden.model import Path, Resource
 
@@ -42,6 +42,9 @@ NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
 DEFAULT_NAMESPACE = "default"
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+if TYPE_CHECKING:
+    from kubeharden.netpol_ext import ExtPeer, ExtPolicy, ExtRule
 
 
 class PolicyError(ValueError):
@@ -176,6 +179,28 @@ class PortSet:
             for p2, lo2, hi2 in other.ranges:
                 if p1 == p2 and max(lo1, lo2) <= min(hi1, hi2):
                     out.append((p1, max(lo1, lo2), min(hi1, hi2)))
+        return PortSet.of(out)
+
+    def minus(self, other: PortSet) -> PortSet:
+        if other.empty or self.empty:
+            return self
+        out: list[tuple[str, int, int]] = []
+        for proto, lo, hi in self.ranges:
+            pieces = [(lo, hi)]
+            for p2, lo2, hi2 in other.ranges:
+                if p2 != proto:
+                    continue
+                kept = []
+                for a, b in pieces:
+                    if hi2 < a or lo2 > b:
+                        kept.append((a, b))
+                        continue
+                    if a < lo2:
+                        kept.append((a, lo2 - 1))
+                    if hi2 < b:
+                        kept.append((hi2 + 1, b))
+                pieces = kept
+            out.extend((proto, a, b) for a, b in pieces)
         return PortSet.of(out)
 
     def contains(self, protocol: str, port: int) -> bool:
@@ -554,9 +579,9 @@ def _endpoint(pod: PodSpecView) -> Endpoint:
 
 @dataclass(frozen=True, slots=True)
 class RuleMatch:
-    policy: Policy
-    rule: Rule
-    ports: PortSet  # what this rule opens for the pair
+    policy: Policy | ExtPolicy
+    rule: Rule | ExtRule
+    ports: PortSet  # what this rule opens for the pair (denies, for a deny rule)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -574,9 +599,11 @@ class SideVerdict:
     direction: str
     endpoint: Endpoint
     isolated: bool
-    policies: list[Policy]  # policies of this type selecting the endpoint
+    policies: list[Policy | ExtPolicy]  # policies of this type selecting the endpoint
     matches: list[RuleMatch]  # rules that admit the peer (any port)
     ports: PortSet  # allowed ports (ALL when not isolated)
+    denials: list[RuleMatch] = field(default_factory=list)  # deny rules that took ports away
+    notes: list[str] = field(default_factory=list)  # constructs beyond L4 among the deciding policies
 
     def deciding(self, protocol: str | None, ports: Iterable[int]) -> list[RuleMatch]:
         """The rules that admit the queried port (all matching rules when no port is given)."""
@@ -593,6 +620,7 @@ class SideVerdict:
             "policies": [p.key for p in self.policies],
             "allowed_ports": self.ports.describe(),
             "rules": [m.to_json() for m in self.matches],
+            **({"denied_by": [m.to_json() for m in self.denials]} if self.denials else {}),
         }
 
 
@@ -657,6 +685,11 @@ class PolicyProblem:
 
     @property
     def policy_key(self) -> str:
+        if self.resource.kind in ("CiliumClusterwideNetworkPolicy", "AdminNetworkPolicy",
+                                  "BaselineAdminNetworkPolicy"):
+            return f"{self.resource.kind}/{self.resource.name}"
+        if self.resource.kind == "CiliumNetworkPolicy":
+            return f"{resource_namespace(self.resource)}/{self.resource.kind}/{self.resource.name}"
         return f"{resource_namespace(self.resource)}/{self.resource.name}"
 
 
@@ -682,6 +715,17 @@ class NetworkModel:
                 continue
             self.policies.append(policy)
             self.policies_by_namespace[policy.namespace].append(policy)
+        from kubeharden.netpol_ext import EXTENDED_KINDS, parse_extended
+
+        # Cilium and admin policies (netpol_ext): evaluated in side() around the NetworkPolicies.
+        self.extended: list[ExtPolicy] = []
+        for res in inventory.of_kind(*EXTENDED_KINDS):
+            try:
+                self.extended.extend(parse_extended(res))
+            except PolicyError as exc:
+                self.problems.append(PolicyProblem(res, exc.path, exc.message))
+        self._ext_position = {id(p): i for i, p in enumerate(self.extended)}
+        self._ext_selecting: dict[int, list[ExtPolicy]] = {}
         self.endpoints: list[Endpoint] = [_endpoint(pod) for pod in inventory.pod_specs()]
         self.endpoints_by_namespace: dict[str, list[Endpoint]] = defaultdict(list)
         for ep in self.endpoints:
@@ -717,7 +761,50 @@ class NetworkModel:
 
     def namespaces(self) -> list[str]:
         names = set(self.namespace_objects) | set(self.endpoints_by_namespace)
+        names |= {p.subject.namespace for p in self.extended if p.subject.namespace is not None}
         return sorted(names | set(self.policies_by_namespace))
+
+    # -- Cilium and admin policies -------------------------------------------------------------
+
+    def cilium_labels(self, endpoint: Endpoint) -> dict[str, str]:
+        """The identity labels Cilium gives the pods: their own, namespace, namespace labels, account."""
+        labels = dict(endpoint.labels)
+        labels["io.kubernetes.pod.namespace"] = endpoint.namespace
+        labels["io.cilium.k8s.policy.serviceaccount"] = service_account_name(endpoint.pod)
+        for key, value in self.namespace_labels(endpoint.namespace).items():
+            labels["io.cilium.k8s.namespace.labels." + key] = value
+        return labels
+
+    def ext_peer_selects(self, peer: ExtPeer, other: Endpoint) -> bool:
+        """Whether a pods peer (or subject) of a Cilium or admin policy selects ``other``."""
+        if peer.kind == "entity":
+            return peer.entity in ("cluster", "all")
+        if peer.kind != "pods" or other.host_network:
+            return False  # host-network pods are the host to Cilium and outside admin policies
+        if peer.namespace is not None and other.namespace != peer.namespace:
+            return False
+        if peer.namespace_selector is not None and \
+                not peer.namespace_selector.matches(self.namespace_labels(other.namespace)):
+            return False
+        labels = self.cilium_labels(other) if peer.cilium_labels else other.labels
+        return peer.pod_selector.matches(labels)
+
+    def ext_selecting(self, endpoint: Endpoint, direction: str | None = None) -> list[ExtPolicy]:
+        """Cilium and admin policies whose subject selects the endpoint (having that direction)."""
+        found = self._ext_selecting.get(id(endpoint))
+        if found is None:
+            found = [p for p in self.extended if not p.select_nothing and self.ext_peer_selects(p.subject, endpoint)]
+            self._ext_selecting[id(endpoint)] = found
+        if direction is None:
+            return list(found)
+        return [p for p in found if direction in p.types]
+
+    def _ext_isolates(self, policy: ExtPolicy, direction: str) -> bool:
+        from kubeharden.netpol_ext import NETWORK_POLICY_TIER, admin_denies_everything
+
+        if policy.tier == NETWORK_POLICY_TIER:
+            return direction in policy.default_deny
+        return any(admin_denies_everything(r) for r in policy.rules(direction))
 
     def selecting(self, endpoint: Endpoint, direction: str | None = None) -> list[Policy]:
         """Policies whose podSelector selects the endpoint (of one type, when given)."""
@@ -736,14 +823,33 @@ class NetworkModel:
         return [p for p in found if direction in p.types]
 
     def isolated(self, endpoint: Endpoint, direction: str) -> bool:
-        return bool(self.selecting(endpoint, direction))
+        """Default deny applies: a NetworkPolicy of that type or a Cilium policy with that section
+        selects it, or an admin policy denies every peer."""
+        return bool(self.selecting(endpoint, direction)) or any(
+            self._ext_isolates(p, direction) for p in self.ext_selecting(endpoint, direction))
 
     def namespace_isolated_by_default(self, namespace: str, direction: str) -> bool:
         """A policy of that type selects every pod of the namespace, present and future."""
-        return any(
-            direction in p.types and p.pod_selector.selects_everything
-            for p in self.policies_by_namespace.get(namespace, ())
-        )
+        if any(direction in p.types and p.pod_selector.selects_everything
+               for p in self.policies_by_namespace.get(namespace, ())):
+            return True
+        labels = {"io.kubernetes.pod.namespace": namespace,
+                  **{"io.cilium.k8s.namespace.labels." + k: v for k, v in self.namespace_labels(namespace).items()}}
+        for policy in self.extended:
+            subject = policy.subject
+            if policy.select_nothing or not self._ext_isolates(policy, direction):
+                continue
+            if subject.namespace is not None and subject.namespace != namespace:
+                continue
+            if subject.namespace_selector is not None and \
+                    not subject.namespace_selector.matches(self.namespace_labels(namespace)):
+                continue
+            # Only requirements on the namespace: every pod of it, present and future.
+            requirements = subject.pod_selector.requirements
+            if all(r.key in labels or r.key.startswith("io.cilium.k8s.namespace.labels.") for r in requirements) \
+                    and subject.pod_selector.matches(labels) if subject.cilium_labels else not requirements:
+                return True
+        return False
 
     # -- peers ---------------------------------------------------------------------------------
 
@@ -765,9 +871,13 @@ class NetworkModel:
         """What ``endpoint``'s policies of ``direction`` allow with ``peer``. Named ports resolve
         against ``port_owner`` (the destination pod; None for an address outside the model)."""
         policies = self.selecting(endpoint, direction)
+        extended = self.ext_selecting(endpoint, direction)
+        if extended:
+            return self._layered_side(endpoint, direction, peer, port_owner, policies, extended)
         if not policies:
             return SideVerdict(direction, endpoint, False, [], [], ALL_PORTS)
         named = port_owner.named_ports if port_owner is not None else {}
+        selected: list[Policy | ExtPolicy] = list(policies)
         matches: list[RuleMatch] = []
         allowed = NO_PORTS
         for policy in policies:
@@ -777,7 +887,108 @@ class NetworkModel:
                 ports = rule.port_set(named)
                 matches.append(RuleMatch(policy, rule, ports))
                 allowed = allowed.union(ports)
-        return SideVerdict(direction, endpoint, True, policies, matches, allowed)
+        return SideVerdict(direction, endpoint, True, selected, matches, allowed)
+
+    def _layered_side(self, endpoint: Endpoint, direction: str, peer: Endpoint | IPNetwork,
+                      port_owner: Endpoint | None, policies: list[Policy], extended: list[ExtPolicy]) -> SideVerdict:
+        """AdminNetworkPolicy (by priority) -> NetworkPolicy and Cilium policies (deny wins) ->
+        BaselineAdminNetworkPolicy -> allowed; each port is decided by the first tier that decides it."""
+        from kubeharden.netpol_ext import ADMIN_TIER, ALLOW, BASELINE_TIER, DENY, NETWORK_POLICY_TIER
+
+        named = port_owner.named_ports if port_owner is not None else {}
+        side = SideVerdict(direction, endpoint, False, [], [], NO_PORTS)
+        admin = sorted((p for p in extended if p.tier == ADMIN_TIER),
+                       key=lambda p: (p.priority, self._ext_position[id(p)]))
+        cilium = [p for p in extended if p.tier == NETWORK_POLICY_TIER]
+        baseline = [p for p in extended if p.tier == BASELINE_TIER]
+        allowed, remaining = NO_PORTS, ALL_PORTS  # remaining: ports no tier has decided yet
+
+        def first_match(tier: list[ExtPolicy], pending: PortSet) -> PortSet:
+            """Apply the ordered rules of an admin tier to the pending ports; returns what stays pending."""
+            nonlocal allowed
+            for policy in tier:
+                for rule in policy.rules(direction):
+                    self._note_beyond_l4(side, policy, rule)
+                    if not self._ext_rule_admits(rule, peer):
+                        continue
+                    ports = rule.port_set(named).intersect(pending)
+                    if ports.empty:
+                        continue
+                    pending = pending.minus(ports)
+                    if rule.action == ALLOW:
+                        allowed = allowed.union(ports)
+                        side.matches.append(RuleMatch(policy, rule, ports))
+                    elif rule.action == DENY:
+                        side.denials.append(RuleMatch(policy, rule, ports))
+                    else:  # Pass: the NetworkPolicy tier decides these ports
+                        passed.append(ports)
+            return pending
+
+        passed: list[PortSet] = []
+        remaining = first_match(admin, remaining)
+        for ports in passed:
+            remaining = remaining.union(ports)
+        side.policies.extend(p for p in admin if p.rules(direction))
+
+        # NetworkPolicy tier: NetworkPolicies and Cilium policies together; a Cilium deny beats every allow.
+        denied = NO_PORTS
+        for policy in cilium:
+            for rule in policy.rules(direction):
+                self._note_beyond_l4(side, policy, rule)
+                if rule.action == DENY and self._ext_rule_admits(rule, peer):
+                    ports = rule.port_set(named).intersect(remaining)
+                    if not ports.empty:
+                        denied = denied.union(ports)
+                        side.denials.append(RuleMatch(policy, rule, ports))
+        isolating: list[Policy | ExtPolicy] = [*policies, *(p for p in cilium if direction in p.default_deny)]
+        if isolating:
+            side.isolated = True
+            side.policies.extend(isolating)
+            opened = NO_PORTS
+            for np in policies:
+                for np_rule in np.rules(direction):
+                    if self._rule_admits(np_rule, np, peer):
+                        ports = np_rule.port_set(named)
+                        side.matches.append(RuleMatch(np, np_rule, ports.intersect(remaining).minus(denied)))
+                        opened = opened.union(ports)
+            for policy in cilium:
+                for rule in policy.rules(direction):
+                    if rule.action == ALLOW and self._ext_rule_admits(rule, peer):
+                        ports = rule.port_set(named)
+                        side.matches.append(RuleMatch(policy, rule, ports.intersect(remaining).minus(denied)))
+                        opened = opened.union(ports)
+            allowed = allowed.union(opened.intersect(remaining).minus(denied))
+        else:
+            remaining = remaining.minus(denied)
+            passed = []
+            remaining = first_match(baseline, remaining)
+            side.policies.extend(p for p in baseline if p.rules(direction))
+            allowed = allowed.union(remaining)  # nothing decided them: allowed
+        side.isolated = side.isolated or bool(side.policies) or bool(side.denials)
+        side.ports = allowed
+        return side
+
+    def _ext_rule_admits(self, rule: ExtRule, peer: Endpoint | IPNetwork) -> bool:
+        if rule.every_peer:
+            return True
+        for candidate in rule.peers:
+            if isinstance(peer, Endpoint):
+                if self.ext_peer_selects(candidate, peer):
+                    return True
+            elif candidate.kind == "entity":
+                if candidate.entity in ("world", "all") or candidate.entity == f"world-ipv{peer.version}":
+                    return True
+            elif candidate.block is not None and candidate.block.covers(peer):
+                return True
+        return False
+
+    @staticmethod
+    def _note_beyond_l4(side: SideVerdict, policy: ExtPolicy, rule: ExtRule) -> None:
+        if rule.beyond_l4:
+            note = (f"{policy.key} {rule.field_name} uses {', '.join(rule.beyond_l4)}: beyond L4, not evaluated "
+                    "(the answer stands on its L3/L4 part)")
+            if note not in side.notes:
+                side.notes.append(note)
 
     def _rule_admits(self, rule: Rule, policy: Policy, peer: Endpoint | IPNetwork) -> bool:
         if not rule.peers:
@@ -806,6 +1017,7 @@ class NetworkModel:
                                    f"ingress allows ({ingress.ports.describe()}) do not overlap")
         _decide(verdict, (egress, ingress), protocol, numbers)
         self._pod_notes(verdict, source, destination)
+        _side_notes(verdict, (egress, ingress))
         return verdict
 
     def can_reach_address(self, source: Endpoint, address: IPNetwork,
@@ -820,6 +1032,7 @@ class NetworkModel:
             verdict.notes.append(f"part of {address} is allowed by an ipBlock; ask for a single address")
         if source.host_network:
             verdict.notes.append(_host_network_note(source))
+        _side_notes(verdict, (egress,))
         return verdict
 
     def can_be_reached_from_address(self, address: IPNetwork, destination: Endpoint,
@@ -832,10 +1045,16 @@ class NetworkModel:
         _decide(verdict, (ingress,), protocol, numbers)
         if destination.host_network:
             verdict.notes.append(_host_network_note(destination))
+        _side_notes(verdict, (ingress,))
         return verdict
 
     def _partially_allowed(self, side: SideVerdict, address: IPNetwork) -> bool:
         for policy in side.policies:
+            if not isinstance(policy, Policy):
+                if any(p.block is not None and p.block.touches(address) for r in policy.rules(EGRESS)
+                       if r.action == "Allow" for p in r.peers):
+                    return True
+                continue
             for rule in policy.rules(EGRESS):
                 if any(p.ip_block is not None and p.ip_block.touches(address) for p in rule.peers):
                     return True
@@ -865,7 +1084,16 @@ class NetworkModel:
                                    f"policyTypes {side.direction} selects it): everything is allowed")
             return
         names = ", ".join(p.key for p in side.policies)
+        denied = [m for m in side.denials if (protocol is None and not m.ports.empty)
+                  or (protocol is not None and any(m.ports.contains(protocol, n) for n in numbers))]
+        if denied and (protocol is not None or side.ports.empty):
+            rules = "; ".join(f"{m.policy.key} {m.rule.field_name} ({m.rule.describe()})" for m in denied)
+            verdict.reasons.append(f"{word}: denied by {rules}")
+            return
         deciding = side.deciding(protocol, numbers)
+        if not deciding and not side.matches and side.ports.everything:
+            verdict.reasons.append(f"{word}: no rule of {names} decides it: allowed")
+            return
         if deciding:
             rules = "; ".join(f"{m.policy.key} {m.rule.field_name} ({m.rule.describe()})" for m in deciding)
             verdict.reasons.append(f"{word}: allowed by {rules}")
@@ -888,6 +1116,8 @@ class NetworkModel:
             if side is None or not side.isolated:
                 continue
             for policy in side.policies:
+                if not isinstance(policy, Policy):
+                    continue
                 for rule in policy.rules(side.direction):
                     for peer in rule.peers:
                         if peer.ip_block is not None and peer.ip_block.cidr.prefixlen == 0:
@@ -950,9 +1180,18 @@ class NetworkModel:
             "name": endpoint.name,
             "ingress_isolated": self.isolated(endpoint, INGRESS),
             "egress_isolated": self.isolated(endpoint, EGRESS),
-            "policies": [{"name": p.key, "types": sorted(p.types)} for p in selecting],
+            "policies": [{"name": p.key, "types": sorted(p.types)} for p in selecting]
+            + self._ext_status(endpoint),
             "host_network": endpoint.host_network,
         }
+
+    def _ext_status(self, endpoint: Endpoint) -> list[dict[str, Any]]:
+        """The Cilium and admin policies selecting the endpoint (one entry per object)."""
+        out: dict[str, dict[str, Any]] = {}
+        for p in self.ext_selecting(endpoint):
+            entry = out.setdefault(p.key, {"name": p.key, "kind": p.resource.kind, "types": []})
+            entry["types"] = sorted(set(entry["types"]) | p.types)
+        return list(out.values())
 
     def matrix(self, namespace: str) -> tuple[list[Endpoint], list[list[Verdict]]]:
         """Who can reach whom among the endpoints of one namespace (rows: sources)."""
@@ -970,6 +1209,11 @@ def _decide(verdict: Verdict, sides: tuple[SideVerdict, ...], protocol: str | No
         verdict.allowed = any(verdict.ports.contains(protocol, n) for n in numbers)
     if verdict.allowed:
         verdict.deciding = [m for side in sides for m in side.deciding(protocol, numbers)]
+
+
+def _side_notes(verdict: Verdict, sides: tuple[SideVerdict, ...]) -> None:
+    for side in sides:
+        verdict.notes.extend(n for n in side.notes if n not in verdict.notes)
 
 
 def _host_network_note(endpoint: Endpoint) -> str:

@@ -83,3 +83,40 @@ def test_pod_023_uses_the_same_namespace(tmp_path: Path) -> None:
         # observability/dashboards is bound nowhere (the binding is default's), so its token is unneeded;
         # the default namespace's Deployment runs as the bound account and calls the API.
         assert flagged == {("observability", "dashboards")}, extra
+
+
+KUSTOMIZE_BASE = """\
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {name: operator}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: view}
+subjects:
+- {kind: ServiceAccount, name: operator}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: operator}
+spec:
+  selector: {matchLabels: {app: operator}}
+  template:
+    metadata: {labels: {app: operator}}
+    spec:
+      serviceAccountName: operator
+      containers: [{name: manager, image: registry.example/operator:1.0}]
+"""
+
+
+def test_unplaced_pods_still_match_their_bindings_by_name(tmp_path: Path) -> None:
+    # A kustomize base: neither the pod nor the ClusterRoleBinding subject has a namespace yet.
+    path = tmp_path / "base.yaml"
+    path.write_text(KUSTOMIZE_BASE)
+    report = json.loads(CliRunner().invoke(cli, ["scan", str(path), "-c", "KH-POD-023", "-f", "json",
+                                                 "--as-cluster"]).stdout)
+    assert report["findings"] == []
+    placed = KUSTOMIZE_BASE.replace("metadata: {name: operator}\nspec:",
+                                    "metadata: {name: operator, namespace: ops}\nspec:")
+    path.write_text(placed)
+    report = json.loads(CliRunner().invoke(cli, ["scan", str(path), "-c", "KH-POD-023", "-f", "json",
+                                                 "--as-cluster"]).stdout)
+    # placed in ops, the account is bound nowhere (the subject names no namespace, which binds nobody)
+    assert [(f["resource"]["namespace"], f["resource"]["name"]) for f in report["findings"]] == [("ops", "operator")]

@@ -96,7 +96,7 @@ def status(paths: tuple[str, ...], namespace: str | None, fmt: str) -> None:
         for column in ("Namespace", "Pod / workload", "Ingress", "Egress", "Selected by"):
             table.add_column(column)
         for row in rows:
-            policies = ", ".join(f"{p['name'].split('/', 1)[1]} ({'+'.join(p['types'])})"
+            policies = ", ".join(f"{_policy_name(p['name'], row['namespace'])} ({'+'.join(p['types'])})"
                                  for p in row["policies"])
             name = Text(f"{row['kind']}/{row['name']}" + (" [hostNetwork]" if row["host_network"] else ""))
             table.add_row(Text(row["namespace"]), name, _isolation(row["ingress_isolated"]),
@@ -107,6 +107,12 @@ def status(paths: tuple[str, ...], namespace: str | None, fmt: str) -> None:
         else:
             console.print("no pods or workloads in the input")
     sys.exit(EXIT_ERROR if errors else 0)
+
+
+def _policy_name(key: str, namespace: str) -> str:
+    """A policy as the table shows it: without the pod's namespace (`web`, `CiliumNetworkPolicy/web`,
+    `AdminNetworkPolicy/tenants`)."""
+    return key[len(namespace) + 1:] if key.startswith(namespace + "/") else key
 
 
 def _isolation(isolated: bool) -> Text:

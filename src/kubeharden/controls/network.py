@@ -409,7 +409,7 @@ def pod_not_selected(ctx: Context) -> Iterator[Violation]:
     endpoints, skipped = _judged_endpoints(ctx, SYSTEM_NAMESPACES)
     found = False
     for ep in endpoints:
-        if not model.selecting(ep):
+        if not model.selecting(ep) and not model.ext_selecting(ep):
             found = True
             yield _pod_violation(ep, f"{ep.kind} '{ep.name}' in namespace '{ep.namespace}' is selected by no "
                                  "NetworkPolicy: ingress and egress are open")
@@ -606,18 +606,21 @@ def metadata_reachable(ctx: Context) -> Iterator[Violation]:
         assessed += 1
         reachable = []
         rules: list[str] = []
+        notes: list[str] = []
         for address in METADATA_ADDRESSES:
             side = model.side(ep, EGRESS, address, None)
+            notes.extend(n for n in side.notes if n not in notes)
             if not side.ports.empty:
                 reachable.append(str(address.network_address))
                 rules.extend(f"{m.policy.key} {m.rule.field_name}" for m in side.matches if not m.ports.empty)
         if reachable:
             found = True
+            through = ", ".join(sorted(set(rules))) or "no rule that decides it (no policy tier denies it)"
             yield _pod_violation(
                 ep,
-                f"{ep.kind} '{ep.name}' can reach the metadata service ({', '.join(reachable)}) through "
-                f"{', '.join(sorted(set(rules)))}",
-                evidence={"addresses": reachable, "rules": sorted(set(rules))},
+                f"{ep.kind} '{ep.name}' can reach the metadata service ({', '.join(reachable)}) through {through}"
+                + (f"; {'; '.join(notes)}" if notes else ""),
+                evidence={"addresses": reachable, "rules": sorted(set(rules)), **({"notes": notes} if notes else {})},
             )
     if not found and skipped:
         # Pods whose namespace cannot be judged may be open: never pass on that.
@@ -627,13 +630,20 @@ def metadata_reachable(ctx: Context) -> Iterator[Violation]:
 
 
 def _internet_rules(model: NetworkModel, ep: Endpoint) -> list[str]:
-    """Egress rules selecting the endpoint that admit the Internet: no peers, or a /0 ipBlock."""
+    """Egress rules selecting the endpoint that admit the Internet: no peers, a /0 ipBlock or CIDR, or
+    (Cilium) the world or all entity."""
     found = []
     for policy in model.selecting(ep, EGRESS):
         for rule in policy.rules(EGRESS):
             if not rule.peers or any(p.ip_block is not None and p.ip_block.cidr.prefixlen == 0
                                      for p in rule.peers):
                 found.append(f"{policy.key} {rule.field_name}")
+    for ext in model.ext_selecting(ep, EGRESS):
+        for ext_rule in ext.rules(EGRESS):
+            if ext_rule.action == "Allow" and (ext_rule.every_peer or any(
+                    (p.kind == "entity" and p.entity in ("world", "world-ipv4", "world-ipv6", "all"))
+                    or (p.block is not None and p.block.cidr.prefixlen == 0) for p in ext_rule.peers)):
+                found.append(f"{ext.key} {ext_rule.field_name}")
     return found
 
 

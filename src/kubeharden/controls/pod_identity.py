@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 from kubeharden.catalog import Context, Example, control
 from kubeharden.controls.pod_common import WORKLOADS, pod_example
-from kubeharden.inventory import Inventory, PodSpecView, service_account_name, token_automount
+from kubeharden.inventory import Inventory, PodSpecView, as_list, service_account_name, token_automount
 from kubeharden.model import NotAssessed, Section, Severity, Violation
 from kubeharden.rbac import effective_namespace, model_for
 
@@ -22,14 +22,29 @@ automountServiceAccountToken: false
 def _bound_service_accounts(inventory: Inventory) -> set[tuple[str | None, str]]:
     """(namespace, name) of every ServiceAccount that a RoleBinding or ClusterRoleBinding of the input names,
     namespaces resolved as the RBAC engine does (a RoleBinding without one is in `default`)."""
-    return {(subject.namespace, subject.name) for binding in model_for(inventory).bindings if not binding.builtin
-            for _, subject in binding.subjects if subject.kind == "ServiceAccount"}
+    bound: set[tuple[str | None, str]] = {
+        (subject.namespace, subject.name) for binding in model_for(inventory).bindings if not binding.builtin
+        for _, subject in binding.subjects if subject.kind == "ServiceAccount"}
+    # A ClusterRoleBinding subject without a namespace (a kustomize base, whose namespace transformer fills it
+    # in) grants nothing as written; it still says the account's pods, as unplaced as it is, call the API.
+    for crb in inventory.of_kind("ClusterRoleBinding"):
+        for subject in as_list(crb.obj.get("subjects")):
+            if isinstance(subject, dict) and subject.get("kind") == "ServiceAccount" and subject.get("name") \
+                    and not subject.get("namespace"):
+                bound.add((None, str(subject["name"])))
+    return bound
 
 
 def _calls_the_api(pod: PodSpecView, bound: set[tuple[str | None, str]]) -> bool:
-    """The pod's own (non-default) ServiceAccount holds RBAC bindings, so the application uses its token."""
+    """The pod's own (non-default) ServiceAccount holds RBAC bindings, so the application uses its token.
+    A pod manifest without a namespace (a kustomize base, a chart applied with -n) is matched on the
+    account's name: its namespace is decided when it is applied, not by the manifest."""
     name = service_account_name(pod)
-    return name != "default" and (effective_namespace(pod.resource.kind, pod.namespace), name) in bound
+    if name == "default":
+        return False
+    if pod.namespace is None:
+        return any(account == name for _, account in bound)
+    return (effective_namespace(pod.resource.kind, pod.namespace), name) in bound
 
 
 @control(

@@ -1,0 +1,55 @@
+"""Golden scenarios for Cilium and admin network policies (netpol_ext_scenarios.yaml)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from netpol_fixtures import model_of, scenario_yaml
+from test_netpol_scenarios import ask
+
+from kubeharden.netpol import EGRESS, INGRESS, NetworkModel
+
+SCENARIOS = list(yaml.safe_load(Path(__file__).with_name("netpol_ext_scenarios.yaml").read_text()))
+QUESTIONS = [(s, q) for s in SCENARIOS for q in s.get("can", [])]
+_models: dict[str, NetworkModel] = {}
+
+
+def _model(scenario: dict[str, Any]) -> NetworkModel:
+    if scenario["name"] not in _models:
+        _models[scenario["name"]] = model_of(scenario_yaml(scenario))
+    return _models[scenario["name"]]
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS, ids=[s["name"] for s in SCENARIOS])
+def test_isolation(scenario: dict[str, Any]) -> None:
+    model = _model(scenario)
+    assert len(model.problems) == scenario.get("problems", 0), [p.message for p in model.problems]
+    for ref, directions in (scenario.get("isolated") or {}).items():
+        endpoint = model.find(ref)
+        got = [d.lower() for d in (INGRESS, EGRESS) if model.isolated(endpoint, d)]
+        assert got == directions, f"{ref}: isolated for {got}, expected {directions}"
+
+
+@pytest.mark.parametrize(
+    ("scenario", "question"), QUESTIONS,
+    ids=[f"{s['name'][:50]}|{q.get('from', q.get('from_ip'))}->{q.get('to', q.get('to_ip'))}:{q.get('port', '*')}"
+         for s, q in QUESTIONS],
+)
+def test_can(scenario: dict[str, Any], question: dict[str, Any]) -> None:
+    verdict = ask(_model(scenario), question)
+    assert verdict.allowed is question["allowed"], verdict.reasons + verdict.notes
+    rules = {f"{m.policy.key} {m.rule.field_name}" for m in verdict.deciding}
+    for rule in question.get("by", []):
+        assert rule in rules, f"{rule} not among the deciding rules {rules}"
+    denials = {f"{m.policy.key} {m.rule.field_name}" for side in (verdict.egress, verdict.ingress) if side
+               for m in side.denials}
+    for rule in question.get("denied_by", []):
+        assert rule in denials, f"{rule} not among the denying rules {denials}"
+    if "note" in question:
+        assert any(question["note"] in n for n in verdict.notes), verdict.notes
+    if not verdict.allowed:
+        assert not verdict.deciding
+    assert verdict.reasons
