@@ -4,9 +4,12 @@ report, marked as such; expired exceptions stop applying and are reported."""
 from __future__ import annotations
 
 import datetime as dt
+import difflib
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from typing import Any
+
+from yaml.nodes import MappingNode
 
 from kubeharden.loader import InputProblem, decode_input
 from kubeharden.model import Finding, InputError, Resource
@@ -82,6 +85,29 @@ def _parse_date(value: Any, line: int | None) -> dt.date | None:
         raise ExceptionsFileError(f"expires must be a date (YYYY-MM-DD), got {text[:40]!r}", line) from None
 
 
+TOP_LEVEL_KEYS = ("exceptions",)
+# `user` selects audit events by their user (kubeharden audit reads it next to the rule)
+ENTRY_KEYS = ("control", "resource", "path", "reason", "owner", "expires", "user")
+RESOURCE_KEYS = ("kind", "namespace", "name")
+
+
+def _check_keys(mapping: MappingNode, known: tuple[str, ...], what: str, misplaced: tuple[str, ...] = ()) -> None:
+    """Every key of a mapping must be a known one: an unknown key is an error at its line, with the key
+    probably meant."""
+    for key, _ in mapping.value:
+        name = str(key.value)
+        if name in known:
+            continue
+        line = key.start_mark.line + 1
+        if name in misplaced:
+            raise ExceptionsFileError(f"'{name}' belongs under 'resource:' (resource: {{{name}: ...}})", line)
+        meant = difflib.get_close_matches(name.lower(), [*known, *misplaced], n=1, cutoff=0.6)
+        hint = ""
+        if meant:
+            hint = f" (did you mean '{meant[0]}'" + (" under 'resource:'" if meant[0] in misplaced else "") + "?)"
+        raise ExceptionsFileError(f"unknown key '{name[:60]}' in {what}{hint}; known keys: {', '.join(known)}", line)
+
+
 def load_exceptions_file(path: str) -> list[ExceptionRule]:
     """Format::
 
@@ -126,22 +152,32 @@ def _load_exceptions_file(path: str) -> list[ExceptionRule]:
         raise ExceptionsFileError("expected one YAML document", documents[1].start_line)
     data = documents[0].data if documents else None
     node = next(iter(compose_documents(raw)), None)  # positions only, for the line of each entry
+    if isinstance(data, dict) and isinstance(node, MappingNode):
+        _check_keys(node, TOP_LEVEL_KEYS, "the exceptions file")
     entries = data.get("exceptions") if isinstance(data, dict) else data
     if not isinstance(entries, list):
         raise ExceptionsFileError("expected a list under 'exceptions:'")
     lines: list[int] = []
+    entry_nodes: list[Any] = []
     if node is not None:
         seq = node
         if isinstance(data, dict):
             for key, value in node.value:
                 if key.value == "exceptions":
                     seq = value
-        lines = [item.start_mark.line + 1 for item in getattr(seq, "value", [])]
+        entry_nodes = list(getattr(seq, "value", []))
+        lines = [item.start_mark.line + 1 for item in entry_nodes]
     rules = []
     for i, entry in enumerate(entries):
         line = lines[i] if i < len(lines) else None
         where = f"{path}:{line}" if line else f"{path} entry {i + 1}"
         entry_of = "" if line else f"entry {i + 1}: "
+        if i < len(entry_nodes) and isinstance(entry_nodes[i], MappingNode):
+            # a misspelt key (nmespace:) would otherwise widen the exception to every namespace
+            _check_keys(entry_nodes[i], ENTRY_KEYS, "an exception", misplaced=RESOURCE_KEYS)
+            for key, value in entry_nodes[i].value:
+                if key.value == "resource" and isinstance(value, MappingNode):
+                    _check_keys(value, RESOURCE_KEYS, "'resource'")
         if not isinstance(entry, dict) or not entry.get("control"):
             raise ExceptionsFileError(f"{entry_of}each exception needs a 'control'", line)
         if not entry.get("reason"):

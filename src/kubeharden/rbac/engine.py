@@ -21,6 +21,7 @@ object with the same name replaces the built-in one.
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -33,6 +34,8 @@ import yaml
 from kubeharden.inventory import Inventory, as_dict, as_list
 from kubeharden.model import Path, Resource
 from kubeharden.netpol import PolicyError, parse_selector
+from kubeharden.rbac import builtin_resources
+from kubeharden.rbac.builtin_resources import BUILTIN_RESOURCES
 
 RBAC_KINDS = ("Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding")
 BINDING_KINDS = ("RoleBinding", "ClusterRoleBinding")
@@ -668,35 +671,7 @@ def model_for(inventory: Inventory) -> RbacModel:
 
 # API group of the built-in resources, so that "deployments" means deployments.apps offline.
 BUILTIN_RESOURCE_GROUPS: dict[str, str] = {
-    **dict.fromkeys((
-        "pods", "services", "secrets", "configmaps", "serviceaccounts", "nodes", "namespaces",
-        "endpoints", "events", "persistentvolumes", "persistentvolumeclaims", "replicationcontrollers",
-        "limitranges", "resourcequotas", "bindings", "podtemplates", "componentstatuses", "users",
-        "groups",
-    ), ""),
-    **dict.fromkeys(("deployments", "daemonsets", "statefulsets", "replicasets", "controllerrevisions"), "apps"),
-    **dict.fromkeys(("jobs", "cronjobs"), "batch"),
-    **dict.fromkeys(("roles", "clusterroles", "rolebindings", "clusterrolebindings"), "rbac.authorization.k8s.io"),
-    **dict.fromkeys(("networkpolicies", "ingresses", "ingressclasses"), "networking.k8s.io"),
-    "poddisruptionbudgets": "policy",
-    **dict.fromkeys((
-        "validatingwebhookconfigurations", "mutatingwebhookconfigurations",
-        "validatingadmissionpolicies", "validatingadmissionpolicybindings",
-    ), "admissionregistration.k8s.io"),
-    **dict.fromkeys(("certificatesigningrequests", "signers"), "certificates.k8s.io"),
-    "leases": "coordination.k8s.io",
-    **dict.fromkeys(("storageclasses", "csidrivers", "csinodes", "volumeattachments", "csistoragecapacities"),
-                    "storage.k8s.io"),
-    "customresourcedefinitions": "apiextensions.k8s.io",
-    "apiservices": "apiregistration.k8s.io",
-    "horizontalpodautoscalers": "autoscaling",
-    "tokenreviews": "authentication.k8s.io",
-    "userextras": "authentication.k8s.io",
-    **dict.fromkeys(("subjectaccessreviews", "selfsubjectaccessreviews", "localsubjectaccessreviews",
-                     "selfsubjectrulesreviews"), "authorization.k8s.io"),
-    "endpointslices": "discovery.k8s.io",
-    "runtimeclasses": "node.k8s.io",
-    "priorityclasses": "scheduling.k8s.io",
+    r.resource: r.group for r in reversed(BUILTIN_RESOURCES)  # reversed: a shared name keeps its first group
 }
 
 
@@ -713,15 +688,145 @@ def crd_groups(resources: Iterable[Resource]) -> dict[str, str]:
     return out
 
 
-def parse_resource(text: str, known_groups: dict[str, str] | None = None) -> tuple[str, str, str | None]:
-    """``pods``, ``pods/exec``, ``deployments.apps``, ``deployments.apps/scale`` -> (resource,
-    subresource, group). A bare name not known to be built-in or a CRD of the input has group
-    None: any group's resource of that name."""
+def crd_names(resources: Iterable[Resource]) -> dict[str, tuple[str, str]]:
+    """Every name of the input's CustomResourceDefinitions (plural, singular, short names, kind; lower
+    case) -> (plural, group)."""
+    out: dict[str, tuple[str, str]] = {}
+    for res in resources:
+        if res.kind != "CustomResourceDefinition":
+            continue
+        spec = as_dict(res.obj.get("spec"))
+        names = as_dict(spec.get("names"))
+        plural, group = names.get("plural"), spec.get("group")
+        if not plural or not group:
+            continue
+        for name in (plural, names.get("singular"), *_strings(names.get("shortNames")), names.get("kind")):
+            if name:
+                out.setdefault(str(name).lower(), (str(plural), str(group)))
+    return out
+
+
+_VERSION_RE = re.compile(r"^v\d+(?:(?:alpha|beta)\d+)?$")
+
+
+def _split_resource(text: str) -> tuple[str, str, str | None]:
+    """``deployments.apps/scale`` -> ("deployments", "scale", "apps"); ``deployments.v1.apps`` (kubectl's
+    resource.version.group) drops the version. Group None: none was written."""
     head, _, subresource = text.strip().partition("/")
     resource, dot, group = head.partition(".")
     if not resource:
         raise ValueError(f"no resource in {text!r}")
-    if dot:
+    if not dot:
+        return resource, subresource, None
+    version, vdot, rest = group.partition(".")
+    if vdot and _VERSION_RE.match(version):
+        group = rest
+    return resource, subresource, group
+
+
+def parse_resource(text: str, known_groups: dict[str, str] | None = None,
+                   custom: dict[str, tuple[str, str]] | None = None) -> tuple[str, str, str | None]:
+    """``pods``, ``pods/exec``, ``deployments.apps``, ``deployments.apps/scale`` -> (resource,
+    subresource, group). Built-in resources may be named as kubectl allows (``deploy``, ``deployment``,
+    ``Deployment``), the input's CRDs by any of their names (``custom``, from crd_names). A bare name
+    known to neither has group None: any group's resource of that name (see resolve_resource for the
+    strict reading of the command line)."""
+    resource, subresource, group = _split_resource(text)
+    if group is not None:
+        builtin = builtin_resources.lookup(resource, group)
+        if builtin is not None:
+            return builtin.resource, subresource, group
+        found = (custom or {}).get(resource.lower())
+        if found is not None and found[1] == group:
+            return found[0], subresource, group
         return resource, subresource, group
-    groups = {**(known_groups or {}), **BUILTIN_RESOURCE_GROUPS}
-    return resource, subresource, groups.get(resource)
+    builtin = builtin_resources.lookup(resource)
+    if builtin is not None:
+        return builtin.resource, subresource, builtin.group
+    if known_groups and resource in known_groups:
+        return resource, subresource, known_groups[resource]
+    found = (custom or {}).get(resource.lower())
+    if found is not None:
+        return found[0], subresource, found[1]
+    return resource, subresource, None
+
+
+@dataclass(frozen=True, slots=True)
+class Vocabulary:
+    """The verbs and resources the rules of a model name: a name that a rule uses is not a typo."""
+
+    verbs: frozenset[str]
+    resources: dict[str, frozenset[str]]  # "resource" and "resource/sub" -> the apiGroups of its rules
+
+    @classmethod
+    def of(cls, model: RbacModel) -> Vocabulary:
+        verbs: set[str] = set()
+        resources: dict[str, set[str]] = defaultdict(set)
+        for role in [*model.cluster_roles.values(), *model.roles.values()]:
+            for rule in role.own_rules:
+                verbs.update(rule.verbs)
+                for entry in rule.resources:
+                    resources[entry].update(rule.api_groups)
+        return cls(frozenset(verbs), {k: frozenset(v) for k, v in resources.items()})
+
+
+def resolve_verb(verb: str, vocabulary: Vocabulary) -> str:
+    """The verb of a command-line request; ValueError with a did-you-mean for one that neither
+    Kubernetes nor any rule of the input knows (`gett` would otherwise answer a confident "no")."""
+    verb = verb.strip()
+    if verb in builtin_resources.KNOWN_VERBS or verb in vocabulary.verbs:
+        return verb
+    candidates = [*builtin_resources.KNOWN_VERBS[:-1], *sorted(vocabulary.verbs - {"*"})]
+    hint = builtin_resources.did_you_mean(builtin_resources.close_matches(verb, candidates))
+    raise ValueError(f"unknown verb {verb!r}{hint}: Kubernetes verbs are "
+                     f"{', '.join(builtin_resources.KNOWN_VERBS[:-1])} (or a custom verb a rule of the input uses)")
+
+
+def _canonical(name: str, custom: dict[str, tuple[str, str]]) -> str:
+    """The plural a suggested name stands for (`secret` -> `secrets`), so suggestions do not repeat."""
+    builtin = builtin_resources.lookup(name)
+    if builtin is not None:
+        return builtin.resource
+    return custom[name][0] if name in custom else name
+
+
+def resolve_resource(text: str, vocabulary: Vocabulary,
+                     custom: dict[str, tuple[str, str]] | None = None) -> tuple[str, str, str | None]:
+    """parse_resource for the command line, strictly: a name that is neither built-in, nor a CRD of the
+    input, nor used by a rule of the input is an error with a did-you-mean instead of a confident "no".
+    A resource of a group that is not built-in (``widgets.example.com``) is taken as written."""
+    custom = custom or {}
+    resource, subresource, group = parse_resource(text, custom=custom)
+    written_group = _split_resource(text)[2]
+    builtin = builtin_resources.lookup(resource, group) if group is not None else None
+    rule_groups = vocabulary.resources.get(resource, frozenset())
+    in_rules = bool(rule_groups) and (group is None or group in rule_groups or "*" in rule_groups)
+    from_crd = (resource, group) in set(custom.values())
+    if builtin is None and resource != "*" and not in_rules and not from_crd:
+        if written_group is None:
+            names = [*builtin_resources.all_names(), *custom, *(r for r in vocabulary.resources if "/" not in r)]
+            meant = [_canonical(m, custom) for m in builtin_resources.close_matches(resource, names, n=5)]
+            hint = builtin_resources.did_you_mean(list(dict.fromkeys(meant))[:3])
+            raise ValueError(f"unknown resource {resource!r}{hint}: not a built-in resource, nor a "
+                             "CustomResourceDefinition or a rule of the input; name a custom resource with "
+                             "its group (widgets.example.com)")
+        if group in builtin_resources.BUILTIN_GROUPS:
+            in_group = [n for r in builtin_resources.BUILTIN_RESOURCES if r.group == group for n in r.names()]
+            meant = [_canonical(m, {}) for m in builtin_resources.close_matches(resource, in_group, n=5)]
+            elsewhere = builtin_resources.lookup(resource)
+            if elsewhere is not None:  # secrets.apps: the core group's secrets
+                meant.insert(0, elsewhere.resource + (f".{elsewhere.group}" if elsewhere.group else ""))
+            hint = builtin_resources.did_you_mean(list(dict.fromkeys(meant))[:3])
+            raise ValueError(f"unknown resource {resource!r} in API group {group or 'core'!r}{hint}")
+        elsewhere = builtin_resources.lookup(resource)
+        groups = builtin_resources.close_matches(group or "", sorted(builtin_resources.BUILTIN_GROUPS - {""}))
+        if elsewhere is not None and groups and not any(g == group for g, _ in custom.values()):
+            raise ValueError(f"unknown API group {group!r} for {resource!r}"
+                             f"{builtin_resources.did_you_mean([f'{elsewhere.resource}.{g}' for g in groups])}")
+    if subresource and builtin is not None and subresource not in builtin.subresources \
+            and f"{resource}/{subresource}" not in vocabulary.resources:
+        known = ", ".join(builtin.subresources) or "none"
+        hint = builtin_resources.did_you_mean(builtin_resources.close_matches(subresource, builtin.subresources))
+        raise ValueError(f"unknown subresource {resource}/{subresource}{hint}: the subresources of "
+                         f"{resource} are {known}")
+    return resource, subresource, group
