@@ -45,6 +45,7 @@ def _reference(data: Any, edits: list[Edit]) -> Any:
             node[last] = e.value
         elif e.op == "delete":
             node.pop(last, None)
+            _prune(data, e.path[:-1])
         elif e.op == "append":
             items = node.setdefault(last, []) if isinstance(node, dict) else node[last]
             if items is None:
@@ -53,7 +54,21 @@ def _reference(data: Any, edits: list[Edit]) -> Any:
                 items.append(e.value)
         else:
             node[last] = [x for x in node[last] if x != e.value]
+            _prune(data, e.path)
     return data
+
+
+def _prune(data: Any, path: tuple[Any, ...]) -> None:
+    """A mapping entry whose value became empty goes with its key, and so on up; an emptied
+    sequence item or document stays (as {} or [])."""
+    while path and isinstance(path[-1], str):
+        parent = data
+        for item in path[:-1]:
+            parent = parent[item]
+        if parent[path[-1]] not in ({}, []):
+            return
+        del parent[path[-1]]
+        path = path[:-1]
 
 
 @pytest.mark.parametrize("name", EDIT_CASES)

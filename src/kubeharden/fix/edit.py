@@ -273,10 +273,13 @@ class _Step:
 class DocumentEditor:
     """Edits one document (by index) of a YAML or JSON stream."""
 
-    def __init__(self, text: Text, doc_index: int, json_mode: bool = False) -> None:
+    def __init__(self, text: Text, doc_index: int, json_mode: bool = False, keep_depth: int = 0) -> None:
         self.text = text
         self.doc_index = doc_index
         self.json_mode = json_mode
+        # A mapping entry whose value a delete or remove-item empties goes with its key (and so on up),
+        # except at a depth up to keep_depth: there it becomes {} / [] (a values key a template reads).
+        self.keep_depth = keep_depth
         self._style: Style | None = None
 
     # -- parsing ------------------------------------------------------------------------------
@@ -382,16 +385,9 @@ class DocumentEditor:
         steps, missing = self._walk_path(root, path)
         if missing:
             return  # already absent
-        target, container = steps[-1], steps[-2] if len(steps) > 1 else None
-        if container is None or target.parent is None:
+        if len(steps) < 2 or steps[-1].parent is None:
             raise EditRefused("cannot delete a whole document")
-        parent = target.parent
-        if isinstance(parent, MappingNode):
-            index = next(i for i, (k, _) in enumerate(parent.value) if k is target.key)
-        else:
-            assert isinstance(parent, SequenceNode)
-            index = next(i for i, n in enumerate(parent.value) if n is target.node)
-        self._remove_member(container, parent, index)
+        self._remove_member(steps[:-1], _index_in_parent(steps[-1]))
 
     def _append(self, path: Path, item: Any) -> None:
         root = self._root()
@@ -436,7 +432,7 @@ class DocumentEditor:
             raise EditRefused(f"{_where(path)} is not a list")
         for i, item in enumerate(node.value):
             if _same_value(item, value):
-                self._remove_member(steps[-1], node, i)
+                self._remove_member(steps, i)
                 return True
         return False
 
@@ -553,8 +549,12 @@ class DocumentEditor:
         line = self.text.text[start:]
         return len(line) - len(line.lstrip(" "))
 
-    def _remove_member(self, holder: _Step, collection: Node, index: int) -> None:
-        """Remove entry/item ``index`` of ``collection`` (held by ``holder``: its key for an empty result)."""
+    def _remove_member(self, steps: list[_Step], index: int) -> None:
+        """Remove entry/item ``index`` of the collection at ``steps[-1]``. A mapping entry's value that
+        loses its only member is removed with its key, up to keep_depth; a sequence item or a document
+        that would be removed instead becomes {} / [] (removing it would change more than was asked)."""
+        holder = steps[-1]
+        collection = holder.node
         assert isinstance(collection, MappingNode | SequenceNode)
         text = self.text.text
         is_map = isinstance(collection, MappingNode)
@@ -562,6 +562,10 @@ class DocumentEditor:
         start_node = members[index][0] if is_map else members[index]
         end_node = members[index][1] if is_map else members[index]
         if len(members) == 1:
+            depth = len(steps) - 1
+            if holder.key is not None and isinstance(holder.parent, MappingNode) and depth > self.keep_depth:
+                self._remove_member(steps[:-1], _index_in_parent(holder))
+                return
             self._empty(holder, collection)
             return
         if collection.flow_style:
@@ -603,6 +607,14 @@ class DocumentEditor:
         if isinstance(collection, SequenceNode):
             start = _dash_index(self.text.text, collection.value[0])
         self._splice(start, end, empty)
+
+
+def _index_in_parent(step: _Step) -> int:
+    parent = step.parent
+    if isinstance(parent, MappingNode):
+        return next(i for i, (k, _) in enumerate(parent.value) if k is step.key)
+    assert isinstance(parent, SequenceNode)
+    return next(i for i, n in enumerate(parent.value) if n is step.node)
 
 
 def _dash_index(text: str, item: Node) -> int:
