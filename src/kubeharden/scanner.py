@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from typing import Any
 
-from kubeharden.catalog import Settings, all_controls, controls_for_profile, profiles
+from kubeharden.catalog import Control, Settings, all_controls, controls_for_profile, profiles
 from kubeharden.engine import Engine, ScanResult, select_controls
 from kubeharden.exceptions import ExceptionRule, ExceptionsFileError, load_exceptions_file
 from kubeharden.inventory import Inventory
@@ -70,17 +70,22 @@ def _import_source(name: str) -> None:
         raise UsageError(f"input source {name!r} is not available")
 
 
-def run_scan(request: ScanRequest) -> ScanResult:
-    if request.profile not in profiles():
-        raise UsageError(f"unknown profile {request.profile!r} (known: {', '.join(sorted(profiles()))})")
+def profile_controls(profile: str, only: Sequence[str] = (), skip: Sequence[str] = ()) -> list[Control]:
+    """The controls of a profile after --control/--skip (UsageError for an unknown name)."""
+    if profile not in profiles():
+        raise UsageError(f"unknown profile {profile!r} (known: {', '.join(sorted(profiles()))})")
     try:
-        controls = select_controls(controls_for_profile(request.profile), request.only, request.skip)
+        return select_controls(controls_for_profile(profile), only, skip)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
+
+
+def exception_rules(path: str | None) -> list[ExceptionRule]:
+    """The rules of an exceptions file (UsageError naming FILE:LINE for a bad one)."""
     rules: list[ExceptionRule] = []
-    if request.exceptions_file:
+    if path:
         try:
-            rules = load_exceptions_file(request.exceptions_file)
+            rules = load_exceptions_file(path)
         except ExceptionsFileError as exc:
             raise UsageError(str(exc)) from None  # FILE:LINE: reason
         # a mistyped id would otherwise make an exception that silently never applies
@@ -88,6 +93,12 @@ def run_scan(request: ScanRequest) -> ScanResult:
         for rule in rules:
             if not any(fnmatchcase(control_id, rule.control) for control_id in known):
                 raise UsageError(f"{rule.origin}: unknown control {rule.control!r} (see `kubeharden controls`)")
+    return rules
+
+
+def run_scan(request: ScanRequest) -> ScanResult:
+    controls = profile_controls(request.profile, request.only, request.skip)
+    rules = exception_rules(request.exceptions_file)
     with paused_gc():
         inventory, loaded = build_inventory(request)
         engine = Engine(controls, request.settings, rules, request.today)

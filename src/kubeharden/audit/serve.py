@@ -10,22 +10,20 @@ optional client-certificate authentication of the API server (--client-ca). SIGT
 
 from __future__ import annotations
 
-import os
 import queue
-import socket
-import ssl
 import sys
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import orjson
 
 from kubeharden.audit.reader import ReaderLimits, ReaderStats, expand
 from kubeharden.audit.runner import AuditRun
+from kubeharden.tlsserver import ReloadingTLS, TLSServer
 
 MAX_BODY = 64 * 1024 * 1024
 
@@ -37,46 +35,6 @@ class ServeStats:
     dropped_batches: int = 0
     rejected: int = 0  # not an EventList, too large, bad JSON
     latencies: list[float] = field(default_factory=list)
-
-
-class _TLSServer(ThreadingHTTPServer):
-    daemon_threads = True
-    request_queue_size = 128
-
-    def __init__(self, address: tuple[str, int], handler: Any, cert: str, key: str, client_ca: str | None) -> None:
-        self.cert, self.key, self.client_ca = cert, key, client_ca
-        self._stamp: tuple[float, ...] = ()
-        self.context = self._load_context()
-        super().__init__(address, handler)
-
-    def _mtimes(self) -> tuple[float, ...]:
-        return tuple(os.stat(p).st_mtime_ns for p in (self.cert, self.key, self.client_ca) if p)
-
-    def _load_context(self) -> ssl.SSLContext:
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        context.minimum_version = ssl.TLSVersion.TLSv1_2
-        context.load_cert_chain(self.cert, self.key)
-        if self.client_ca:
-            context.verify_mode = ssl.CERT_REQUIRED
-            context.load_verify_locations(self.client_ca)
-        self._stamp = self._mtimes()
-        return context
-
-    def reload_if_changed(self) -> bool:
-        try:
-            if self._mtimes() != self._stamp:
-                self.context = self._load_context()
-                return True
-        except (OSError, ssl.SSLError) as exc:
-            sys.stderr.write(f"kubeharden audit serve: keeping the old certificate: {exc}\n")
-            self._stamp = self._mtimes() if all(os.path.exists(p) for p in (self.cert, self.key)) else self._stamp
-        return False
-
-    def get_request(self) -> tuple[socket.socket, Any]:
-        sock, address = super().get_request()
-        self.reload_if_changed()
-        # the handshake happens in the handler's thread, so a slow client never holds up accept()
-        return self.context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False), address
 
 
 class WebhookBackend:
@@ -95,6 +53,9 @@ class WebhookBackend:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # The headers and the body are two writes: with Nagle on, the body waits for the client's
+            # delayed ACK (40 ms on Linux) on every keep-alive response.
+            disable_nagle_algorithm = True
 
             def log_message(self, format: str, *args: Any) -> None:
                 return  # one line per batch would drown the real messages
@@ -122,7 +83,8 @@ class WebhookBackend:
                 self.end_headers()
                 self.wfile.write(body)
 
-        self.server = _TLSServer(listen, Handler, cert, key, client_ca)
+        tls = ReloadingTLS(cert, key, client_ca, name="kubeharden audit serve", log=self.log)
+        self.server = TLSServer(listen, Handler, tls)
         self.address = self.server.server_address
         self._consumer = threading.Thread(target=self._consume, name="audit-consumer", daemon=True)
         self._server_thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.1},
