@@ -3,7 +3,9 @@
 Stages of one request (RequestReceived, ResponseStarted, ResponseComplete) share an auditID: one
 action is judged once, on ResponseComplete, or on ResponseStarted for long-running requests (exec,
 watch) so that an open shell is reported while it is open. A RequestReceived that never completes
-is judged when it falls out of the bounded pending table or at the end. All state is bounded.
+is judged when it falls out of the bounded pending table or at the end; one logged after its
+request was judged (webhook batches and merged files are not strictly ordered) is folded, as is a
+repeated line, thanks to a bounded memory of judged auditIDs. All state is bounded.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from kubeharden.versions import NEWEST_SUPPORTED
 
 MAX_PENDING = 10_000
 MAX_PENDING_BYTES = 64 * 1024 * 1024
+MAX_JUDGED_IDS = 100_000  # per generation: the last 100,000 to 200,000 judged auditIDs are remembered
 MAX_KEPT_FINDINGS = 100_000
 MAX_KEYS = 50_000
 
@@ -52,6 +55,30 @@ class LRU(OrderedDict[Any, Any]):
         while len(self) > self.limit:
             self.popitem(last=False)
             self.evicted += 1
+
+
+class RecentSet:
+    """Membership of the last ``limit``..2x``limit`` keys added, in two generations: O(1) per key, no
+    per-key bookkeeping of age (cheaper than an LRU on the per-event path)."""
+
+    __slots__ = ("current", "limit", "previous")
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.current: set[str] = set()
+        self.previous: set[str] = set()
+
+    def add(self, key: str) -> None:
+        current = self.current
+        current.add(key)
+        if len(current) >= self.limit:
+            self.previous, self.current = current, set()
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.current or key in self.previous
+
+    def __len__(self) -> int:
+        return len(self.current) + len(self.previous)
 
 
 class BurstWindow:
@@ -170,7 +197,7 @@ class AuditRun:
         self.dropped_findings = 0
         self.pending: OrderedDict[str, tuple[AuditEvent, int]] = OrderedDict()
         self.pending_bytes = 0
-        self.judged: dict[str, bool] = {}  # auditIDs judged at ResponseStarted (bounded, oldest out)
+        self.judged = RecentSet(MAX_JUDGED_IDS)  # auditIDs already judged (bounded)
         self.saw_level: set[str] = set()  # detectors that saw an event at the level they need
         self.events_judged = 0
         self.events_filtered = 0
@@ -208,14 +235,15 @@ class AuditRun:
             self.judge(event)
             return
         if stage == "RequestReceived":
-            if audit_id in self.judged:
+            if audit_id in self.judged or audit_id in self.pending:  # its completion came first, or a repeat
                 self.events_deduplicated += 1
                 return
             self.pending[audit_id] = (event, size)
             self.pending_bytes += size
             while len(self.pending) > MAX_PENDING or self.pending_bytes > MAX_PENDING_BYTES:
-                _, (old, old_size) = self.pending.popitem(last=False)
+                old_id, (old, old_size) = self.pending.popitem(last=False)
                 self.pending_bytes -= old_size
+                self.judged.add(old_id)  # its completion, if it ever comes, is folded
                 self.judge(old)
             return
         pending = self.pending.pop(audit_id, None)
@@ -223,13 +251,10 @@ class AuditRun:
             self.pending_bytes -= pending[1]
             self.events_deduplicated += 1
         judged = self.judged
-        if audit_id in judged:
+        if audit_id in judged:  # a ResponseComplete after ResponseStarted, or a repeated line
             self.events_deduplicated += 1
             return
-        if stage == "ResponseStarted":  # a later ResponseComplete of the same request is folded
-            judged[audit_id] = True
-            if len(judged) > MAX_PENDING:
-                del judged[next(iter(judged))]
+        judged.add(audit_id)
         self.judge(event)
 
     def flush(self) -> None:
