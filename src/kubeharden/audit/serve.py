@@ -56,9 +56,6 @@ class WebhookBackend:
             # The headers and the body are two writes: with Nagle on, the body waits for the client's
             # delayed ACK (40 ms on Linux) on every keep-alive response.
             disable_nagle_algorithm = True
-            # The headers and the body are two writes: with Nagle on, the body waits for the client's
-            # delayed ACK (40 ms on Linux) on every keep-alive response.
-            disable_nagle_algorithm = True
 
             def log_message(self, format: str, *args: Any) -> None:
                 return  # one line per batch would drown the real messages
