@@ -90,10 +90,8 @@ class Policy:
         group_resource = KIND_RESOURCES.get(str(obj.get("kind") or ""))
         if group_resource is None:
             return False
+        # matchPolicy Equivalent (the default): an extensions/v1beta1 DaemonSet is judged as the apps/v1 one
         group, resource = group_resource
-        api_group = str(obj.get("apiVersion") or "").rpartition("/")[0]
-        if api_group != group:
-            return False
         return any(resource in resources and (group in groups or "*" in groups) for groups, resources in self.rules)
 
 
@@ -171,8 +169,9 @@ class PolicySet:
         return Policy(name, control, rules, conditions, variables, validations)
 
     def evaluate(self, obj: dict[str, Any], operation: str = "CREATE", namespace: str | None = None,
-                 username: str = "") -> list[Verdict]:
-        """The verdict of every policy that matches the object and has a binding that selects it."""
+                 username: str = "", all_namespaces: bool = False) -> list[Verdict]:
+        """The verdict of every policy that matches the object and has a binding that selects it
+        (``all_namespaces``: a binding selects every namespace, as if none were excluded)."""
         obj = prune_nulls(obj)
         meta = obj.get("metadata")
         meta = meta if isinstance(meta, dict) else {}
@@ -183,8 +182,8 @@ class PolicySet:
         out = []
         cache: dict[tuple[str, ...], Any] = {}  # variables shared by the policies: evaluated once per object
         for policy in self.policies.values():
-            bindings = [b for b in policy.bindings
-                        if _selector_matches((b.get("matchResources") or {}).get("namespaceSelector"), ns_labels)]
+            bindings = [b for b in policy.bindings if all_namespaces
+                        or _selector_matches((b.get("matchResources") or {}).get("namespaceSelector"), ns_labels)]
             if not bindings or not policy.matches(obj):
                 continue
             env: dict[str, Any] = {"object": obj, "oldObject": None, "request": request}
