@@ -20,7 +20,7 @@ from cryptography import x509
 from kubeharden.cli import cli
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "live"))
-import fake_apiserver  # noqa: E402
+import fake_apiserver
 
 DIGEST = "registry.example/kubeharden:1.0@sha256:" + "a" * 64
 
@@ -90,7 +90,7 @@ def test_manifests_are_complete_and_the_webhook_cannot_block_itself(tmp_path: Pa
 def test_manifests_pass_kubeharden_scan_with_nothing_at_or_above_medium(tmp_path: Path) -> None:
     out, _ = _manifests(tmp_path)
     report = tmp_path / "report.json"
-    code, _, err = _run("scan", str(out), "--fail-on", "medium", "-o", str(report))
+    code, _, _ = _run("scan", str(out), "--fail-on", "medium", "-o", str(report))
     findings = json.loads(report.read_text())["findings"]
     assert code == 0, [(f.get("control") or f.get("control_id"), f["message"]) for f in findings]
     assert all(f["severity"] == "low" for f in findings)

@@ -19,15 +19,15 @@ import pytest
 
 pytest.importorskip("cel", reason="needs common-expression-language (the CEL evaluator)")
 
-from kubeharden.admission import vap  # noqa: E402
-from kubeharden.admission.celcheck import PolicySet  # noqa: E402
-from kubeharden.admission.evaluate import AdmissionEvaluator  # noqa: E402
-from kubeharden.admission.review import parse_review, review_body  # noqa: E402
-from kubeharden.catalog import Control, Settings, all_controls  # noqa: E402
-from kubeharden.engine import Engine  # noqa: E402
-from kubeharden.inventory import Inventory  # noqa: E402
-from kubeharden.loader import LoadContext, load_paths  # noqa: E402
-from kubeharden.model import Resource, Status  # noqa: E402
+from kubeharden.admission import vap
+from kubeharden.admission.celcheck import PolicySet
+from kubeharden.admission.evaluate import AdmissionEvaluator
+from kubeharden.admission.review import parse_review, review_body
+from kubeharden.catalog import Control, Settings, all_controls
+from kubeharden.engine import Engine
+from kubeharden.inventory import Inventory
+from kubeharden.loader import LoadContext, load_paths
+from kubeharden.model import Resource, Status
 
 PROFILES = {"nsa", "pss-baseline", "pss-restricted"}
 
