@@ -8,7 +8,6 @@ from kubeharden.catalog import all_controls, profiles
 from kubeharden.coverage import coverage, load_recommendations
 
 
-
 def show_coverage(fmt: str, spec: str | None, profile: str | None) -> None:
     from kubeharden.reporters.catalog import coverage_json, print_coverage
 
