@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import multiprocessing
 from pathlib import Path
-from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
@@ -14,6 +13,7 @@ from kubeharden.cli import cli
 from kubeharden.engine import ScanResult
 from kubeharden.scanner import ScanRequest, run_scan
 from kubeharden.store import StoreError, open_store, redact_url, run_record
+from kubeharden.store.tempserver import TempServer
 
 POD = """\
 apiVersion: v1
@@ -194,9 +194,9 @@ def test_a_store_that_cannot_be_written_is_an_error_and_the_report_is_still_writ
     assert json.loads(out.read_text())["summary"]["findings"] == 1
 
 
-def test_unreachable_postgres_error_names_the_server_never_the_password(postgres_server: dict[str, Any],
+def test_unreachable_postgres_error_names_the_server_never_the_password(postgres_server: TempServer,
                                                                        tmp_path: Path) -> None:
-    url = f"postgresql://kh:s3cr3t-pw@/nosuchdb?host={postgres_server['socket']}"
+    url = f"postgresql://kh:s3cr3t-pw@/nosuchdb?host={postgres_server.socket_dir}"
     with pytest.raises(StoreError) as err:
         open_store(url)
     assert "s3cr3t-pw" not in str(err.value) and "nosuchdb" in str(err.value)
