@@ -91,7 +91,8 @@ def report(name: str, figures: dict[str, Any], findings: int, runs: int) -> None
     print(f"  read one run's findings: {figures['read']:.2f} s")
     status = "ok" if figures["history"] < HISTORY_FLOOR else "SLOWER than"
     print(f"  history over {runs * findings:,} stored findings: {figures['history'] * 1000:.1f} ms in process, "
-          f"{figures['history_cli']:.2f} s as a command (Python start included); {status} the {HISTORY_FLOOR:.0f} s bound")
+          f"{figures['history_cli']:.2f} s as a command (Python start included); "
+          f"{status} the {HISTORY_FLOOR:.0f} s bound")
 
 
 def main() -> None:
