@@ -46,6 +46,7 @@ class Settings:
     kubernetes_version: KubeVersion | None = None  # None: newest supported
     allowed_registries: tuple[str, ...] = ()
     as_cluster: bool = False  # treat the whole input as one cluster's contents
+    builtin_exceptions: bool = True  # except system components' expected findings (kubeharden.builtin_exceptions)
     extra: dict[str, Any] = field(default_factory=dict)  # options owned by a control module
 
 

@@ -243,6 +243,8 @@ def finish(result: ScanResult, plan: Plan, fail_on: str, show_unused: bool, view
 @results_options
 @click.option("--as-cluster", is_flag=True,
               help="Treat the inputs as the complete contents of one cluster.")
+@click.option("--no-builtin-exceptions", "no_builtin_exceptions", is_flag=True,
+              help="Do not except the expected findings of system components (docs/node.md).")
 @click.option("--cluster", "live", is_flag=True, help="Scan the live cluster of the kubeconfig.")
 @cluster_options
 @click.option("--values", "helm_values", multiple=True, type=click.Path(dir_okay=False),
@@ -258,9 +260,9 @@ def scan(paths: tuple[str, ...], profile: str, formats: tuple[str, ...], outputs
          fail_on: str, exceptions_file: str | None, show_unused_exceptions: bool, only: tuple[str, ...],
          skip: tuple[str, ...], kubernetes_version: str | None, pss_version: str | None,
          allowed_registries: tuple[str, ...], rbac_system_namespaces: tuple[str, ...],
-         rbac_expected_subjects: tuple[str, ...], as_cluster: bool, live: bool, cluster: ClusterOptions,
-         helm_values: tuple[str, ...], helm_set: tuple[str, ...], max_file_size: int, max_depth: int,
-         max_aliases: int, force: bool, details: bool, min_severity: str | None, quiet: bool,
+         rbac_expected_subjects: tuple[str, ...], as_cluster: bool, no_builtin_exceptions: bool, live: bool,
+         cluster: ClusterOptions, helm_values: tuple[str, ...], helm_set: tuple[str, ...], max_file_size: int,
+         max_depth: int, max_aliases: int, force: bool, details: bool, min_severity: str | None, quiet: bool,
          max_bytes: int | None, results: ResultsOptions, **image_args: Any) -> None:
     """Scan manifests (files, directories, '-' for stdin), snapshots or a live cluster."""
     view = view_from(fail_on, details, min_severity, quiet, max_bytes)
@@ -280,6 +282,7 @@ def scan(paths: tuple[str, ...], profile: str, formats: tuple[str, ...], outputs
     plan = prepare_outputs(formats, outputs, force, [*paths, exceptions_file or "", *helm_values])
     settings.allowed_registries = allowed_registries
     settings.as_cluster = as_cluster
+    settings.builtin_exceptions = not no_builtin_exceptions
     request = ScanRequest(
         paths=paths,
         profile=profile,

@@ -14,6 +14,7 @@ from fnmatch import fnmatchcase
 from typing import Any, TypeVar
 
 from kubeharden import __version__
+from kubeharden.builtin_exceptions import builtin_exception
 from kubeharden.catalog import Context, Control, KubeVersion, Settings, all_controls
 from kubeharden.controls.fixes import fix_for
 from kubeharden.exceptions import ExceptionRule, ExceptionsOutcome, parse_inline
@@ -220,6 +221,7 @@ class Engine:
         self.rules = exceptions or []
         self.today = today or dt.date.today()
         self._pending_lines: list[tuple[Finding, Source, Path]] = []
+        self._inventory: Inventory | None = None  # the scan's, for built-in exceptions
 
     def _finding(self, ctrl: Control, v: Violation) -> Finding:
         res = v.resource
@@ -232,10 +234,13 @@ class Engine:
         evidence = dict(v.evidence)
         if source is not None and source.origin:
             evidence.setdefault("origin", source.origin)
+        # Evidence that is no input object may still be about one: a namespace without its Namespace
+        # object, the node a kubelet command line runs on (controls put its reference in "resource").
+        subject = evidence.pop("resource", None) if res is None else None
         finding = Finding(
             control_id=ctrl.id,
             severity=v.severity or ctrl.severity,
-            resource=res.ref() if res is not None else None,
+            resource=res.ref() if res is not None else subject,
             file=file,
             line=line,
             path=format_path(v.path),
@@ -265,6 +270,7 @@ class Engine:
         started = time.perf_counter()
         version = self.settings.kubernetes_version or NEWEST_SUPPORTED
         ctx = Context(inventory, self.settings, version)
+        self._inventory = inventory
         errors = list(errors or [])
         known_ids = {c.id for c in all_controls()}  # unknown = not in the catalog, not "not selected"
         inline: dict[int, dict[str, str]] = {}
@@ -359,6 +365,8 @@ class Engine:
                     "origin": rule.origin,
                 }
                 return
+        if self.settings.builtin_exceptions and self._inventory is not None:
+            finding.exception = builtin_exception(finding.control_id, v.resource, v.path, self._inventory)
 
 
 def select_controls(

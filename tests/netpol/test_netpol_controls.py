@@ -283,7 +283,8 @@ def test_default_namespace() -> None:
 def test_kube_prefix() -> None:
     got = messages(run("KH-NET-003", docs(NS.format(name="kube-system"), NS.format(name="kube-node-lease"),
                                           deploy("x", ns="kube-tools"))))
-    assert got == ["namespace 'kube-tools' uses the reserved kube- prefix"]
+    assert got == ["namespace 'kube-tools' uses the reserved kube- prefix (no Namespace object in the input: "
+                   "namespace inferred from its resources)"]
 
 
 def test_kube_prefix_whole_cluster_knows_its_namespaces() -> None:

@@ -24,9 +24,12 @@ def _report_options(fn: Any) -> Any:
               help="Bundle made by `kubeharden collect-node`.")
 @click.option("--processes/--no-processes", default=None,
               help="Read running command lines from /proc (default: only when --root is /).")
+@click.option("--no-builtin-exceptions", "no_builtin_exceptions", is_flag=True,
+              help="Do not except the expected findings of control-plane static pods (docs/node.md).")
 @_report_options
 @click.pass_context
 def node(click_ctx: click.Context, root: str | None, bundle: str | None, processes: bool | None,
+         no_builtin_exceptions: bool,
          formats: tuple[str, ...], outputs: tuple[str, ...], fail_on: str, exceptions_file: str | None,
          show_unused_exceptions: bool, only: tuple[str, ...], skip: tuple[str, ...],
          kubernetes_version: str | None, force: bool, details: bool, min_severity: str | None, quiet: bool,
@@ -44,6 +47,7 @@ def node(click_ctx: click.Context, root: str | None, bundle: str | None, process
     # node files read under --root are refused as outputs by inode when written (safeio)
     plan = prepare_outputs(formats, outputs, force, [bundle or "", exceptions_file or ""])
     settings.as_cluster = False
+    settings.builtin_exceptions = not no_builtin_exceptions
     source: dict[str, Any] = {"bundle": bundle} if bundle else {"root": root, "processes": processes}
     request = ScanRequest(settings=settings, only=only, skip=skip, exceptions_file=exceptions_file,
                           sources={"node": source})

@@ -92,13 +92,16 @@ def _judged_or_skip(ctx: Context) -> list[str]:
 
 def _namespace_violation(ctx: Context, namespace: str, message: str, path: Path = (),
                          evidence: dict[str, Any] | None = None) -> Violation:
-    """A finding about a namespace: on its Namespace object, else on a resource inside it."""
+    """A finding about a namespace: on its Namespace object, else on the namespace itself, inferred from the
+    resources in it (no file: there is no object to point at)."""
     index = _index(ctx.inventory)
     obj = index.model.namespace_objects.get(namespace)
     if obj is not None:
         return Violation(obj, ("metadata", "name"), message, evidence=evidence or {"namespace": namespace})
-    anchor = index.anchors.get(namespace)
-    return Violation(anchor, ("metadata",), message, evidence=evidence or {"namespace": namespace})
+    return Violation(None, path, f"{message} (no Namespace object in the input: namespace inferred from its "
+                     "resources)", evidence={**(evidence or {"namespace": namespace}), "namespace_inferred": True,
+                                             "resource": {"apiVersion": "v1", "kind": "Namespace",
+                                                          "namespace": None, "name": namespace}})
 
 
 def _pod_violation(endpoint: Endpoint, message: str, evidence: dict[str, Any] | None = None) -> Violation:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from kubeharden.builtin_exceptions import is_static_pod
 from kubeharden.catalog import Context, Example, control
 from kubeharden.controls.pod_common import WORKLOADS, pod_example
 from kubeharden.inventory import Inventory, PodSpecView, as_list, service_account_name, token_automount
@@ -76,6 +77,8 @@ def token_mounted(ctx: Context) -> Iterator[Violation]:
     judged = False
     bound = _bound_service_accounts(ctx.inventory)
     for pod in ctx.pod_specs():
+        if is_static_pod(pod.resource, ctx.inventory):
+            continue  # the kubelet mounts no ServiceAccount token into a static pod
         mount = token_automount(pod, ctx.inventory)
         if not mount.mounted:
             continue
@@ -129,8 +132,8 @@ def token_mounted(ctx: Context) -> Iterator[Violation]:
 )
 def default_service_account(ctx: Context) -> Iterator[Violation]:
     for pod in ctx.pod_specs():
-        if service_account_name(pod) != "default":
-            continue
+        if service_account_name(pod) != "default" or is_static_pod(pod.resource, ctx.inventory):
+            continue  # a static pod runs under no ServiceAccount at all
         mounted = token_automount(pod, ctx.inventory).mounted
         explicit = pod.spec.get("serviceAccountName") or pod.spec.get("serviceAccount")
         field = "serviceAccountName" if pod.spec.get("serviceAccountName") or not explicit else "serviceAccount"

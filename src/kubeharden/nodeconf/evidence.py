@@ -360,6 +360,11 @@ class KubeletInstance:
             value, resource, origin = found, dropin, "config-dir"
         return value, resource, origin
 
+    def node_ref(self) -> dict[str, Any]:
+        """What a finding on a kubelet command line is about: its Node (--hostname-override names it)."""
+        name = self.flags.value("hostname-override")
+        return {"apiVersion": "v1", "kind": "Node", "namespace": None, "name": str(name) if name else "kubelet"}
+
     def violation(self, setting: Setting, message: str, value: Any = None, *,
                   has_value: bool | None = None, **evidence: Any) -> Violation:
         ev: dict[str, Any] = {"component": "kubelet", "instance": self.label, "origin": setting.origin,
@@ -372,11 +377,13 @@ class KubeletInstance:
             token = setting.flag.token
             if token.resource is not None:
                 return Violation(token.resource, token.path, message, value, has_value=has, evidence=ev)
+            ev["resource"] = self.node_ref()
             return Violation(None, (), message, value, has_value=has, evidence=ev, source=token.source,
                              line=token.source.line if token.source else None)
         located = setting.resource or self.config_resource
         if located is not None:
             return Violation(located, setting.key.path, message, value, has_value=has, evidence=ev)
+        ev["resource"] = self.node_ref()
         source = self.config_source
         if source is None and self.command is not None and self.command.tokens:
             source = self.command.tokens[0].source
