@@ -692,6 +692,13 @@ class PolicyProblem:
             return f"{resource_namespace(self.resource)}/{self.resource.kind}/{self.resource.name}"
         return f"{resource_namespace(self.resource)}/{self.resource.name}"
 
+    @property
+    def label(self) -> str:
+        """`NetworkPolicy shop/web`, `CiliumNetworkPolicy shop/web`, `AdminNetworkPolicy tenants`."""
+        if self.resource.kind == "NetworkPolicy":
+            return f"NetworkPolicy {self.policy_key}"
+        return f"{self.resource.kind} {self.policy_key.replace(self.resource.kind + '/', '')}"
+
 
 # ---------------------------------------------------------------------------------------------
 # The model

@@ -123,3 +123,27 @@ def test_netpol_commands_understand_cilium_and_admin_policies(tmp_path: Path) ->
     dns_pod = CliRunner().invoke(cli, ["netpol", "can", str(path), "--from", "shop/api", "--to",
                                        "kube-system/coredns", "--port", "53/UDP"])
     assert dns_pod.exit_code == 2  # no such workload in the input: an error, not an answer
+
+
+def test_net_007_reports_invalid_cilium_and_admin_policies() -> None:
+    bad = """apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: {name: bad-entity, namespace: shop}
+spec:
+  endpointSelector: {}
+  ingress: [{fromEntities: [everywhere]}]
+---
+apiVersion: policy.networking.k8s.io/v1alpha1
+kind: AdminNetworkPolicy
+metadata: {name: no-priority}
+spec:
+  subject: {namespaces: {}}
+  ingress: [{action: Deny, from: [{namespaces: {}}]}]
+"""
+    outcome = run("KH-NET-007", bad)
+    assert outcome.status is Status.FAIL
+    assert sorted(messages(outcome)) == [
+        "AdminNetworkPolicy no-priority would be rejected by the API server: priority must be a number from 0 "
+        "to 1000",
+        "CiliumNetworkPolicy shop/bad-entity would be rejected by the API server: unknown entity 'everywhere'",
+    ]

@@ -45,7 +45,7 @@ def _load(paths: Sequence[str]) -> tuple[NetworkModel, list[InputError]]:
     lines = LineLocator().resolve([(p.resource.source, p.path) for p in model.problems])
     for problem, line in zip(model.problems, lines, strict=True):
         where = problem.resource.source.file + (f":{line}" if line else "")
-        click.echo(f"warning: {where}: NetworkPolicy {problem.policy_key} ignored (the API server would reject "
+        click.echo(f"warning: {where}: {problem.label} ignored (the API server would reject "
                    f"it): {problem.message}", err=True)
     return model, errors
 

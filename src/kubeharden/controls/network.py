@@ -28,6 +28,7 @@ from kubeharden.netpol import (
     model_for,
     resource_namespace,
 )
+from kubeharden.netpol_ext import EXTENDED_KINDS
 
 SYSTEM_NAMESPACES = frozenset({"kube-system", "kube-public", "kube-node-lease"})
 NOT_JUDGED_REASON = (
@@ -496,9 +497,10 @@ def allow_all_rule(ctx: Context) -> Iterator[Violation]:
     section=Section.NETWORK,
     guidance=("NSA-NET-7",),
     severity=Severity.MEDIUM,
-    kinds=("NetworkPolicy",),
-    what="A NetworkPolicy the API server would reject (bad selector operator, ipBlock combined with a "
-    "selector, endPort with a named port...), or whose ingress/egress rules are ignored because "
+    kinds=("NetworkPolicy", *EXTENDED_KINDS),
+    what="A NetworkPolicy (or Cilium or admin network policy) the API server would reject (bad selector "
+    "operator, ipBlock combined with a selector, endPort with a named port, unknown Cilium entity...), "
+    "or whose ingress/egress rules are ignored because "
     "spec.policyTypes does not list that direction.",
     why="Such policies give a false sense of isolation: the rules a reviewer reads are not enforced.",
     fix="Fix the reported field; list every direction whose rules you wrote in spec.policyTypes "
@@ -534,7 +536,7 @@ def ineffective_policy(ctx: Context) -> Iterator[Violation]:
     model = _index(ctx.inventory).model
     for problem in model.problems:
         yield Violation(problem.resource, problem.path,
-                        f"NetworkPolicy {problem.policy_key} would be rejected by "
+                        f"{problem.label} would be rejected by "
                         f"the API server: {problem.message}")
     for policy in model.policies:
         for direction, rules in ((INGRESS, policy.ingress), (EGRESS, policy.egress)):
