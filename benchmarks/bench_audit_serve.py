@@ -194,7 +194,8 @@ def stop_server(proc: subprocess.Popen[str], workdir: Path, name: str) -> dict[s
     report = json.loads((workdir / f"{name}.json").read_text())
     note = next(n for n in report["notes"] if n.startswith("webhook:"))
     batches, events, refused = (int(x) for x in re.findall(r"(\d+) (?:batches|events|refused)", note))
-    alerts = sum(1 for _ in open(workdir / f"{name}.jsonl", "rb"))
+    with open(workdir / f"{name}.jsonl", "rb") as fh:
+        alerts = sum(1 for _ in fh)
     return {"drain_s": drain, "judged_events": events, "server_batches": batches, "server_refused": refused,
             "alerts": alerts, "exit": proc.returncode}
 

@@ -1,7 +1,9 @@
 """Joins with posture (``--cluster-state``): alerts about an object (or made by a service account)
 that the scan finds at fault gain those findings as context, and their severity goes up one step.
-An exec into a pod that fails KH-POD-005, a token used off-cluster by a service account the RBAC
-controls flag, anonymous success while KH-CP-001 (anonymous auth) fails."""
+An exec into a pod that fails KH-POD-005, a token used off-cluster by a service account that holds
+risky RBAC (the grants `kubeharden rbac risks` ranks, indexed by the account, not only by the
+binding the RBAC controls report), anonymous success while KH-CP-001 (anonymous auth) fails. The
+most severe context comes first and names the alert's suffix."""
 
 from __future__ import annotations
 
@@ -16,6 +18,12 @@ from kubeharden.model import Finding, Severity
 
 Key = tuple[str, str, str]  # kind, namespace, name
 ANONYMOUS_CONTROLS = ("KH-CP-001",)
+# Findings that make an alert worse, not just better explained: the target workload's own pod
+# security, the acting account's RBAC. A namespace without NetworkPolicy is context, not a reason
+# to raise every exec in it.
+RAISING_PREFIXES = ("KH-POD-", "KH-RBAC-")
+MAX_CONTEXT_PER_OBJECT = 20
+_RANK = {s.label: int(s) for s in Severity}
 
 
 @dataclass
@@ -36,17 +44,36 @@ class Posture:
         result = Engine(controls_for_profile("nsa"), request.settings).run(inventory, errors=loaded.errors)
         posture = cls()
         posture._index_owners(inventory)
+        posture._index_account_risks(inventory)
         for f in result.active_findings():
             posture.findings += 1
             posture.failing_controls.setdefault(f.control_id, f.message)
             ref = f.resource or {}
             if ref.get("kind") and ref.get("name"):
                 key = (str(ref["kind"]), str(ref.get("namespace") or ""), str(ref["name"]))
-                entries = posture.by_object.setdefault(key, [])
-                if len(entries) < 20:
-                    entries.append({"control": f.control_id, "severity": f.severity.label, "message": f.message})
+                posture.by_object.setdefault(key, []).append(
+                    {"control": f.control_id, "severity": f.severity.label, "message": f.message})
+        for entries in posture.by_object.values():  # the most severe are the ones kept
+            entries.sort(key=lambda c: -_RANK.get(str(c["severity"]), 0))
+            del entries[MAX_CONTEXT_PER_OBJECT:]
         problems = [f"{e.source}: {e.message}" for e in result.errors]
         return posture, problems
+
+    def _index_account_risks(self, inventory: Inventory) -> None:
+        """Risky grants held by each ServiceAccount (a token used as that account carries them); the
+        RBAC input's own problems are the scan's to report."""
+        from kubeharden.rbac.engine import RbacModel
+        from kubeharden.rbac.risks import rank_subjects
+
+        model = RbacModel(inventory.resources)
+        for held in rank_subjects(model):
+            subject = held.subject
+            if subject.kind != "ServiceAccount" or not subject.name:
+                continue
+            entries = self.by_object.setdefault(("ServiceAccount", subject.namespace or "", subject.name), [])
+            for risky in held.risks:
+                entries.append({"control": risky.kind.control, "severity": risky.severity.label,
+                                "risk": risky.kind.id, "message": f"{risky.kind.title}: {risky.grant.chain()}"})
 
     def _index_owners(self, inventory: Inventory) -> None:
         for res in inventory.resources:
@@ -75,13 +102,16 @@ class Posture:
             if len(parts) == 4:
                 context += self._context_of(("ServiceAccount", parts[2], parts[3]))
         if finding.control_id == "D07":
-            context += [{"control": cid, "message": self.failing_controls[cid]} for cid in ANONYMOUS_CONTROLS
-                        if cid in self.failing_controls]
+            context += [{"control": cid, "severity": "high", "message": self.failing_controls[cid],
+                         "raises": event.succeeded} for cid in ANONYMOUS_CONTROLS if cid in self.failing_controls]
         if not context:
             return
+        for c in context:
+            c.setdefault("raises", _RANK.get(str(c.get("severity")), 0) >= Severity.HIGH
+                         and str(c.get("control", "")).startswith(RAISING_PREFIXES))
+        context.sort(key=lambda c: (not c["raises"], -_RANK.get(str(c.get("severity")), 0)))
         finding.evidence["posture"] = context[:10]
-        serious = any(c.get("severity") in ("high", "critical") or c.get("control") in ANONYMOUS_CONTROLS
-                      for c in context)
-        if serious:
+        first = context[0]
+        if first["raises"]:
             finding.severity = Severity(min(finding.severity + 1, Severity.CRITICAL))
-            finding.message += f" [posture: {context[0]['control']} {context[0].get('object', '')}]".replace(" ]", "]")
+            finding.message += f" [posture: {first['control']} {first.get('object', '')}]".replace(" ]", "]")
