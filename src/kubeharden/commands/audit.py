@@ -12,8 +12,8 @@ from __future__ import annotations
 import datetime as dt
 import os
 import sys
-from collections.abc import Callable, Iterable
-from contextlib import ExitStack
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import ExitStack, contextmanager
 from typing import Any, BinaryIO
 
 import click
@@ -323,13 +323,37 @@ def run_command(files: tuple[str, ...], formats: tuple[str, ...], outputs: tuple
             from kubeharden.audit.follow import follow as tail
 
             flush = pipeline.alertmanager.flush if pipeline.alertmanager is not None else None
-            pipeline.run.feed_all(tail(files[0], stats, limits, poll=poll_interval, idle_timeout=idle_exit,
-                                       on_idle=flush))
+            with _stop_on_signals() as stopped:
+                pipeline.run.feed_all(tail(files[0], stats, limits, poll=poll_interval, idle_timeout=idle_exit,
+                                           on_idle=flush, stop=lambda: bool(stopped)))
+            if stopped:
+                pipeline.notes.append(f"stopped by {stopped[0]}: the report covers the events read so far")
         else:
             pipeline.run.feed_all(iter_events(files, stats, limits))
     except KeyboardInterrupt:
         pipeline.notes.append("interrupted: the report covers the events read so far")
     pipeline.finish(stats, fail_on, show_unused_exceptions)
+
+
+@contextmanager
+def _stop_on_signals() -> Iterator[list[str]]:
+    """SIGTERM (a service manager, kubectl delete) and SIGINT end --follow like the end of input:
+    the line being judged is finished, the report written. The list names the signal once set;
+    the previous handlers come back afterwards."""
+    import signal
+
+    received: list[str] = []
+
+    def handler(signum: int, _frame: Any) -> None:
+        if not received:
+            received.append(signal.Signals(signum).name)
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield received
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
 
 
 @audit.command("learn")
