@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
+
+import yaml
 
 from kubeharden.catalog import Settings
 from kubeharden.engine import ControlResult, ScanResult
@@ -28,3 +31,32 @@ def result_of(result: ScanResult, control_id: str) -> ControlResult:
 
 def messages(result: ScanResult, control_id: str) -> list[str]:
     return [f.message for f in result_of(result, control_id).findings]
+
+
+POD_KINDS = ("Pod", "Deployment", "ReplicaSet", "StatefulSet", "DaemonSet", "Job", "CronJob",
+             "ReplicationController", "PodTemplate")
+
+
+def workload(kind: str, name: str, namespace: str, labels: dict[str, str], spec: dict[str, Any]) -> dict[str, Any]:
+    """A workload of ``kind`` whose pods have ``labels`` and ``spec``."""
+    meta = {"name": name, "namespace": namespace}
+    template = {"metadata": {"labels": labels}, "spec": spec}
+    api = {"Pod": "v1", "ReplicationController": "v1", "PodTemplate": "v1", "Job": "batch/v1",
+           "CronJob": "batch/v1"}.get(kind, "apps/v1")
+    if kind == "Pod":
+        return {"apiVersion": api, "kind": kind, "metadata": {**meta, "labels": labels}, "spec": spec}
+    if kind == "PodTemplate":
+        return {"apiVersion": api, "kind": kind, "metadata": meta, "template": template}
+    if kind == "CronJob":
+        return {"apiVersion": api, "kind": kind, "metadata": meta,
+                "spec": {"schedule": "* * * * *", "jobTemplate": {"spec": {"template": template}}}}
+    body: dict[str, Any] = {"template": template}
+    if kind in ("Deployment", "ReplicaSet", "StatefulSet", "DaemonSet"):
+        body["selector"] = {"matchLabels": labels}
+    if kind == "ReplicationController":
+        body["selector"] = labels
+    return {"apiVersion": api, "kind": kind, "metadata": meta, "spec": body}
+
+
+def dump(*objects: dict[str, Any]) -> str:
+    return "---\n".join(yaml.safe_dump(o, sort_keys=False) for o in objects)
