@@ -121,9 +121,10 @@ def test_internet_facing_next_to_privileged(tmp_path: Path, kind: str) -> None:
     front = workload(kind, "web", "shop", {"app": "web"}, {"containers": [{"name": "c", "image": "x:1"}]})
     priv = workload(kind, "agent", "ops", {"app": "agent"},
                     {"containers": [{"name": "c", "image": "x:1", "securityContext": {"privileged": True}}]})
-    ingress = {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": {"name": "web", "namespace": "shop"},
-               "spec": {"rules": [{"http": {"paths": [{"path": "/", "pathType": "Prefix",
-                                                       "backend": {"service": {"name": "web", "port": {"number": 80}}}}]}}]}}
+    backend = {"service": {"name": "web", "port": {"number": 80}}}
+    ingress = {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
+               "metadata": {"name": "web", "namespace": "shop"},
+               "spec": {"rules": [{"http": {"paths": [{"path": "/", "pathType": "Prefix", "backend": backend}]}}]}}
     svc = service("web", "ClusterIP", {"app": "web"})
     result = scan(tmp_path, *NODES, front, priv, ingress, svc)
     assert messages(result, "KH-NODE-021") == [
@@ -137,7 +138,8 @@ def test_secret_reading_service_account_counts_as_sensitive(tmp_path: Path) -> N
     front = workload("Deployment", "web", "shop", {"app": "web"}, {"containers": [{"name": "c", "image": "x:1"}]})
     reader = workload("Deployment", "sync", "shop", {"app": "sync"},
                       {"serviceAccountName": "sync", "containers": [{"name": "c", "image": "x:1"}]})
-    role = {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": {"name": "r", "namespace": "shop"},
+    role = {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+            "metadata": {"name": "r", "namespace": "shop"},
             "rules": [{"apiGroups": [""], "resources": ["secrets"], "verbs": ["get", "list"]}]}
     binding = {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
                "metadata": {"name": "rb", "namespace": "shop"},
