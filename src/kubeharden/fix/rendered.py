@@ -7,9 +7,11 @@ anything is written, the overlay is built with the patch through a temporary wra
 kustomization and re-scanned: a resource whose fixed finding stays or that gains a finding
 is left out of the patch.
 
-Helm: templates are never edited. Each fix is printed with the template it was rendered from,
-the template line of the deepest field of its path that the template names, and the YAML to
-add; writing fixes into values.yaml is not built yet (docs/fix.md).
+Helm: templates are never edited. A fix whose fields the template reads from values
+(kubeharden.fix.helmvalues: directly, through toYaml of a values map, with and range) is written
+into values.yaml (or --values FILE) with the byte-exact engine, after the chart rendered with the
+edited values is re-scanned: the finding gone and nothing new. Any other fix is printed with its
+template, the template line of the deepest field of its path the template names, and the YAML to add.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import re
 import shutil
 import tempfile
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path as FsPath
 from typing import Any
 
@@ -29,9 +31,10 @@ import yaml
 
 from kubeharden.fix.edit import DocumentEditor, Edit, EditRefused, Style, Text, render_block_entry
 from kubeharden.fix.files import FileProblem, hunks, read_file, write_file
+from kubeharden.fix.helmvalues import TemplateMap, parse_template
 from kubeharden.fix.plan import Fixer, FixRequest
 from kubeharden.inventory import CONTAINER_FIELDS, Inventory
-from kubeharden.loader import load_paths
+from kubeharden.loader import LoadContext, load_paths
 from kubeharden.model import Finding, Path, Resource, Severity
 from kubeharden.sources.render import KUSTOMIZATION_FILES
 
@@ -260,64 +263,261 @@ def _write_new(path: FsPath, text: str) -> None:
 
 
 # ---------------------------------------------------------------------------------------------
-# Helm: where to change the chart (never an edit of a template)
+# Helm: fixes written into the values a template reads; otherwise the template line to change
+# (templates are never edited)
+
+
+@dataclass
+class ValuesFix:
+    chosen: Chosen
+    edits: list[tuple[Edit, int]]  # values edit and its keep_depth
+    where: list[str]  # template:line of each op
+
+
+def _template_of(chart: FsPath, origin: str) -> FsPath | None:
+    """The chart's own template a `# Source:` names (chart/templates/x.yaml); None for a subchart's."""
+    origin = origin.removeprefix("helm template ")
+    _, _, relative = origin.partition("/")
+    if not relative.startswith("templates/") or "/charts/" in f"/{relative}":
+        return None
+    template = chart / relative
+    return template if template.is_file() else None
 
 
 def _template_line(chart: FsPath, origin: str, path: Path) -> tuple[str, int | None]:
     """The template file (inside the chart) and the line of the deepest key of path it names."""
-    relative = origin.split("/", 1)[1] if "/" in origin else origin
-    template = chart / relative
+    template = _template_of(chart, origin)
+    if template is None:
+        relative = origin.removeprefix("helm template ").split("/", 1)[-1]
+        return str(chart / relative), None
     try:
-        lines = template.read_text(encoding="utf-8").splitlines()
-    except OSError:
+        text = template.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
         return str(template), None
+    line = parse_template(text).line_of(path)
+    if line is not None:
+        return str(template), line
     for item in reversed([p for p in path if isinstance(p, str)]):
         pattern = re.compile(rf"^\s*-?\s*{re.escape(item)}\s*:")
-        for number, line in enumerate(lines, 1):
-            if pattern.match(line):
+        for number, text_line in enumerate(text.splitlines(), 1):
+            if pattern.match(text_line):
                 return str(template), number
     return str(template), None
 
 
-def _helm(request: FixRequest, fixer: Fixer) -> tuple[int, list[str]]:
-    suggested = 0
-    errors: list[str] = []
-    for chart_path in request.paths:
-        chart = FsPath(chart_path)
-        if not (chart / "Chart.yaml").is_file():
-            errors.append(f"{chart}: no Chart.yaml: not a Helm chart")
-            continue
-        before, refs, load_errors = _scan(fixer, [str(chart)])
-        errors.extend(load_errors)
-        chosen, notes = _choose(fixer, before, refs)
-        for note in notes:
-            click.echo(f"  {note}", err=True)
-        for c in chosen:
-            origin = c.resource.source.origin or ""
-            template, line = _template_line(chart, origin.removeprefix("helm template "), c.ops[0][1])
-            where = f"{template}:{line}" if line else template
-            click.echo(f"{where}: {c.finding.control_id} {c.resource.display()} {c.finding.path}")
-            for op, path, value in c.ops:
-                if op == "set":
-                    click.echo("\n".join("    " + x for x in render_block_entry(path[-1], value, 0, Style())))
-                else:
-                    click.echo(f"    # {op} {'.'.join(str(p) for p in path)}" + (f" {value}" if op != "delete" else ""))
-            suggested += 1
-    click.echo(f"{suggested} fix(es) to make in the chart's templates or values (templates are never edited)",
-               err=True)
-    return suggested, errors
+def merge_values(base: Any, over: Any) -> Any:
+    """Helm's merge of a values file over another: maps merged, null deletes, the rest replaced."""
+    if isinstance(base, dict) and isinstance(over, dict):
+        out = dict(base)
+        for key, value in over.items():
+            if value is None:
+                out.pop(key, None)
+            else:
+                out[key] = merge_values(base.get(key), value)
+        return out
+    return over
+
+
+def _load_values(path: FsPath) -> Any:
+    try:
+        return yaml.safe_load(path.read_bytes()) or {}
+    except (OSError, yaml.YAMLError):
+        return {}
+
+
+def _values_fix(chart: FsPath, c: Chosen, values: Any, maps: dict[FsPath, TemplateMap]) -> ValuesFix | str:
+    """The values edits of one fix, or why the template must change instead."""
+    from kubeharden.model import format_path
+
+    template = _template_of(chart, c.resource.source.origin or "")
+    if template is None:
+        return "rendered from a subchart or an unknown template"
+    if template not in maps:
+        try:
+            maps[template] = parse_template(template.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError):
+            return f"{template} cannot be read"
+    tmap = maps[template]
+    edits, where = [], []
+    for op, path, value in c.ops:
+        target = tmap.target((*c.resource.source.base_path, *path), values)
+        if target is None:
+            return f"{format_path(path)} is not read from values"
+        if target.keep_depth == 0 and op != "set":
+            return f"{format_path(path)} is one value: the template decides whether the field is there"
+        edits.append((Edit(op, target.values, value), target.keep_depth))
+        where.append(f"{template}:{target.line} .Values.{'.'.join(str(p) for p in target.values)}")
+    return ValuesFix(c, edits, where)
+
+
+def _edit_values(data: bytes, fixes: list[ValuesFix]) -> tuple[bytes, list[tuple[ValuesFix, str]]]:
+    text = Text(data)
+    editor = DocumentEditor(text, 0)
+    refused = []
+    for vf in fixes:
+        saved = text.text
+        try:
+            for edit, keep in vf.edits:
+                editor.keep_depth = keep
+                editor.apply(edit)
+        except EditRefused as exc:
+            text.text = saved
+            refused.append((vf, exc.reason))
+    return text.encode(), refused
+
+
+def _render_with_values(chart: FsPath, values_file: FsPath, data: bytes, fixer: Fixer,
+                        in_chart: bool) -> tuple[Any, dict[int, Resource], list[str]]:
+    """Scan of the chart rendered with ``data`` as the values file: for the chart's values.yaml, a
+    copy of the chart in a hidden sibling directory (so its relative dependencies resolve alike);
+    for a --values file, a temporary copy of that file given instead."""
+    options = dict(fixer.request.load.options)
+    with tempfile.TemporaryDirectory(prefix=".kubeharden-fix-", dir=chart.resolve().parent) as tmp:
+        target = chart
+        if in_chart:
+            target = FsPath(tmp) / chart.resolve().name
+            shutil.copytree(chart, target, symlinks=True)
+            (target / values_file.name).write_bytes(data)
+        else:
+            copy = FsPath(tmp) / values_file.name
+            copy.write_bytes(data)
+            given = [str(v) for v in options.get("helm_values") or ()]
+            options["helm_values"] = [str(copy) if os.path.abspath(v) == os.path.abspath(values_file) else v
+                                      for v in given]
+        loaded = load_paths([str(target)], LoadContext(fixer.request.load.limits, options))
+        inventory = Inventory(loaded.resources, dict(loaded.facts))
+        return (fixer.scan(inventory), {id(r.ref()): r for r in loaded.resources},
+                [f"{e.source}: {e.message}" for e in loaded.errors])
+
+
+def _print_hint(chart: FsPath, c: Chosen, reason: str | None) -> None:
+    origin = c.resource.source.origin or ""
+    template, line = _template_line(chart, origin, (*c.resource.source.base_path, *c.ops[0][1]))
+    where = f"{template}:{line}" if line else template
+    click.echo(f"{where}: {c.finding.control_id} {c.resource.display()} {c.finding.path}"
+               + (f" (not in values: {reason})" if reason else ""))
+    for op, path, value in c.ops:
+        if op == "set":
+            click.echo("\n".join("    " + x for x in render_block_entry(path[-1], value, 0, Style())))
+        else:
+            click.echo(f"    # {op} {'.'.join(str(p) for p in path)}" + (f" {value}" if op != "delete" else ""))
+
+
+@dataclass
+class HelmOutcome:
+    written: int = 0
+    hinted: int = 0
+    refused: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+def _fix_chart(chart: FsPath, fixer: Fixer, request: FixRequest, values_file: FsPath | None) -> HelmOutcome:
+    out = HelmOutcome()
+    if not (chart / "Chart.yaml").is_file():
+        out.errors.append(f"{chart}: no Chart.yaml: not a Helm chart")
+        return out
+    before, refs, load_errors = _scan(fixer, [str(chart)])
+    if load_errors:
+        out.errors.extend(load_errors)
+        return out
+    chosen, notes = _choose(fixer, before, refs)
+    for note in notes:
+        click.echo(f"  {note}", err=True)
+    in_chart = values_file is None
+    target_file = values_file if values_file is not None else chart / "values.yaml"
+    values = _load_values(chart / "values.yaml")
+    if values_file is not None:
+        values = merge_values(values, _load_values(values_file))
+    maps: dict[FsPath, TemplateMap] = {}
+    fixes: list[ValuesFix] = []
+    hints: list[tuple[Chosen, str | None]] = []
+    for c in chosen:
+        mapped = _values_fix(chart, c, values, maps) if target_file.is_file() else f"no {target_file}"
+        if isinstance(mapped, str):
+            hints.append((c, mapped))
+        else:
+            fixes.append(mapped)
+    original = read_file(str(target_file)) if fixes else None
+    baseline = Counter(_key(f, refs) for f in before.active_findings())
+    data = original.data if original else b""
+    for _ in range(MAX_RETRIES):
+        if not fixes or original is None:
+            break
+        data, edit_refused = _edit_values(original.data, fixes)
+        for vf, reason in edit_refused:
+            hints.append((vf.chosen, f"the values edit is refused: {reason}"))
+        refused_ids = {id(vf) for vf, _ in edit_refused}
+        fixes = [vf for vf in fixes if id(vf) not in refused_ids]
+        if not fixes:
+            break
+        after, after_refs, errors = _render_with_values(chart, target_file, data, fixer, in_chart)
+        if errors:
+            for vf in fixes:
+                hints.append((vf.chosen, f"the chart does not render with the edited values: {errors[0]}"))
+            fixes = []
+            break
+        after_keys = Counter(_key(f, after_refs) for f in after.active_findings())
+        new = after_keys - baseline
+        bad = {k[1] for k in new}
+        bad |= {_obj_key(vf.chosen.resource) for vf in fixes if _key(vf.chosen.finding, refs) in after_keys}
+        if not bad:
+            break
+        for vf in fixes:
+            if _obj_key(vf.chosen.resource) in bad:
+                out.refused += 1
+                click.echo(f"  refused {vf.chosen.finding.control_id} {vf.chosen.resource.display()} "
+                           f"{vf.chosen.finding.path}: rendered with the edited values, the chart has the finding "
+                           "or a new one", err=True)
+        fixes = [vf for vf in fixes if _obj_key(vf.chosen.resource) not in bad]
+    else:
+        fixes = []  # no proof within the retries: nothing is written
+    if fixes and original is not None:
+        for vf in fixes:
+            click.echo(f"{target_file}: {vf.chosen.finding.control_id} {vf.chosen.resource.display()} "
+                       f"{vf.chosen.finding.path} <- {', '.join(vf.where)}")
+        if request.dry_run:
+            click.echo(f"--- a/{target_file}\n+++ b/{target_file}")
+            for hunk in hunks(Text(original.data).text, Text(data).text):
+                click.echo(hunk.header)
+                click.echo("".join(hunk.lines), nl=False)
+            out.written = len(fixes)
+        else:
+            try:
+                backup = write_file(original, data, request.backup)
+            except FileProblem as problem:
+                out.errors.append(f"{target_file}: {problem.message}")
+                return out
+            out.written = len(fixes)
+            click.echo(f"{target_file}: wrote {len(fixes)} fix(es)" + (f" (backup {backup})" if backup else ""),
+                       err=True)
+    for hinted, why in hints:
+        _print_hint(chart, hinted, why)
+    out.hinted = len(hints)
+    return out
 
 
 def run(request: FixRequest, helm: bool, values_file: str | None, fail_on: Severity | None) -> int:
     fixer = Fixer(request)
     if helm:
         if values_file is not None:
-            raise click.UsageError("--values: writing fixes into a values file is not available yet; "
-                                   "the fixes are printed with the template line to change")
-        suggested, errors = _helm(request, fixer)
-        for error in errors:
+            if not os.path.isfile(values_file):
+                raise click.UsageError(f"--values {values_file}: no such file")
+            given = list(request.load.options.get("helm_values") or ())
+            if values_file not in given:
+                request.load.options["helm_values"] = [*given, values_file]
+        total = HelmOutcome()
+        for chart_path in request.paths:
+            one = _fix_chart(FsPath(chart_path), fixer, request, FsPath(values_file) if values_file else None)
+            total.written += one.written
+            total.hinted += one.hinted
+            total.refused += one.refused
+            total.errors.extend(one.errors)
+        verb = "would write" if request.dry_run else "wrote"
+        click.echo(f"{verb} {total.written} fix(es) into values; {total.hinted} to make in the templates "
+                   "(templates are never edited)", err=True)
+        for error in total.errors:
             click.echo(f"error: {error}", err=True)
-        return 2 if errors else (1 if suggested else 0)
+        return 2 if total.errors else (1 if total.hinted or total.refused else 0)
     total_refused = 0
     all_errors: list[str] = []
     for overlay in request.paths:
