@@ -446,7 +446,9 @@ def _unaffected_add_ons(objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
         template = obj.get("spec", {}).get("template", {}).get("spec", {})
         for container in template.get("containers", []):
             if "ingress-nginx/controller" in container["image"]:
+                # a replacement runs its own binary: ingress-nginx is also recognised by its command
                 container["image"] = "docker.io/envoyproxy/gateway:v1.5.0"
+                container["args"] = ["server", "--config-path=/config/envoy-gateway.yaml"]
             elif "capsule-proxy" in container["image"]:
                 container["image"] = "quay.io/clastix/capsule-proxy:v0.9.3"
     return objects
