@@ -77,7 +77,7 @@ def test_follow_subprocess_rotation_state_and_clean_stop(tmp_path, stop_signal) 
         alerts = _wait_for(alerts_file, 3)
         assert alerts[2]["control_id"] == "D05" and alerts[2]["resource"]["name"] == "b"
         proc.send_signal(stop_signal)
-        out, err = proc.communicate(timeout=DEADLINE)
+        _out, err = proc.communicate(timeout=DEADLINE)
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -5,11 +5,12 @@ Reuses the policy semantics KH-LOG-* judge with (nodeconf.auditpolicy): first ma
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from kubeharden.audit.detectors import LEVEL_RANK, Detector
 from kubeharden.audit.settings import AuditSettings
-from kubeharden.inventory import as_list
+from kubeharden.inventory import Inventory, as_list
 from kubeharden.model import Finding, Section, Severity
 from kubeharden.nodeconf import auditpolicy as ap
 from kubeharden.safeio import read_regular
@@ -36,6 +37,56 @@ def load_policy(path: str) -> tuple[dict[str, Any], int]:
     if problems:
         raise PolicyError(f"{path}:{problems[0].line or 1}: invalid YAML: {problems[0].message}")
     raise PolicyError(f"{path}: no audit.k8s.io Policy document")
+
+
+@dataclass
+class FoundPolicy:
+    """An audit Policy the API server uses, found through its --audit-policy-file."""
+
+    policy: dict[str, Any]
+    where: str  # the file (a host path under --root, or the input file holding it)
+    line: int | None
+    via: str  # which API server named it
+
+
+def node_inventory(root: str) -> tuple[Inventory, list[str]]:
+    """The node source's view of a node root (static pods, the files their flags name); no
+    processes are read (a root is a copy, or the audit run is not about this host's processes)."""
+    from kubeharden.catalog import Settings
+    from kubeharden.scanner import ScanRequest, UsageError, build_inventory
+
+    request = ScanRequest(settings=Settings(as_cluster=False), sources={"node": {"root": root, "processes": False}})
+    try:
+        inventory, loaded = build_inventory(request)
+    except UsageError as exc:
+        raise PolicyError(f"--root {root}: {exc}") from None
+    return inventory, [f"{e.source}: {e.message}" for e in loaded.errors]
+
+
+def policies_in(inventory: Inventory) -> tuple[list[FoundPolicy], list[str]]:
+    """The audit Policies named by the kube-apiserver instances of an inventory (node root, node
+    bundle, snapshot or manifests with the static pods), resolved as KH-LOG-* resolve them; with
+    the reasons when there is none. Identical files (an HA control plane) count once."""
+    from kubeharden.nodeconf.evidence import node_evidence
+
+    evidence = node_evidence(inventory)
+    apis = evidence.components.get("kube-apiserver") or []
+    if not apis:
+        return [], ["no kube-apiserver static pod or process in the input"]
+    found: dict[str, FoundPolicy] = {}
+    reasons: list[str] = []
+    for api in apis:
+        ref = evidence.referenced_config(api, "audit-policy-file", "Policy")
+        if not ref.flag_value:
+            reasons.append(f"{api.label}: --audit-policy-file is not set, audit logging is off (KH-LOG-001)")
+            continue
+        policies = [r for r in ref.resources if r.group == "audit.k8s.io" and isinstance(r.obj, dict)]
+        if not policies:
+            reasons.append(f"{api.label}: --audit-policy-file={ref.flag_value}: {ref.problem or 'no Policy'}")
+        for res in policies:
+            found.setdefault(ref.host_path or res.source.file, FoundPolicy(
+                res.obj, res.source.file, res.source.line, f"{api.label} --audit-policy-file={ref.flag_value}"))
+    return list(found.values()), reasons
 
 
 def _rule_text(rules: list[dict[str, Any]], index: int) -> str:

@@ -32,6 +32,9 @@ class Posture:
     failing_controls: dict[str, str] = field(default_factory=dict)  # control id -> one message
     owners: dict[Key, Key] = field(default_factory=dict)  # pod/replicaset -> its controller
     findings: int = 0
+    # the API server's audit policy when the state holds its static pod (policy coverage)
+    audit_policies: list[Any] = field(default_factory=list)
+    policy_reasons: list[str] = field(default_factory=list)
 
     @classmethod
     def from_paths(cls, paths: Sequence[str]) -> tuple[Posture, list[str]]:
@@ -45,6 +48,9 @@ class Posture:
         posture = cls()
         posture._index_owners(inventory)
         posture._index_account_risks(inventory)
+        from kubeharden.audit.policy import policies_in
+
+        posture.audit_policies, posture.policy_reasons = policies_in(inventory)
         for f in result.active_findings():
             posture.findings += 1
             posture.failing_controls.setdefault(f.control_id, f.message)

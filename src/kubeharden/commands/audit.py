@@ -194,6 +194,9 @@ def _report_options(fn: Any) -> Any:
                      help="Baseline from `kubeharden audit learn` (D04, D13, D15, D20)."),
         click.option("--policy", "policy_file", type=click.Path(dir_okay=False), metavar="FILE",
                      help="The API server's audit Policy: say which detectors it blinds."),
+        click.option("--root", "node_root", type=click.Path(file_okay=False, exists=True), metavar="DIR",
+                     help="A control-plane node's root (/ or a copy): the audit Policy its kube-apiserver "
+                     "--audit-policy-file names, for policy coverage without --policy."),
         click.option("--cluster-state", "cluster_state", multiple=True, metavar="PATH",
                      help="Snapshot or manifests: join alerts with the scan's findings."),
         click.option("--alertmanager", metavar="URL", help="Post alerts to this Alertmanager (API v2)."),
@@ -210,9 +213,17 @@ class Pipeline:
                  settings_file: str | None, exceptions_file: str | None, only: tuple[str, ...],
                  skip: tuple[str, ...], baseline_file: str | None, policy_file: str | None,
                  cluster_state: tuple[str, ...], alertmanager: str | None, inputs: Iterable[str],
+                 node_root: str | None = None,
                  since: float | None = None, until: float | None = None, streaming: bool = False) -> None:
         from kubeharden.audit.alertmanager import AlertmanagerSink
-        from kubeharden.audit.policy import PolicyError, coverage_findings, load_policy
+        from kubeharden.audit.policy import (
+            FoundPolicy,
+            PolicyError,
+            coverage_findings,
+            load_policy,
+            node_inventory,
+            policies_in,
+        )
         from kubeharden.audit.posture import Posture
         from kubeharden.audit.runner import AuditRun, select_detectors
         from kubeharden.cli import _fail_on, prepare_outputs
@@ -251,18 +262,35 @@ class Pipeline:
 
         self.run = AuditRun(detectors, settings, exceptions=exceptions, baseline=baseline, posture=posture,
                             since=since, until=until, on_finding=on_finding if sinks else None)
+        # The audit policy: given (--policy), or the one the API server names, from a node root
+        # (--root) or from the cluster state when it holds the static pod and the file.
+        policies: list[FoundPolicy] = []
+        reasons: list[str] = []
         if policy_file:
             try:
                 policy, line = load_policy(policy_file)
             except PolicyError as exc:
                 raise click.UsageError(f"--policy: {exc}") from None
-            prelude = list(coverage_findings(policy, detectors, settings, policy_file, line))
-            self.notes.append(f"policy coverage: {len(prelude)} detector(s) blinded by {policy_file}")
+            policies.append(FoundPolicy(policy, policy_file, line, "--policy"))
+        elif node_root:
+            try:
+                inventory, problems = node_inventory(node_root)
+            except PolicyError as exc:
+                raise click.UsageError(str(exc)) from None
+            policies, reasons = policies_in(inventory)
+            reasons = [f"--root {node_root}: {r}" for r in [*problems, *reasons]]
+        elif posture is not None:
+            policies, reasons = posture.audit_policies, [f"--cluster-state: {r}" for r in posture.policy_reasons]
+        for found in policies:
+            prelude = list(coverage_findings(found.policy, detectors, settings, found.where, found.line))
+            via = "" if found.via == "--policy" else f" (named by {found.via})"
+            self.notes.append(f"policy coverage: {len(prelude)} detector(s) blinded by {found.where}{via}")
             for finding in prelude:
                 self.run.emit(finding)
-            self.run.prelude, self.run.findings = self.run.findings, []
-        else:
-            self.notes.append("policy coverage: not assessed (give --policy FILE, the API server's audit policy)")
+        self.run.prelude, self.run.findings = self.run.findings, []
+        if not policies:
+            why = "; ".join(reasons) if reasons else "give --policy FILE, the API server's audit policy, or --root DIR"
+            self.notes.append(f"policy coverage: not assessed ({why})")
 
     def finish(self, stats: Any, fail_on: str, show_unused: bool) -> None:
         self.run.flush()
@@ -296,7 +324,8 @@ class Pipeline:
 def run_command(files: tuple[str, ...], formats: tuple[str, ...], outputs: tuple[str, ...], force: bool,
                 fail_on: str, settings_file: str | None, exceptions_file: str | None, show_unused_exceptions: bool,
                 only: tuple[str, ...], skip: tuple[str, ...], baseline_file: str | None, policy_file: str | None,
-                cluster_state: tuple[str, ...], alertmanager: str | None, since: str | None, until: str | None,
+                cluster_state: tuple[str, ...], alertmanager: str | None, node_root: str | None,
+                since: str | None, until: str | None,
                 follow: bool, poll_interval: float, idle_exit: float | None, max_line_bytes: int,
                 list_only: bool) -> None:
     """Judge audit log files (JSON lines, .gz, EventList; '-' for stdin) with detectors D01–D20."""
@@ -314,8 +343,8 @@ def run_command(files: tuple[str, ...], formats: tuple[str, ...], outputs: tuple
     pipeline = Pipeline(formats=formats, outputs=outputs, force=force, fail_on=fail_on, settings_file=settings_file,
                         exceptions_file=exceptions_file, only=only, skip=skip, baseline_file=baseline_file,
                         policy_file=policy_file, cluster_state=cluster_state, alertmanager=alertmanager,
-                        inputs=files, since=parse_when(since, "--since"), until=parse_when(until, "--until"),
-                        streaming=follow)
+                        node_root=node_root, inputs=files, since=parse_when(since, "--since"),
+                        until=parse_when(until, "--until"), streaming=follow)
     stats = ReaderStats()
     limits = ReaderLimits(max_line_bytes=max_line_bytes)
     try:
@@ -418,7 +447,7 @@ def serve_command(listen: str, tls_cert: str, tls_key: str, client_ca: str | Non
                   max_seconds: float | None, formats: tuple[str, ...], outputs: tuple[str, ...], force: bool,
                   fail_on: str, settings_file: str | None, exceptions_file: str | None, show_unused_exceptions: bool,
                   only: tuple[str, ...], skip: tuple[str, ...], baseline_file: str | None, policy_file: str | None,
-                  cluster_state: tuple[str, ...], alertmanager: str | None) -> None:
+                  cluster_state: tuple[str, ...], alertmanager: str | None, node_root: str | None) -> None:
     """Receive audit.k8s.io/v1 EventList batches over HTTPS (--audit-webhook-config-file) and judge them."""
     import signal
     import ssl
@@ -429,7 +458,7 @@ def serve_command(listen: str, tls_cert: str, tls_key: str, client_ca: str | Non
     pipeline = Pipeline(formats=formats or ("jsonl",), outputs=outputs, force=force, fail_on=fail_on,
                         settings_file=settings_file, exceptions_file=exceptions_file, only=only, skip=skip,
                         baseline_file=baseline_file, policy_file=policy_file, cluster_state=cluster_state,
-                        alertmanager=alertmanager, inputs=(), streaming=True)
+                        node_root=node_root, alertmanager=alertmanager, inputs=(), streaming=True)
     try:
         backend = WebhookBackend(pipeline.run, _listen(listen), tls_cert, tls_key, client_ca=client_ca,
                                  queue_size=queue_size)
