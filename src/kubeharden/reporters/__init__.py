@@ -45,8 +45,8 @@ class Reporter:
 
 
 def reporters() -> dict[str, Reporter]:
-    from kubeharden.reporters import html, json_report, junit, markdown, prometheus, sarif, table
+    from kubeharden.reporters import gitlab, html, json_report, junit, markdown, prometheus, sarif, table
 
     found = [json_report.REPORTER, sarif.REPORTER, junit.REPORTER, markdown.REPORTER, html.REPORTER,
-             table.REPORTER, prometheus.REPORTER]
+             table.REPORTER, prometheus.REPORTER, gitlab.REPORTER]
     return {r.name: r for r in found}
