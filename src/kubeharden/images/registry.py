@@ -13,8 +13,8 @@ never opens a connection.
   or the file given; they never appear in a message, a cache file or a report.
 * Manifest lists and OCI indexes: the manifest of the platform asked for (``linux/amd64`` default).
 * Limits: a timeout per request, a deadline for the whole run, bounded retries of connection errors and
-  5xx, 429 waits for Retry-After (capped); manifests and configs have size limits; every document
-  fetched by digest is checked against it.
+  5xx; 429 and 503 wait for Retry-After (capped), all within the deadline; manifests and configs have
+  size limits; every document fetched by digest is checked against it.
 * Caches: per run, every reference is looked up once; on disk (``$XDG_CACHE_HOME/kubeharden/registry``),
   manifests and the few config fields kept, by digest (content-addressed, so never stale). Tags are
   always asked again, since they move.
@@ -494,7 +494,8 @@ class RegistryClient:
             if status == 429 or status in _RETRY_STATUSES:
                 if attempt < self.options.retries:
                     attempt += 1
-                    wait = _retry_after(response_headers.get("retry-after")) if status == 429 else None
+                    # 429 and 503 may say when to come back (RFC 9110 10.2.3); capped all the same
+                    wait = _retry_after(response_headers.get("retry-after")) if status in (429, 503) else None
                     wait = 0.5 * 2 ** attempt if wait is None else wait
                     self._sleep(min(wait, self.options.max_retry_after, self._remaining()))
                     continue
