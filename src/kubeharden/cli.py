@@ -37,10 +37,24 @@ _DEFAULT_LIMITS = Limits()
 COMMAND_MODULES = ("netpol", "rbac", "node", "generate", "snapshot", "audit", "fix", "images", "history", "webhook")
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "auto_envvar_prefix": "KUBEHARDEN"})
 @click.version_option(__version__, prog_name="kubeharden")
-def cli() -> None:
+@click.option("--config", "config_file", type=click.Path(dir_okay=False), metavar="FILE", envvar="KUBEHARDEN_CONFIG",
+              help="Defaults for scan and node options (default: ./.kubeharden.yaml when present). "
+              "Flags > KUBEHARDEN_<COMMAND>_<OPTION> variables > this file > built-in defaults.")
+@click.pass_context
+def cli(ctx: click.Context, config_file: str | None) -> None:
     """Harden Kubernetes with the NSA/CISA Kubernetes Hardening Guidance (v1.2)."""
+    from kubeharden.config import CONFIG_COMMANDS, ConfigError, find_config, load_config
+
+    path = find_config(config_file)
+    if path is None or ctx.invoked_subcommand not in CONFIG_COMMANDS:
+        return
+    commands = {name: cli.commands[name] for name in CONFIG_COMMANDS if name in cli.commands}
+    try:
+        ctx.default_map = load_config(path, commands)  # below flags and environment variables (click)
+    except ConfigError as exc:
+        raise click.UsageError(f"config: {exc}") from None
 
 
 def _fail_on(value: str) -> Severity | None:
@@ -256,6 +270,11 @@ def finish(result: ScanResult, plan: Plan, fail_on: str, show_unused: bool, view
               show_default=True, help="Deepest YAML nesting accepted.")
 @click.option("--max-aliases", type=click.IntRange(min=0), default=_DEFAULT_LIMITS.max_aliases, show_default=True,
               help="Most YAML alias uses accepted per document.")
+@click.option("--strict", is_flag=True,
+              help="Duplicate keys in the input are errors (exit 2), not warnings (kubectl's strict decoding).")
+@click.option("--skip-dirs", "skip_dirs", multiple=True, metavar="GLOB",
+              help="Leave out directories whose name or path below the scanned directory matches (vendor, "
+              "charts/*/tests); repeatable.")
 def scan(paths: tuple[str, ...], profile: str, formats: tuple[str, ...], outputs: tuple[str, ...],
          fail_on: str, exceptions_file: str | None, show_unused_exceptions: bool, only: tuple[str, ...],
          skip: tuple[str, ...], kubernetes_version: str | None, pss_version: str | None,
@@ -263,7 +282,8 @@ def scan(paths: tuple[str, ...], profile: str, formats: tuple[str, ...], outputs
          rbac_expected_subjects: tuple[str, ...], as_cluster: bool, no_builtin_exceptions: bool, live: bool,
          cluster: ClusterOptions, helm_values: tuple[str, ...], helm_set: tuple[str, ...], max_file_size: int,
          max_depth: int, max_aliases: int, force: bool, details: bool, min_severity: str | None, quiet: bool,
-         max_bytes: int | None, results: ResultsOptions, **image_args: Any) -> None:
+         max_bytes: int | None, results: ResultsOptions, strict: bool, skip_dirs: tuple[str, ...],
+         **image_args: Any) -> None:
     """Scan manifests (files, directories, '-' for stdin), snapshots or a live cluster."""
     view = view_from(fail_on, details, min_severity, quiet, max_bytes)
     if not paths and not live:
@@ -290,6 +310,7 @@ def scan(paths: tuple[str, ...], profile: str, formats: tuple[str, ...], outputs
         load=LoadContext(
             Limits(max_file_bytes=max_file_size, max_depth=max_depth, max_aliases=max_aliases),
             {"helm_values": helm_values, "helm_set": helm_set},
+            strict=strict, skip_dirs=skip_dirs,
         ),
         only=only,
         skip=skip,
@@ -297,12 +318,20 @@ def scan(paths: tuple[str, ...], profile: str, formats: tuple[str, ...], outputs
     )
     if live:
         request.sources["cluster"] = cluster_source(cluster)
-    elif cluster.kubeconfig or cluster.context or cluster.namespaces:
-        raise click.UsageError("--kubeconfig, --context and --namespace read a live cluster: add --cluster")
+    elif cluster.kubeconfig or cluster.context or cluster.namespaces or cluster.label_selector:
+        raise click.UsageError("--kubeconfig, --context, --namespace and --selector read a live cluster: "
+                               "add --cluster")
+    from kubeharden.commands.progress import FileProgress
+
+    progress = FileProgress(None if paths and not quiet else False)  # a terminal's stderr only
+    if progress.enabled:
+        request.load.on_file = progress.file_done
     try:
         result = run_scan(request)
     except UsageError as exc:
         raise click.UsageError(str(exc)) from None
+    finally:
+        progress.close()
     result, store_errors = record_results(result, results)
     finish(result, plan, fail_on, show_unused_exceptions, view, store_errors)
 

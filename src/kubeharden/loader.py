@@ -12,6 +12,7 @@ import sys
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from fnmatch import fnmatchcase
 from pathlib import Path as FsPath
 from typing import Any
 
@@ -65,6 +66,14 @@ class LoadStats:
 class LoadContext:
     limits: Limits = field(default_factory=Limits)
     options: dict[str, Any] = field(default_factory=dict)  # renderer options (helm values, --set ...)
+    # duplicate keys: warnings by default (the API server keeps the last value, and kubectl's strict
+    # decoding is opt-in), errors when strict (--strict)
+    strict: bool = False
+    # directory walks leave out directories whose name or path below the walked directory matches one
+    # of these globs (--skip-dirs)
+    skip_dirs: tuple[str, ...] = ()
+    # called with (file name, bytes) after each file is read: the CLI's progress bar (loaders never print)
+    on_file: Callable[[str, int], None] | None = field(default=None, compare=False)
 
 
 @dataclass
@@ -317,8 +326,12 @@ def load_bytes(data: bytes, name: str, ctx: LoadContext, keep_text: bool = False
     yaml_errors: list[YamlInputError] = []
     origins = _template_origins(data)
     for doc in iter_yaml_documents(data, ctx.limits, yaml_errors):
-        for warning in doc.warnings:
-            result.errors.append(InputError(name, warning.message, warning.line))
+        for warning in doc.warnings:  # duplicate keys
+            if ctx.strict:
+                result.errors.append(InputError(name, f"{warning.message} (refused: --strict)", warning.line))
+            else:
+                result.warnings.append(InputError(name, f"{warning.message} (the last value is used, as the API "
+                                                  "server does; --strict refuses it)", warning.line))
         origin = _origin_for(origins, doc.start_line) if origins else None
         explode(doc.data, Source(name, doc.start_line, doc.end_line, doc.index, (), origin, kept), result)
     result.errors.extend(InputError(name, e.message, e.line) for e in yaml_errors)
@@ -438,7 +451,7 @@ def _load_directory(top: FsPath, ctx: LoadContext, result: LoadResult) -> None:
                 continue
             kept = []
             for name in sorted(dirs):
-                if name.startswith("."):
+                if name.startswith(".") or _skipped_dir(top, root_path / name, ctx.skip_dirs):
                     continue
                 if os.path.islink(root_path / name):
                     links.append(root_path / name)
@@ -470,6 +483,15 @@ def _load_directory(top: FsPath, ctx: LoadContext, result: LoadResult) -> None:
         result.errors.append(InputError(display_path(top), "no YAML or JSON files (.yaml, .yml, .json) in it"))
 
 
+def _skipped_dir(top: FsPath, path: FsPath, globs: tuple[str, ...]) -> bool:
+    """--skip-dirs: a glob matches a directory's name (``vendor``, ``test*``) or its path below the
+    walked directory (``charts/*/tests``)."""
+    if not globs:
+        return False
+    relative = path.relative_to(top).as_posix()
+    return any(fnmatchcase(path.name, glob) or fnmatchcase(relative, glob.strip("/")) for glob in globs)
+
+
 def _load_file(path: FsPath, ctx: LoadContext) -> LoadResult:
     """A file given or found: only a regular file is read (a FIFO, socket or device, or a link to
     one, is an error: it could block or never end), and never more than the size limit."""
@@ -481,6 +503,8 @@ def _load_file(path: FsPath, ctx: LoadContext) -> LoadResult:
         result.stats.files = 1
         result.errors.append(InputError(name, _os_reason(exc)))
         return result
+    if ctx.on_file is not None:
+        ctx.on_file(name, len(data))
     return load_bytes(data, name, ctx)
 
 

@@ -491,7 +491,7 @@ def _read_documents(
                 index += 1
                 continue
             warnings = [
-                YamlInputError(f"duplicate key {key!r} (the last value is used)", line + line_offset)
+                YamlInputError(f"duplicate key {key!r}", line + line_offset)
                 for key, line in loader.duplicates
             ]
             loader.duplicates = []

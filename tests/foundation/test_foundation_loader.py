@@ -104,8 +104,8 @@ def test_lines_inside_json_lists(tmp_path: Path) -> None:
 # ------------------------------------------------------------------------------ bad input
 
 
-def errors_of(path: Path, limits: Limits | None = None) -> list[tuple[str, int | None, str]]:
-    result = load_paths([str(path)], LoadContext(limits or Limits()))
+def errors_of(path: Path, limits: Limits | None = None, strict: bool = False) -> list[tuple[str, int | None, str]]:
+    result = load_paths([str(path)], LoadContext(limits or Limits(), strict=strict))
     return [(e.source, e.line, e.message) for e in result.errors]
 
 
@@ -152,14 +152,14 @@ def test_document_that_is_not_a_mapping(tmp_path: Path) -> None:
 
 def test_duplicate_keys_are_reported_with_line(tmp_path: Path) -> None:
     text = PRIVILEGED_POD + "      privileged: false\n"
-    [(_, line, message)] = errors_of(write(tmp_path, "dup.yaml", text))
+    [(_, line, message)] = errors_of(write(tmp_path, "dup.yaml", text), strict=True)
     assert "duplicate key 'privileged'" in message and line == 12
 
 
 def test_duplicate_keys_in_json_are_reported_with_line(tmp_path: Path) -> None:
     text = '{\n "apiVersion": "v1",\n "kind": "Pod",\n "metadata": {"name": "a",\n   "name": "b"},\n "spec": {}\n}\n'
     path = write(tmp_path, "dup.json", text)
-    [(_, line, message)] = errors_of(path)
+    [(_, line, message)] = errors_of(path, strict=True)
     assert "duplicate key 'name'" in message and line == 5
     assert [r.name for r in load_paths([str(path)]).resources] == ["b"]  # what the API server would keep
 

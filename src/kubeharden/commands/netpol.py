@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -13,6 +14,7 @@ from rich.table import Table
 from rich.text import Text
 
 from kubeharden.commands import echo_json, report_console
+from kubeharden.commands.snapshot import cluster_connection_options, load_live
 from kubeharden.inventory import Inventory
 from kubeharden.loader import LineLocator, load_paths
 from kubeharden.model import InputError
@@ -21,21 +23,28 @@ from kubeharden.netpol import (
     INGRESS,
     Endpoint,
     NetworkModel,
+    PolicyError,
     PortQuery,
+    Selector,
     Verdict,
     model_for,
     parse_address,
     parse_port_query,
+    parse_selector,
 )
+from kubeharden.sources.cluster import ClusterOptions
 
 EXIT_ALLOWED, EXIT_DENIED, EXIT_ERROR = 0, 1, 2
 
 
-def _load(paths: Sequence[str]) -> tuple[NetworkModel, list[InputError]]:
-    """Load the inputs, print input errors and ignored policies to stderr (file:line)."""
-    if not paths:
-        raise click.UsageError("give at least one path ('-' for stdin)")
-    loaded = load_paths(paths)
+def _load(paths: Sequence[str], live: bool = False,
+          cluster: ClusterOptions | None = None) -> tuple[NetworkModel, list[InputError]]:
+    """Load the inputs (or the live cluster), print input errors and ignored policies to stderr (file:line)."""
+    if live and paths:
+        raise click.UsageError("give paths or --cluster, not both")
+    if not paths and not live:
+        raise click.UsageError("give at least one path ('-' for stdin) or --cluster")
+    loaded = load_live(cluster or ClusterOptions()) if live else load_paths(paths)
     inventory = Inventory(loaded.resources, dict(loaded.facts))
     model = model_for(inventory)
     errors = list(loaded.errors)
@@ -58,10 +67,68 @@ def _problems_json(model: NetworkModel) -> list[dict[str, Any]]:
     ]
 
 
-def _namespaces(model: NetworkModel, namespace: str | None) -> list[str]:
+def _namespaces(model: NetworkModel, namespace: str | None, all_namespaces: bool = False) -> list[str]:
+    if namespace is not None and all_namespaces:
+        raise click.UsageError("give -n/--namespace or -A/--all-namespaces, not both")
     if namespace is not None:
         return [namespace]
     return [ns for ns in model.namespaces() if model.endpoints_by_namespace.get(ns)]
+
+
+_SET_RE = re.compile(r"^\s*(!?)\s*([^\s!=(),]+)\s*(?:(==|=|!=)\s*([^\s!=(),]*)|\s+(in|notin)\s*\(([^()]*)\))?\s*$")
+
+
+def parse_label_selector(text: str) -> Selector:
+    """kubectl's -l syntax (``app=web,tier!=db,env in (a,b),!legacy,debug``) as a LabelSelector."""
+    parts: list[str] = []
+    depth, current = 0, ""
+    for char in text:  # commas inside (a,b) belong to the set
+        depth += {"(": 1, ")": -1}.get(char, 0)
+        if char == "," and depth == 0:
+            parts.append(current)
+            current = ""
+        else:
+            current += char
+    parts.append(current)
+    expressions: list[dict[str, Any]] = []
+    for part in parts:
+        match = _SET_RE.match(part)
+        if match is None or (match.group(1) and (match.group(3) or match.group(5))):
+            raise click.BadParameter(f"{part.strip()!r} is not a label requirement (key=value, key!=value, "
+                                     "key in (a,b), key notin (a,b), key, !key)", param_hint="--selector")
+        negate, key, op, value, set_op, values = match.groups()
+        if op:
+            expressions.append({"key": key, "operator": "NotIn" if op == "!=" else "In", "values": [value]})
+        elif set_op:
+            expressions.append({"key": key, "operator": "In" if set_op == "in" else "NotIn",
+                                "values": [v.strip() for v in values.split(",") if v.strip()]})
+        else:
+            expressions.append({"key": key, "operator": "DoesNotExist" if negate else "Exists"})
+    try:
+        return parse_selector({"matchExpressions": expressions}, ())
+    except PolicyError as exc:
+        raise click.BadParameter(str(exc), param_hint="--selector") from None
+
+
+def _selected(selector: str | None) -> Selector | None:
+    return parse_label_selector(selector) if selector else None
+
+
+def _scope_options(fn: Any) -> Any:
+    """-A, -l and --cluster (with its connection options) of the commands that list endpoints."""
+    for option in reversed((
+        click.option("--all-namespaces", "-A", "all_namespaces", is_flag=True, help="Every namespace (the default)."),
+        click.option("--selector", "-l", "label_selector", metavar="SELECTOR",
+                     help="Only pods and workloads with these labels (kubectl's -l: app=web,tier!=db)."),
+    )):
+        fn = option(fn)
+    return _cluster_option(fn)
+
+
+def _cluster_option(fn: Any) -> Any:
+    fn = cluster_connection_options(fn)
+    return click.option("--cluster", "live", is_flag=True,
+                        help="Ask the live cluster of the kubeconfig instead of files.")(fn)
 
 
 _TABLE_OR_JSON = click.option("--format", "-f", "fmt", type=click.Choice(["table", "json"]), default="table",
@@ -79,14 +146,18 @@ def netpol() -> None:
 @netpol.command("status")
 @click.argument("paths", nargs=-1)
 @click.option("--namespace", "-n", default=None, help="Only this namespace.")
+@_scope_options
 @_TABLE_OR_JSON
-def status(paths: tuple[str, ...], namespace: str | None, fmt: str) -> None:
+def status(paths: tuple[str, ...], namespace: str | None, all_namespaces: bool, label_selector: str | None,
+           live: bool, cluster: ClusterOptions, fmt: str) -> None:
     """Per pod or workload: isolated for ingress? for egress? which policies select it."""
-    model, errors = _load(paths)
+    selector = _selected(label_selector)
+    model, errors = _load(paths, live, cluster)
     rows = [
         model.status(ep)
-        for ns in _namespaces(model, namespace)
+        for ns in _namespaces(model, namespace, all_namespaces)
         for ep in sorted(model.endpoints_by_namespace.get(ns, ()), key=lambda e: (e.name, e.kind))
+        if selector is None or selector.matches(ep.labels)
     ]
     if fmt == "json":
         echo_json({"endpoints": rows, "ignored_policies": _problems_json(model),
@@ -130,9 +201,10 @@ def _isolation(isolated: bool) -> Text:
 @click.option("--to-ip", "destination_ip", metavar="IP", help="Destination address (e.g. 169.254.169.254).")
 @click.option("--port", "port_text", metavar="PORT[/PROTO]",
               help="Port number or name, protocol TCP (default), UDP or SCTP. Without it: any traffic?")
+@_cluster_option
 @_TABLE_OR_JSON
 def can(paths: tuple[str, ...], source: str | None, source_ip: str | None, destination: str | None,
-        destination_ip: str | None, port_text: str | None, fmt: str) -> None:
+        destination_ip: str | None, port_text: str | None, live: bool, cluster: ClusterOptions, fmt: str) -> None:
     """Can SOURCE open a connection to DESTINATION? Exit 0 yes, 1 no, 2 error."""
     if (source is None) == (source_ip is None):
         raise click.UsageError("give exactly one of --from and --from-ip")
@@ -146,7 +218,7 @@ def can(paths: tuple[str, ...], source: str | None, source_ip: str | None, desti
             port = parse_port_query(port_text)
         except ValueError as exc:
             raise click.BadParameter(str(exc), param_hint="--port") from None
-    model, errors = _load(paths)
+    model, errors = _load(paths, live, cluster)
     try:
         if source is not None and destination is not None:
             verdict = model.can(model.find(source), model.find(destination), port)
@@ -198,12 +270,15 @@ def _print_verdict(verdict: Verdict) -> None:
 @netpol.command("matrix")
 @click.argument("paths", nargs=-1)
 @click.option("--namespace", "-n", default=None, help="Only this namespace (default: each namespace).")
+@_scope_options
 @click.option("--format", "-f", "fmt", type=click.Choice(["table", "json", "csv", "dot"]), default="table",
               show_default=True)
-def matrix(paths: tuple[str, ...], namespace: str | None, fmt: str) -> None:
+def matrix(paths: tuple[str, ...], namespace: str | None, all_namespaces: bool, label_selector: str | None,
+           live: bool, cluster: ClusterOptions, fmt: str) -> None:
     """Reachability between the pods and workloads of each namespace (rows: sources)."""
-    model, errors = _load(paths)
-    blocks = [(ns, *model.matrix(ns)) for ns in _namespaces(model, namespace)]
+    selector = _selected(label_selector)
+    model, errors = _load(paths, live, cluster)
+    blocks = [_select_block(ns, *model.matrix(ns), selector) for ns in _namespaces(model, namespace, all_namespaces)]
     if fmt == "json":
         echo_json({
             "namespaces": [_matrix_json(model, ns, eps, rows) for ns, eps, rows in blocks],
@@ -232,6 +307,15 @@ def matrix(paths: tuple[str, ...], namespace: str | None, fmt: str) -> None:
             else:
                 console.print(f"namespace {ns}: no pods or workloads in the input")
     sys.exit(EXIT_ERROR if errors else 0)
+
+
+def _select_block(ns: str, eps: list[Endpoint], rows: list[list[Verdict]],
+                  selector: Selector | None) -> tuple[str, list[Endpoint], list[list[Verdict]]]:
+    """Only the selected endpoints, as sources and as destinations."""
+    if selector is None:
+        return ns, eps, rows
+    keep = [i for i, ep in enumerate(eps) if selector.matches(ep.labels)]
+    return ns, [eps[i] for i in keep], [[rows[i][j] for j in keep] for i in keep]
 
 
 def _short(model: NetworkModel, ep: Endpoint) -> str:
