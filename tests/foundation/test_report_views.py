@@ -78,3 +78,24 @@ def test_guidance_ids_and_commas_select_controls(tmp_path: Path) -> None:
     both = run("scan", path, "-c", "KH-POD-005,KH-POD-004", "--details").stdout
     assert "KH-POD-005" in both and "KH-POD-004" in both
     assert run("scan", path, "-c", "NSA-NOPE-1").exit_code == 2
+
+
+def test_narrow_terminals_wrap_paths_at_separators_never_mid_word(tmp_path: Path) -> None:
+    import io
+
+    from rich.console import Console
+
+    from kubeharden.reporters import View
+    from kubeharden.reporters.table import print_table
+    from kubeharden.scanner import ScanRequest, run_scan
+
+    deep = tmp_path / "a-rather-long-directory-name" / "with-another-long-level" / "and-a-third-one-here"
+    pod = write(deep, "privileged-workload-manifest.yaml", PRIVILEGED_POD)
+    result = run_scan(ScanRequest(paths=[str(pod)], only=("KH-POD-005",)))
+    out = io.StringIO()
+    print_table(result, Console(file=out, width=80, no_color=True), View(details=True))
+    text = out.getvalue()
+    assert all(len(line) <= 80 for line in text.splitlines() if "/" in line or "spec." in line)
+    for segment in ("a-rather-long-directory-name/", "with-another-long-level/", "privileged-workload-manifest.yaml:11"):
+        assert segment in text  # whole: broken only after a separator
+    assert "spec.containers[0].securityContext.privileged" in text.replace("\n    ", "")

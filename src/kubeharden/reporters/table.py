@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 from collections import defaultdict
 
 from rich.console import Console
@@ -15,6 +16,7 @@ from kubeharden.reporters import DEFAULT_VIEW, Reporter, View
 
 _WARNINGS_SHOWN = 20  # the rest are in the machine-readable reports
 _TOP_RESOURCES = 3
+_NARROW = 100  # columns below which findings are listed as blocks, not a table
 
 SEVERITY_STYLE = {
     Severity.CRITICAL: "bold white on red",
@@ -107,6 +109,9 @@ def print_table(result: ScanResult, console: Console | None = None, view: View =
         findings = sorted(grouped.get(section, []), key=lambda f: (-f.severity, f.control_id, _location(f)))
         if not findings:
             continue
+        if console.width < _NARROW:
+            _print_findings_stacked(section, findings, console)
+            continue
         table = Table(title=section.label, title_justify="left", expand=True)
         table.add_column("Severity", no_wrap=True, min_width=8)
         table.add_column("Control", no_wrap=True, min_width=10)
@@ -126,6 +131,45 @@ def print_table(result: ScanResult, console: Console | None = None, view: View =
             table.add_row(sev, f.control_id, where, msg)
         console.print(table)
     _print_sections(result, console)
+
+
+_FILE_SEPARATORS = re.compile(r"(?<=/)")
+_JSONPATH_SEPARATORS = re.compile(r"(?<=[.\]])")
+
+
+def wrap_at_separators(text: str, width: int, indent: str = "", separators: re.Pattern[str] = _FILE_SEPARATORS) -> str:
+    """Break a long file path after '/' (a JSONPath after '.' or ']') so that no line is wider
+    than width; a segment longer than the width stays whole (copying it still works)."""
+    lines, current = [], ""
+    for piece in separators.split(text):
+        if current and len(current) + len(piece) > width:
+            lines.append(current)
+            current = indent
+        current += piece
+    lines.append(current)
+    return "\n".join(lines)
+
+
+def _print_findings_stacked(section: Section, findings: list[Finding], console: Console) -> None:
+    """On a narrow terminal a table would fold paths mid-word: one block per finding instead."""
+    console.print(Text(section.label, style="bold"))
+    width = max(console.width - 4, 20)
+    for f in findings:
+        head = Text(f.severity.label.upper(), style=SEVERITY_STYLE[f.severity])
+        head.append(f" {f.control_id} {_resource(f)}")
+        if f.excepted and f.exception:
+            head.stylize("dim strike", 0, len(f.severity.label))
+        console.print(head)
+        if _location(f):
+            console.print(Text("  " + wrap_at_separators(_location(f), width, "    "), style="dim"), overflow="ignore",
+                          crop=False)
+        console.print(Text("  " + f.message))
+        if f.path:
+            console.print(Text("  " + wrap_at_separators(f.path, width, "    ", _JSONPATH_SEPARATORS), style="dim"),
+                          overflow="ignore",
+                          crop=False)
+        if f.excepted and f.exception:
+            console.print(Text(f"  excepted: {f.exception.get('reason')}", style="dim"))
 
 
 def summary_line(result: ScanResult) -> Text:
