@@ -96,6 +96,7 @@ def test_narrow_terminals_wrap_paths_at_separators_never_mid_word(tmp_path: Path
     print_table(result, Console(file=out, width=80, no_color=True), View(details=True))
     text = out.getvalue()
     assert all(len(line) <= 80 for line in text.splitlines() if "/" in line or "spec." in line)
-    for segment in ("a-rather-long-directory-name/", "with-another-long-level/", "privileged-workload-manifest.yaml:11"):
+    whole = ("a-rather-long-directory-name/", "with-another-long-level/", "privileged-workload-manifest.yaml:11")
+    for segment in whole:
         assert segment in text  # whole: broken only after a separator
     assert "spec.containers[0].securityContext.privileged" in text.replace("\n    ", "")
