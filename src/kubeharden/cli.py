@@ -27,7 +27,7 @@ from kubeharden.sources.cluster import ClusterOptions
 from kubeharden.versions import parse_minor
 from kubeharden.yamlsafe import MAX_DEPTH_LIMIT, Limits
 
-FORMATS = ("table", "json", "sarif", "junit", "markdown", "html", "prometheus")
+FORMATS = ("table", "json", "sarif", "junit", "markdown", "html", "prometheus", "gitlab")
 _EXTENSION_FORMATS = {
     ".json": "json", ".sarif": "sarif", ".xml": "junit", ".md": "markdown", ".html": "html",
     ".htm": "html", ".txt": "table", ".prom": "prometheus",
