@@ -226,6 +226,11 @@ class KubeletKey:
     flag_default: Any  # flag default when the kubelet runs without a config file
 
 
+# The kubelet's evictionHard default on Linux (pkg/kubelet/eviction/defaults_linux.go).
+EVICTION_HARD_DEFAULT = {"memory.available": "100Mi", "nodefs.available": "10%", "nodefs.inodesFree": "5%",
+                         "imagefs.available": "15%"}
+EVICTION_FLAGS = frozenset({"eviction-hard", "eviction-soft"})
+
 KUBELET_KEYS: dict[str, KubeletKey] = {k.path[-1] if len(k.path) == 1 else ".".join(k.path): k for k in (
     KubeletKey(("authentication", "anonymous", "enabled"), "anonymous-auth", False, True),
     KubeletKey(("authentication", "webhook", "enabled"), "authentication-token-webhook", True, False),
@@ -247,6 +252,8 @@ KUBELET_KEYS: dict[str, KubeletKey] = {k.path[-1] if len(k.path) == 1 else ".".j
     KubeletKey(("streamingConnectionIdleTimeout",), "streaming-connection-idle-timeout", "4h0m0s", "4h0m0s"),
     KubeletKey(("eventRecordQPS",), "event-qps", 50, 50),
     KubeletKey(("featureGates",), "feature-gates", {}, {}),
+    KubeletKey(("evictionHard",), "eviction-hard", dict(EVICTION_HARD_DEFAULT), dict(EVICTION_HARD_DEFAULT)),
+    KubeletKey(("evictionSoft",), "eviction-soft", {}, {}),
 )}
 
 
@@ -305,6 +312,8 @@ def _parse_flag_value(key: KubeletKey, flag: Flag) -> Any:
             from kubeharden.nodeconf.flags import parse_feature_gates
 
             return parse_feature_gates(flag.text)
+        if key.flag in EVICTION_FLAGS:  # signal<quantity pairs
+            return dict(part.split("<", 1) for part in flag.as_list() if "<" in part)
         return dict(part.split("=", 1) for part in flag.as_list() if "=" in part)
     return flag.text
 
