@@ -60,9 +60,28 @@ def match_end(item: re.Match[str], flag: str) -> int:
     return item.start("value") + len(flag)
 
 
+_FLOW_PAIR = re.compile(r"(?P<key>[\"']?[A-Za-z0-9_.-]+[\"']?)(?P<sep>\s*:\s*)(?P<value>\"[^\"]*\"|'[^']*'|[^,}\]]*)")
+
+
+def _mask_flow(text: str, start: int, whole_document: bool) -> str:
+    """`- {name: TOKEN, value: ...}`: each pair of a flow mapping judged like a line of its own."""
+    def pair(m: re.Match[str]) -> str:
+        key, value = m["key"].strip("\"'"), m["value"].strip()
+        if not value or (_PLAIN.match(value) and not whole_document):
+            return m.group(0)
+        sensitive = ((whole_document and key not in _DESCRIPTIVE_KEYS) or key == "value"
+                     or _CREDENTIAL_KEY.search(key) is not None or _CREDENTIAL_VALUE.search(value) is not None)
+        return f"{m['key']}{m['sep']}{_MASK}" if sensitive else m.group(0)
+
+    return text[:start] + _FLOW_PAIR.sub(pair, text[start:])
+
+
 def _mask_line(text: str, whole_document: bool) -> str:
     """The line with its value masked when it may be a credential. `whole_document`: the
     document is a Secret or ConfigMap, whose every data value is masked."""
+    content = text.lstrip(" -")
+    if content.startswith(("{", "[")):
+        return _mask_flow(text, len(text) - len(content), whole_document)
     match = _KEY_VALUE.match(text)
     if match is not None:
         key = match["key"].strip("\"'")
@@ -71,6 +90,8 @@ def _mask_line(text: str, whole_document: bool) -> str:
             return text
         if _PLAIN.match(value) and not whole_document:
             return text  # a boolean or a number is never a credential
+        if value.startswith(("{", "[")):
+            return _mask_flow(text, match.start("value"), whole_document)
         sensitive = ((whole_document and key not in _DESCRIPTIVE_KEYS) or key == "value"
                      or _CREDENTIAL_KEY.search(key) is not None or _CREDENTIAL_VALUE.search(value) is not None)
         return text[:match.start("value")] + _MASK if sensitive else text
