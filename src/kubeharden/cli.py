@@ -34,7 +34,8 @@ _EXTENSION_FORMATS = {
 }
 _DEFAULT_LIMITS = Limits()
 # Modules under kubeharden.commands that contribute sub-commands (each has COMMANDS: list).
-COMMAND_MODULES = ("netpol", "rbac", "node", "generate", "snapshot", "audit", "fix", "images", "history", "webhook")
+COMMAND_MODULES = ("netpol", "rbac", "node", "generate", "snapshot", "audit", "fix", "images", "history", "webhook",
+                   "rbac_review")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "auto_envvar_prefix": "KUBEHARDEN"})

@@ -28,6 +28,7 @@ TOOLS: dict[str, tuple[str, ...]] = {
     "generate encryption-config": ("NSA-SEC-3", "NSA-SEC-4"),
     "node probe etcd": ("NSA-CP-5", "NSA-CP-6"),
     "images --scan": ("NSA-POD-17", "NSA-UPG-7"),
+    "rbac review / rbac diff": ("NSA-RBAC-8",),
 }
 
 _ROW_RE = re.compile(r"^\| \d+ \| (NSA-([A-Z]+)-\d+) \| ([^|]+) \|[^|]*\|([^|]*)\|", re.M)
