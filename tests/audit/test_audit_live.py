@@ -89,10 +89,12 @@ def test_webhook_backend_batches_queue_and_shutdown(tmp_path) -> None:
     backend = WebhookBackend(run, ("127.0.0.1", 0), cert, key, queue_size=2, log=lambda _: None)
     port = backend.address[1]
     # a slow consumer: the queue fills, further batches are refused fast with 503 and counted
-    batch = orjson.dumps({"kind": "EventList", "apiVersion": "audit.k8s.io/v1",
-                          "items": [_exec(f"p{i}") for i in range(3)]})
+    def batch() -> bytes:  # distinct requests (auditIDs) in each batch: a re-sent batch would be folded
+        return orjson.dumps({"kind": "EventList", "apiVersion": "audit.k8s.io/v1",
+                             "items": [_exec(f"p{i}") for i in range(3)]})
+
     backend._server_thread.start()
-    codes = [_post(port, cert, batch) for _ in range(4)]
+    codes = [_post(port, cert, batch()) for _ in range(4)]
     assert codes == [200, 200, 503, 503] and backend.stats.dropped_batches == 2
     backend._consumer.start()
     backend.stop(timeout=10)  # drains what was queued

@@ -4,10 +4,11 @@ probes) and an attack mix, written by a generator (benchmarks/bench_audit.py, te
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from kubeharden.audit.detectors._events import deployment, event, pod_template
+from kubeharden.audit.event import RESOURCE_KINDS, WORKLOAD_RESOURCES
 
 DAY = "2026-11-02"
 NODES = [f"worker-{i}" for i in range(1, 6)]
@@ -140,3 +141,21 @@ def attacks(second: int = 50_000) -> list[dict[str, Any]]:
         event("list", "secrets", name="", namespace="kube-system", time=t(second + 100), user="system:anonymous",
               groups=("system:unauthenticated",), ips=("192.0.2.9",)),
     ]
+
+
+WORKLOAD_KINDS = {kind: resource for resource, kind in RESOURCE_KINDS.items() if resource in WORKLOAD_RESOURCES}
+
+
+def deployed(objects: Iterable[dict[str, Any]], user: str = CD, second: int = 36_000) -> Iterator[dict[str, Any]]:
+    """Each workload object (every pod-spec kind) as the audit event of its create by a deployer
+    identity (the CD system by default), at Request level: real manifests as an audit log."""
+    for i, obj in enumerate(objects):
+        kind = obj.get("kind")
+        resource = WORKLOAD_KINDS.get(kind) if isinstance(kind, str) else None
+        if resource is None:
+            continue
+        meta = obj.get("metadata") if isinstance(obj.get("metadata"), dict) else {}
+        group, _, version = str(obj.get("apiVersion") or "v1").rpartition("/")
+        yield event("create", resource, group=group, version=version or "v1", name=str(meta.get("name") or ""),
+                    namespace=str(meta.get("namespace") or "default"), time=_time(second + i), body=obj, user=user,
+                    groups=SA_GROUPS, ips=("10.244.9.4",), agent="argocd-controller/v2.12.3", level="Request")

@@ -59,11 +59,25 @@ def _judged(event: AuditEvent, ctx: DetectorContext) -> bool:
 # D01
 
 
+def _explicit_root(v: Violation) -> bool:
+    """root_user_violations' "runs as UID 0" (the value is the UID), not its "may run as root"
+    (the value is runAsNonRoot: absent or false)."""
+    return type(v.value) is int and v.value == 0
+
+
 def root_or_privileged(body: PodBody, ctx: DetectorContext) -> Iterator[tuple[Violation, Severity | None]]:
-    """The D01 predicates of one pod body: the scan's KH-POD-005, -002, -004 and -033 logic."""
+    """The D01 predicates of one pod body: the scan's KH-POD-005, -002, -004 and -033 logic. Root by
+    omission is said at the mayRunAsRoot setting's severity (low by default, or off)."""
     pod = body.view
     hits: list[tuple[Violation, Severity | None]] = [(v, None) for v in privileged_violations(pod)]
-    hits += [(v, None) for v in root_user_violations(pod) if v.severity is not Severity.LOW]
+    may_run_as_root = ctx.settings.mayRunAsRoot
+    for v in root_user_violations(pod):
+        if v.severity is Severity.LOW:  # a non-root user without runAsNonRoot, or user namespaces
+            continue
+        if _explicit_root(v):
+            hits.append((v, None))
+        elif may_run_as_root != "off":
+            hits.append((v, Severity.parse(may_run_as_root)))
     hits += [(v, None) for v in escalation_violations(pod) if v.value is True]
     for v in added_capability_violations(pod):
         cap = str(v.value).upper().removeprefix("CAP_")
@@ -75,6 +89,10 @@ def root_or_privileged(body: PodBody, ctx: DetectorContext) -> Iterator[tuple[Vi
 
 
 GOOD_DEPLOYMENT = event("create", "deployments", group="apps", code=201, body=deployment())
+MAYBE_ROOT_DEPLOYMENT = event("create", "deployments", group="apps", code=201, body=deployment(pod_template(
+    [{"name": "web", "image": "registry.example.com/web:1.4.2",
+      "securityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}}],
+    securityContext={"seccompProfile": {"type": "RuntimeDefault"}})))
 BAD_DEPLOYMENT = event("create", "deployments", group="apps", code=201,
                        body=deployment(pod_template(privileged_containers())))
 
@@ -84,8 +102,10 @@ BAD_DEPLOYMENT = event("create", "deployments", group="apps", code=201,
     severity=Severity.HIGH, min_level="Request", resources=WORKLOAD_RESOURCES, needs=WORKLOAD_NEEDS,
     what="A create, update or patch of any pod-spec kind (pods, deployments, replicasets, statefulsets, daemonsets, "
     "jobs, cronjobs, replicationcontrollers, podtemplates; init and ephemeral containers) succeeded with a "
-    "privileged container, runAsUser 0, no runAsNonRoot and no non-root user, allowPrivilegeEscalation: true, or "
-    "added capabilities; or Pod Security Admission annotated the request with audit violations.",
+    "privileged container, runAsUser 0, allowPrivilegeEscalation: true, or added capabilities; or Pod Security "
+    "Admission annotated the request with audit violations. A container that may run as root (no runAsNonRoot: "
+    "true, no non-root runAsUser: the image decides) is said at the mayRunAsRoot setting's severity, low by "
+    "default (off to leave it to the scan's KH-POD-004).",
     why="Guidance §3.1 alert 'a Pod running with root permissions' and threat table #1 (malicious pods, possibly "
     "as root): a privileged or root container is one escape away from the node.",
     response="Check who deployed it and why; if not approved, delete the workload, rotate the credentials of the "
@@ -99,6 +119,9 @@ BAD_DEPLOYMENT = event("create", "deployments", group="apps", code=201,
             {"op": "replace", "path": "/spec/template/spec/containers/0/securityContext/runAsUser", "value": 0}]),),
             "a JSON patch setting runAsUser 0"),
         AuditExample(False, (GOOD_DEPLOYMENT,), "a hardened Deployment"),
+        AuditExample(True, (MAYBE_ROOT_DEPLOYMENT,), "no runAsNonRoot: may run as root (low by default)"),
+        AuditExample(False, (MAYBE_ROOT_DEPLOYMENT,), "may run as root, with mayRunAsRoot: off",
+                     settings={"mayRunAsRoot": "off"}),
         AuditExample(False, (event("create", "pods", name="web-7d4b9-x2x1z", code=201,
                                    user="system:serviceaccount:kube-system:replicaset-controller",
                                    groups=("system:serviceaccounts", "system:serviceaccounts:kube-system",

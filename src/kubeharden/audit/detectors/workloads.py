@@ -25,7 +25,8 @@ def _needs_networks(ctx: DetectorContext) -> str | None:
     severity=Severity.HIGH, resources=("pods",), requires=_needs_networks,
     needs=(RequestKind("", "pods", verbs=("create",)),),
     what="A pod create succeeded whose sourceIPs[0] is inside podCIDRs or is a node address (nodeIPs), by an "
-    "identity that is not a control-plane controller; the kubelet's mirror pods are not counted.",
+    "identity that is not a control-plane controller; the kubelet's mirror pods are not counted. Low when the "
+    "identity is a deployerIdentity (an in-cluster CD system creates pods from the pod network as its job).",
     why="Guidance §3.1 alert 'Pod or worker-node IPs as the source of a Pod-creation request' and threat table #3: "
     "code running in a pod that creates pods is using a stolen service account token to spread.",
     response="The guidance suggests evicting the pod whose IP made the request (NSA-LOG-18: printed advice, no "
@@ -39,6 +40,11 @@ def _needs_networks(ctx: DetectorContext) -> str | None:
                      settings={"podCIDRs": ["10.244.0.0/16"], "nodeIPs": ["10.0.0.10"]}),
         AuditExample(False, (event("create", "pods", name="x", ips=("198.51.100.20",), body=POD),),
                      settings={"podCIDRs": ["10.244.0.0/16"]}),
+        AuditExample(True, (event("create", "pods", name="x", user="system:serviceaccount:argocd:argocd-application-"
+                                  "controller", groups=SA_GROUPS, ips=("10.244.9.4",), body=POD),),
+                     "an in-cluster CD system (a deployerIdentity): still said, at low",
+                     settings={"podCIDRs": ["10.244.0.0/16"],
+                               "deployerIdentities": ["system:serviceaccount:argocd:*"]}),
     ),
 )
 def d03_pod_from_pod_ip(event: AuditEvent, ctx: DetectorContext) -> Iterator[Violation]:
@@ -48,8 +54,10 @@ def d03_pod_from_pod_ip(event: AuditEvent, ctx: DetectorContext) -> Iterator[Vio
     if not ip or not ctx.settings.in_cluster(ip) or ctx.pod_actor_exempt(event) or ctx.is_control_plane(event.user):
         return
     what = "pod network" if ip in ctx.settings.pod_networks else "node"
-    yield Violation(None, ("sourceIPs", 0), f"pod created from {ip} (a {what} address) ({_where(event)})", ip,
-                    has_value=True)
+    by_deployer = _deployer(event, ctx)
+    yield Violation(None, ("sourceIPs", 0), f"pod created from {ip} (a {what} address) "
+                    f"{'by a deployer identity ' if by_deployer else ''}({_where(event)})", ip, has_value=True,
+                    severity=Severity.LOW if by_deployer else None)
 
 
 def _deployer(event: AuditEvent, ctx: DetectorContext) -> bool:
