@@ -154,7 +154,8 @@ def deployed(objects: Iterable[dict[str, Any]], user: str = CD, second: int = 36
         resource = WORKLOAD_KINDS.get(kind) if isinstance(kind, str) else None
         if resource is None:
             continue
-        meta = obj.get("metadata") if isinstance(obj.get("metadata"), dict) else {}
+        metadata = obj.get("metadata")
+        meta: dict[str, Any] = metadata if isinstance(metadata, dict) else {}
         group, _, version = str(obj.get("apiVersion") or "v1").rpartition("/")
         yield event("create", resource, group=group, version=version or "v1", name=str(meta.get("name") or ""),
                     namespace=str(meta.get("namespace") or "default"), time=_time(second + i), body=obj, user=user,
