@@ -92,6 +92,9 @@ class TLSServer(ThreadingHTTPServer):
 
     def get_request(self) -> tuple[socket.socket, Any]:
         sock, address = super().get_request()
+        # Headers and body may leave in two writes: without this, Nagle's algorithm holds the second until
+        # the client's delayed ACK (40 ms) on every keep-alive request.
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         return self.tls.current().wrap_socket(sock, server_side=True, do_handshake_on_connect=False), address
 
     def process_request_thread(self, request: Any, client_address: Any) -> None:

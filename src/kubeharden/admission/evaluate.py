@@ -106,6 +106,41 @@ class ClusterContext:
         return cls(kept, facts, ", ".join(paths))
 
 
+_CONTEXT_BOUND: dict[str, str | None] = {}
+
+
+def context_bound(ctrl: Control, settings: Settings) -> str | None:
+    """Why a control is not assessed without a cluster context, when it is not assessed on every workload of
+    its examples (each judged alone, as the webhook judges an object) and at least once for want of other
+    objects; None otherwise."""
+    if ctrl.id in _CONTEXT_BOUND:
+        return _CONTEXT_BOUND[ctrl.id]
+    reasons = set()
+    for example in ctrl.examples:
+        for doc in _example_workloads(example.yaml):
+            resource = Resource.from_obj(doc, Source(ADMISSION_SOURCE))
+            unreadable = {kind: NO_CONTEXT_REASON for kind in CONTEXT_KINDS if kind != resource.kind}
+            result = Engine([ctrl], settings).run(Inventory([resource], {"forbidden_kinds": unreadable}))
+            outcome = result.controls[0]
+            if outcome.status is not Status.NOT_ASSESSED:
+                _CONTEXT_BOUND[ctrl.id] = None
+                return None
+            reasons.add(outcome.reason or "")
+    found = next((r for r in sorted(reasons) if NO_CONTEXT_REASON in r), None)
+    _CONTEXT_BOUND[ctrl.id] = found
+    return found
+
+
+def _example_workloads(text: str) -> list[dict[str, Any]]:
+    import yaml
+
+    try:
+        docs = list(yaml.safe_load_all(text))
+    except yaml.YAMLError:
+        return []
+    return [d for d in docs if isinstance(d, dict) and d.get("kind") in WORKLOAD_KINDS]
+
+
 def _with_namespace(obj: dict[str, Any], namespace: str | None) -> dict[str, Any]:
     """The object as it will be stored: in the request's namespace when its metadata names none."""
     meta = obj.get("metadata")
@@ -131,6 +166,11 @@ class AdmissionEvaluator:
         self.context = context
         self.today = today
         self._kinds_of = {c.id: c.kinds for c in controls}
+        # Without a context, a control that reads other objects on every one of its examples is skipped up front
+        # (KH-POD-023 builds the RBAC model, most of a review's time, only to be not assessed).
+        self._context_bound = {} if context is not None else {
+            c.id: reason for c in controls if (reason := context_bound(c, settings)) is not None}
+        self._run_controls = [c for c in controls if c.id not in self._context_bound]
 
     # -- the one evaluation path -----------------------------------------------------------------
 
@@ -146,7 +186,9 @@ class AdmissionEvaluator:
             unreadable = {kind: NO_CONTEXT_REASON for kind in CONTEXT_KINDS if kind != resource.kind}
             inventory = Inventory([resource], {"forbidden_kinds": unreadable})
         # An engine per request: it keeps per-run state, and requests run in parallel threads.
-        result = Engine(self.controls, self.settings, self.rules, self.today).run(inventory)
+        result = Engine(self._run_controls, self.settings, self.rules, self.today).run(inventory)
+        result.controls += [ControlResult(c, Status.NOT_ASSESSED, reason=self._context_bound[c.id])
+                            for c in self.controls if c.id in self._context_bound]
         mine = resource.ref()
         results = []
         for r in result.controls:

@@ -134,8 +134,9 @@ def _handler_for(webhook: WebhookServer) -> type[BaseHTTPRequestHandler]:
             if self.state.draining or self.close_connection:
                 self.send_header("Connection", "close")
                 self.close_connection = True
-            self.end_headers()
-            self.wfile.write(body)
+            # headers and body in one TLS record and one segment
+            self._headers_buffer.append(b"\r\n" + body)
+            self.flush_headers()
 
         def _refuse(self, code: int, reason: str, close: bool = False) -> None:
             webhook.metrics.bad_request(code)
