@@ -73,8 +73,12 @@ def probe() -> None:
 @click.option("--format", "-f", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
 @click.option("--fail-on", default="high", show_default=True, metavar="SEVERITY",
               help="Exit 1 when an insecure result is at or above: low, medium, high, critical, none.")
+@click.option("--secrets", is_flag=True,
+              help="Read /registry/secrets/ keys and report Secrets stored without encryption (values never shown).")
+@click.option("--encryption-config", type=click.Path(dir_okay=False, exists=True), metavar="FILE",
+              help="With --secrets: the API server's EncryptionConfiguration, to find Secrets under an old key.")
 def probe_etcd_command(url: str, cacert: str | None, cert: str | None, key: str | None, timeout: float,
-                       fmt: str, fail_on: str) -> None:
+                       fmt: str, fail_on: str, secrets: bool, encryption_config: str | None) -> None:
     """Actively test an etcd client URL: plain HTTP, TLS without client certificate, TLS 1.0/1.1.
 
     Connects only to URL's host and port."""
@@ -93,6 +97,11 @@ def probe_etcd_command(url: str, cacert: str | None, cert: str | None, key: str 
         result = probe_etcd(url, cacert, cert, key, timeout)
     except ProbeUsageError as exc:
         raise click.BadParameter(str(exc), param_hint="URL") from None
+    if (secrets or encryption_config) and result.reachable:
+        from kubeharden.nodeconf.probe import probe_secrets
+
+        result.checks += probe_secrets(url, cacert, cert, key, _encryption_config(encryption_config),
+                                       max(timeout, 10.0), config_given=bool(encryption_config))
     if fmt == "json":
         click.echo(result.to_json())
     else:
@@ -108,6 +117,24 @@ def probe_etcd_command(url: str, cacert: str | None, cert: str | None, key: str 
     if threshold is not None and any(c.status == INSECURE and c.severity >= threshold for c in result.checks):
         sys.exit(1)
     sys.exit(0)
+
+
+def _encryption_config(path: str | None) -> dict[str, object] | None:
+    """The EncryptionConfiguration file (its keys are only compared by name, never shown)."""
+    if path is None:
+        return None
+    import yaml
+
+    from kubeharden import safeio
+
+    try:
+        data = yaml.load(safeio.read_regular(path, 4 * 1024 * 1024), Loader=yaml.CSafeLoader)
+    except (OSError, yaml.YAMLError) as exc:
+        raise click.BadParameter(f"{path}: cannot read ({type(exc).__name__})", param_hint="--encryption-config") \
+            from None
+    if not isinstance(data, dict) or data.get("kind") != "EncryptionConfiguration":
+        raise click.BadParameter(f"{path}: not an EncryptionConfiguration", param_hint="--encryption-config")
+    return data
 
 
 @click.command("collect-node")
