@@ -212,8 +212,11 @@ def _run_as_root(v: Violation) -> Fix | None:
     decided = [c for c in pod.containers() if effective(c, "runAsNonRoot")[1] == v.path]
     if not decided:
         return None
-    users = [effective(c, "runAsUser")[0] for c in decided]
-    if all(is_int(u) and u > 0 for u in users):  # the kubelet's check passes on the UIDs already set
+    # The kubelet's check passes on the UIDs already set, or on the numeric non-root USER of the
+    # image the registry says runs (KH-POD-002 names those containers in its evidence).
+    registry_non_root = set(v.evidence.get("non_root_images") or ())
+    if all((is_int(u) and u > 0) or c.name in registry_non_root
+           for c, u in ((c, effective(c, "runAsUser")[0]) for c in decided)):
         return Fix(SAFE, (set_op(v.path, True),), "the container already runs as a non-root UID")
     return Fix(TIGHTENING, (set_op(v.path, True),),
                "the kubelet refuses to start an image whose user is root or not numeric")

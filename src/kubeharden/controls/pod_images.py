@@ -16,8 +16,8 @@ from kubeharden.images.context import container_context
 from kubeharden.images.dockerfile import USER_DYNAMIC, USER_NAMED, USER_NONROOT, USER_ROOT, USER_UNSET, classify_user
 from kubeharden.images.evidence import ContainerImage, ImageEvidence, config_digests, final_stage, image_evidence
 from kubeharden.images.reference import DOCKER_HUB, ImageRef, parse_image
-from kubeharden.inventory import ContainerView, as_dict, as_list
-from kubeharden.model import NotAssessed, Resource, Section, Severity, Violation
+from kubeharden.inventory import ContainerView, Inventory, as_dict, as_list
+from kubeharden.model import Fix, FixLevel, FixOp, NotAssessed, Resource, Section, Severity, Violation
 
 TEMPLATE_MARKERS = ("$", "<", ">", "{{")
 # Tags that name a branch or channel, not a release: pushed to on every build, like latest.
@@ -124,11 +124,16 @@ def not_digest_pinned(ctx: Context) -> Iterator[Violation]:
         # the index digest when the tag names one: the pin then works on every platform
         digest = str(spec.get("indexDigest") or spec.get("digest"))
         pinned = f"{item.image}@{digest}"
-        yield item.container.violation(
+        violation = item.container.violation(
             ("image",), f"{message}; the registry says {item.ref.tagged} is {digest}", item.image,
             remediation=f"Set containers[*].image to {pinned} (the digest {spec.get('source') or 'the registry'} "
             "gave for the tag).",
             evidence={"registry_digest": digest, "pin": pinned, "source": spec.get("source")})
+        # tightening: what runs stays what the tag names now, but later pushes to the tag no longer
+        # roll out (docs/fix.md); the digest is the registry's, never invented
+        violation.fix = Fix(FixLevel.TIGHTENING, (FixOp("set", (*item.container.path, "image"), pinned),),
+                            f"pins the content {item.ref.tagged} has now; later pushes to the tag no longer roll out")
+        yield violation
 
 
 def _plain_container_images(ctx: Context) -> Iterator[ContainerImage]:
@@ -210,6 +215,11 @@ class ImageUser:
     user: str
     origin: str  # "image config from the registry", "Dockerfile app/Dockerfile:12"
     evidence: dict[str, Any]
+
+    @property
+    def from_registry(self) -> bool:
+        """The registry's config of the image that runs (not a Dockerfile joined by name)."""
+        return "dockerfile" not in self.evidence and "image_config" in self.evidence
 
 
 def _user_of_config(config: Resource) -> ImageUser:
@@ -302,6 +312,20 @@ def image_user(found: ImageEvidence, item: ContainerImage) -> ImageUser | None:
     if build is not None:
         return _user_of_dockerfile(build.dockerfile, build.how, found)
     return None
+
+
+def image_users(inventory: Inventory) -> dict[int, ImageUser]:
+    """id(container obj) -> its image's default user, for every container whose image's user is known
+    (empty without Dockerfiles or image configs in the input)."""
+    if not inventory.has_kind(DOCKERFILE_KIND, IMAGE_CONFIG_KIND):
+        return {}
+    found = image_evidence(inventory)
+    out = {}
+    for item in found.containers:
+        known = image_user(found, item)
+        if known is not None:
+            out[id(item.container.obj)] = known
+    return out
 
 
 @control(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import posixpath
 from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
 
 from kubeharden import pss
 from kubeharden.catalog import Context, Example, control
@@ -16,8 +17,12 @@ from kubeharden.controls.pod_common import (
     pod_example,
     pss_path,
 )
+from kubeharden.images.dockerfile import USER_NAMED, USER_NONROOT, USER_ROOT
 from kubeharden.inventory import ContainerView, PodSpecView
 from kubeharden.model import Section, Severity, Violation
+
+if TYPE_CHECKING:
+    from kubeharden.controls.pod_images import ImageUser
 
 
 @control(
@@ -186,12 +191,17 @@ def host_network_violations(pod: PodSpecView) -> Iterator[Violation]:
     ),
 )
 def runs_as_root(ctx: Context) -> Iterator[Violation]:
+    from kubeharden.controls.pod_images import image_users
+
+    users = image_users(ctx.inventory)  # what registries and Dockerfiles say the images run as
     for pod in ctx.pod_specs():
-        yield from root_user_violations(pod)
+        yield from root_user_violations(pod, users.get)
 
 
-def root_user_violations(pod: PodSpecView) -> Iterator[Violation]:
-    """Containers of one pod spec that run, or may run, as root (shared with the audit detectors)."""
+def root_user_violations(pod: PodSpecView, image_user_of: Callable[[int], ImageUser | None] | None = None,
+                         ) -> Iterator[Violation]:
+    """Containers of one pod spec that run, or may run, as root (shared with the audit detectors).
+    ``image_user_of(id(container.obj))`` tells what the image's own user is, when known."""
     userns = host_users_false(pod)
     note = " (hostUsers: false maps it to an unprivileged host user)" if userns else ""
     for c in pod.containers():
@@ -210,10 +220,36 @@ def root_user_violations(pod: PodSpecView) -> Iterator[Violation]:
                 message = (f"container '{c.name}' sets a non-root user but runAsNonRoot is not true, "
                            "so the kubelet does not enforce it")
             else:
-                severity = Severity.LOW if userns else Severity.MEDIUM
-                message = (f"container '{c.name}' may run as root: no runAsNonRoot: true and no non-root "
-                           f"runAsUser, so the image decides{note}")
+                known = image_user_of(id(c.obj)) if image_user_of is not None and not is_windows(pod) else None
+                severity, message, evidence = _image_decides(c.name, known, userns, note)
+                if evidence:  # for the fixer: whose kubelet check would pass on the registry's word
+                    evidence["non_root_images"] = sorted(
+                        other.name for other in pod.containers() if (o := image_user_of(id(other.obj))) is not None
+                        and o.status == USER_NONROOT and o.from_registry) if image_user_of is not None else []
+                yield pod.resource_violation(non_root_path, message, non_root, severity=severity, evidence=evidence)
+                continue
             yield pod.resource_violation(non_root_path, message, non_root, severity=severity)
+
+
+def _image_decides(name: str, known: ImageUser | None, userns: bool, note: str,
+                   ) -> tuple[Severity, str, dict[str, object]]:
+    """No runAsNonRoot and no runAsUser: the image's user applies; say what is known of it."""
+    def low_or(severity: Severity) -> Severity:
+        return Severity.LOW if userns else severity
+
+    if known is None or known.status not in (USER_ROOT, USER_NONROOT):
+        what = f" ({known.user!r} per {known.origin}, a name the kubelet cannot check)" if known is not None and \
+            known.status == USER_NAMED else ""
+        return (low_or(Severity.MEDIUM), f"container '{name}' may run as root: no runAsNonRoot: true and no non-root "
+                f"runAsUser, so the image decides{what}{note}", {})
+    evidence: dict[str, object] = {"image_user": known.user, "image_user_from": known.origin,
+                                   "image_user_registry": known.from_registry}
+    if known.status == USER_ROOT:
+        return (low_or(Severity.HIGH), f"container '{name}' will run as root: its image's user is "
+                f"{known.user or 'unset (root)'} per {known.origin}, and neither runAsNonRoot: true nor a non-root "
+                f"runAsUser is set{note}", evidence)
+    return (Severity.LOW, f"container '{name}' runs as the image's non-root user {known.user} per {known.origin}, "
+            "but runAsNonRoot is not true, so the kubelet does not enforce it", evidence)
 
 
 def effective_windows_user(c: ContainerView) -> str | None:

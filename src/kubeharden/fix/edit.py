@@ -28,7 +28,8 @@ from kubeharden.model import FIX_OPS, Path, PathItem
 
 _NULL_TAG = "tag:yaml.org,2002:null"
 _MERGE_TAG = "tag:yaml.org,2002:merge"
-_PLAIN_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_./-]*")
+# image references (host:port/repo:tag@sha256:...) stay plain; a value ending in ':' does not
+_PLAIN_RE = re.compile(r"[A-Za-z0-9_](?:[A-Za-z0-9_./:@-]*[A-Za-z0-9_./@-])?")
 # go-yaml v2 (what Kubernetes reads with) takes these as booleans, YAML 1.1 some more: never plain.
 _BOOL_WORDS = frozenset({"y", "yes", "n", "no", "on", "off", "true", "false", "null", "~"})
 MAX_EDIT_ROUNDS = 64  # remove-item removes one match per parse; a bound, not a limit anyone reaches

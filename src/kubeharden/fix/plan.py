@@ -31,7 +31,7 @@ from kubeharden.fix.edit import DocumentEditor, Edit, EditRefused, Text, compose
 from kubeharden.fix.files import FileProblem, Hunk, ReadFile, hunks, read_file, write_file
 from kubeharden.inventory import Inventory
 from kubeharden.loader import LoadContext, LoadResult, load_bytes
-from kubeharden.model import Finding, Fix, FixLevel, InputError, Resource, Severity
+from kubeharden.model import Finding, Fix, FixLevel, InputError, Resource, Severity, format_path
 from kubeharden.scanner import ScanRequest, UsageError, build_inventory
 
 MAX_ROUNDS = 4
@@ -322,12 +322,13 @@ class Fixer:
                 return None
             inventory = Inventory(loaded.resources)
             after = self.scan(inventory)
-            after_keys = _active_keys(after, _by_ref(inventory))
-            new = after_keys - before_keys
+            edited = _edited_fields((res, ops) for _, res, ops, _ in fixes)
+            after_keys = _loose(_active_keys(after, _by_ref(inventory)), edited)
+            new = after_keys - _loose(before_keys, edited)
             failed = []
             for item in fixes:
                 f, res, _, _ = item
-                key = keyed(f, resource_key(res))
+                key = _loose_key(keyed(f, resource_key(res)), edited)
                 if key in after_keys:
                     failed.append((item, "the finding is still there after the edit"))
                 elif any(k[1] == resource_key(res) for k in new):
@@ -361,10 +362,12 @@ class Fixer:
             inv = Inventory(merged, dict(inventory.facts))
             after = self.scan(inv)
             refs = _by_ref(inv)
-            after_keys = _active_keys(after, refs)
-            new = after_keys - baseline
+            edited = {(o.resource, format_path(op.path)) for c in changes for o in c.fixed
+                      if o.finding.fix is not None for op in o.finding.fix.ops}
+            after_keys = _loose(_active_keys(after, refs), edited)
+            new = after_keys - _loose(baseline, edited)
             fixed_still = {c.name for c in changes for o in c.fixed
-                           if keyed(o.finding, o.resource) in after_keys}
+                           if _loose_key(keyed(o.finding, o.resource), edited) in after_keys}
             blamed = {k[1][0] for k in new if k[1] is not None} & changed
             blamed |= fixed_still
             if any(k[1] is None for k in new) and changes:
@@ -378,6 +381,26 @@ class Fixer:
                                                         "findings; the file is left as it was"
             changes = [c for c in changes if c.name not in blamed]
         return self.scan(inventory), []
+
+
+# A finding at a field the fix edits keeps its identity when only its value changes (KH-UPG-011
+# reports the image it judges: pinning the digest changes that value, not the finding).
+EditedFields = set[tuple[ResourceKey | None, str]]
+
+
+def _edited_fields(items: Iterable[tuple[Resource, list[Any]]]) -> EditedFields:
+    return {(resource_key(res), format_path(path)) for res, ops in items for _, path, _ in ops}
+
+
+def _loose_key(key: FindingKey, edited: EditedFields) -> FindingKey:
+    return (key[0], key[1], key[2], None) if (key[1], key[2]) in edited else key
+
+
+def _loose(keys: Counter[FindingKey], edited: EditedFields) -> Counter[FindingKey]:
+    out: Counter[FindingKey] = Counter()
+    for key, n in keys.items():
+        out[_loose_key(key, edited)] += n
+    return out
 
 
 def _same_objects(a: Iterable[Resource], b: Iterable[Resource]) -> bool:
