@@ -17,24 +17,18 @@ from kubeharden.fix.plan import Fixer, FixRequest
 from kubeharden.model import FixLevel, Severity, Status
 from kubeharden.scanner import ScanRequest, run_scan
 
+DIGESTS: dict[str, str] = {}
+
 
 @pytest.fixture
 def fake(tmp_path: Path) -> Iterator[FakeRegistry]:
+    (tmp_path / "certs").mkdir()
     registry = FakeRegistry(tmp_path / "certs")
-    (tmp_path / "certs").mkdir(exist_ok=True)
-    registry.digests = {  # type: ignore[attr-defined]
-        "root": registry.add_image("shop/root-app", "1.0", "root"),
-        "unset": registry.add_image("shop/unset-app", "1.0", ""),
-        "nonroot": registry.add_image("shop/nonroot-app", "1.0", "10001:10001"),
-        "named": registry.add_image("shop/named-app", "1.0", "app"),
-    }
+    DIGESTS["nonroot"] = registry.add_image("shop/nonroot-app", "1.0", "10001:10001")
+    for app, user in (("root-app", "root"), ("unset-app", ""), ("named-app", "app")):
+        registry.add_image(f"shop/{app}", "1.0", user)
     with registry.running():
         yield registry
-
-
-@pytest.fixture(autouse=True)
-def _certs_dir(tmp_path: Path) -> None:
-    (tmp_path / "certs").mkdir(exist_ok=True)
 
 
 def pod(image: str, name: str = "web", pod_sc: str = "") -> str:
@@ -123,7 +117,7 @@ def test_run_as_non_root_with_a_non_root_image_passes(tmp_path: Path, fake: Fake
 
 def test_digest_pin_is_a_tightening_fix_of_the_image_field(tmp_path: Path, fake: FakeRegistry) -> None:
     image = f"{fake.host}/shop/nonroot-app:1.0"
-    digest = fake.digests["nonroot"]  # type: ignore[attr-defined]
+    digest = DIGESTS["nonroot"]
     outcome = scan(tmp_path, pod(image), fake, control="KH-POD-027")
     (finding,) = outcome.findings
     assert finding.fix is not None and finding.fix.level is FixLevel.TIGHTENING
@@ -145,7 +139,7 @@ def test_fix_applies_the_pin_and_the_rescan_proves_it(tmp_path: Path, fake: Fake
     report = Fixer(FixRequest(paths=[str(manifest)], settings=settings, controls=["KH-POD-027"],
                               level=FixLevel.TIGHTENING, backup=False)).run()
     assert [(o.status, o.reason) for o in report.outcomes if o.finding.control_id == "KH-POD-027"] == [("fixed", None)]
-    digest = fake.digests["nonroot"]  # type: ignore[attr-defined]
+    digest = DIGESTS["nonroot"]
     assert manifest.read_text() == original.replace(f"image: {image}", f"image: {image}@{digest}")
     # the JSON report carries the same operation
     manifest.write_text(original)
