@@ -88,3 +88,19 @@ def test_policy_option_wins_over_root(tmp_path) -> None:
     good.write_text(POLICY_GOOD)
     report = _report(tmp_path, "--root", str(_root(tmp_path, POLICY_BLIND)), "--policy", str(good))
     assert not _blind(report)
+
+
+def test_node_bundle_gives_the_same_coverage_as_the_root(tmp_path) -> None:
+    from kubeharden.cli import cli as main
+
+    root = _root(tmp_path, POLICY_BLIND)
+    bundle = tmp_path / "node.tar.gz"
+    made = CliRunner().invoke(main, ["collect-node", "--root", str(root), "-o", str(bundle)])
+    assert made.exit_code == 0, made.output
+    from_bundle = _blind(_report(tmp_path, "--node-bundle", str(bundle)))
+    from_root = _blind(_report(tmp_path, "--root", str(root)))
+    assert set(from_bundle) == set(from_root) and "D07" in from_bundle
+    assert from_bundle["D07"]["source"]["file"].endswith(POLICY_PATH)
+    both = CliRunner().invoke(main, ["audit", str(tmp_path / "audit.log"), "--root", str(root), "--node-bundle",
+                                     str(bundle)])
+    assert both.exit_code == 2

@@ -49,17 +49,18 @@ class FoundPolicy:
     via: str  # which API server named it
 
 
-def node_inventory(root: str) -> tuple[Inventory, list[str]]:
-    """The node source's view of a node root (static pods, the files their flags name); no
-    processes are read (a root is a copy, or the audit run is not about this host's processes)."""
+def node_inventory(root: str | None = None, bundle: str | None = None) -> tuple[Inventory, list[str]]:
+    """The node source's view of a node root or a `collect-node` bundle (static pods, the files
+    their flags name); no processes are read (the audit run is not about this host's processes)."""
     from kubeharden.catalog import Settings
     from kubeharden.scanner import ScanRequest, UsageError, build_inventory
 
-    request = ScanRequest(settings=Settings(as_cluster=False), sources={"node": {"root": root, "processes": False}})
+    source: dict[str, Any] = {"bundle": bundle} if bundle else {"root": root, "processes": False}
+    request = ScanRequest(settings=Settings(as_cluster=False), sources={"node": source})
     try:
         inventory, loaded = build_inventory(request)
     except UsageError as exc:
-        raise PolicyError(f"--root {root}: {exc}") from None
+        raise PolicyError(f"{'--node-bundle ' + bundle if bundle else '--root ' + str(root)}: {exc}") from None
     return inventory, [f"{e.source}: {e.message}" for e in loaded.errors]
 
 

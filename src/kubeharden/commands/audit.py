@@ -197,6 +197,8 @@ def _report_options(fn: Any) -> Any:
         click.option("--root", "node_root", type=click.Path(file_okay=False, exists=True), metavar="DIR",
                      help="A control-plane node's root (/ or a copy): the audit Policy its kube-apiserver "
                      "--audit-policy-file names, for policy coverage without --policy."),
+        click.option("--node-bundle", "node_bundle", type=click.Path(dir_okay=False, exists=True), metavar="FILE",
+                     help="The same from a `kubeharden collect-node` bundle of a control-plane node."),
         click.option("--cluster-state", "cluster_state", multiple=True, metavar="PATH",
                      help="Snapshot or manifests: join alerts with the scan's findings."),
         click.option("--alertmanager", metavar="URL", help="Post alerts to this Alertmanager (API v2)."),
@@ -213,7 +215,7 @@ class Pipeline:
                  settings_file: str | None, exceptions_file: str | None, only: tuple[str, ...],
                  skip: tuple[str, ...], baseline_file: str | None, policy_file: str | None,
                  cluster_state: tuple[str, ...], alertmanager: str | None, inputs: Iterable[str],
-                 node_root: str | None = None,
+                 node_root: str | None = None, node_bundle: str | None = None,
                  since: float | None = None, until: float | None = None, streaming: bool = False) -> None:
         from kubeharden.audit.alertmanager import AlertmanagerSink
         from kubeharden.audit.policy import (
@@ -230,7 +232,7 @@ class Pipeline:
 
         _fail_on(fail_on)
         inputs_read = [*inputs, settings_file or "", exceptions_file or "", baseline_file or "", policy_file or "",
-                       *cluster_state]
+                       node_bundle or "", *cluster_state]
         self.plan = prepare_outputs(formats, outputs, force, inputs_read, extensions=_EXTENSIONS)
         settings, exceptions, baseline = load_common(settings_file, exceptions_file, baseline_file)
         try:
@@ -272,13 +274,16 @@ class Pipeline:
             except PolicyError as exc:
                 raise click.UsageError(f"--policy: {exc}") from None
             policies.append(FoundPolicy(policy, policy_file, line, "--policy"))
-        elif node_root:
+        elif node_root or node_bundle:
+            if node_root and node_bundle:
+                raise click.UsageError("give one of --root DIR and --node-bundle FILE")
             try:
-                inventory, problems = node_inventory(node_root)
+                inventory, problems = node_inventory(node_root, node_bundle)
             except PolicyError as exc:
                 raise click.UsageError(str(exc)) from None
             policies, reasons = policies_in(inventory)
-            reasons = [f"--root {node_root}: {r}" for r in [*problems, *reasons]]
+            given = f"--root {node_root}" if node_root else f"--node-bundle {node_bundle}"
+            reasons = [f"{given}: {r}" for r in [*problems, *reasons]]
         elif posture is not None:
             policies, reasons = posture.audit_policies, [f"--cluster-state: {r}" for r in posture.policy_reasons]
         for found in policies:
@@ -325,7 +330,7 @@ def run_command(files: tuple[str, ...], formats: tuple[str, ...], outputs: tuple
                 fail_on: str, settings_file: str | None, exceptions_file: str | None, show_unused_exceptions: bool,
                 only: tuple[str, ...], skip: tuple[str, ...], baseline_file: str | None, policy_file: str | None,
                 cluster_state: tuple[str, ...], alertmanager: str | None, node_root: str | None,
-                since: str | None, until: str | None,
+                node_bundle: str | None, since: str | None, until: str | None,
                 follow: bool, poll_interval: float, idle_exit: float | None, max_line_bytes: int,
                 list_only: bool) -> None:
     """Judge audit log files (JSON lines, .gz, EventList; '-' for stdin) with detectors D01–D20."""
@@ -343,7 +348,7 @@ def run_command(files: tuple[str, ...], formats: tuple[str, ...], outputs: tuple
     pipeline = Pipeline(formats=formats, outputs=outputs, force=force, fail_on=fail_on, settings_file=settings_file,
                         exceptions_file=exceptions_file, only=only, skip=skip, baseline_file=baseline_file,
                         policy_file=policy_file, cluster_state=cluster_state, alertmanager=alertmanager,
-                        node_root=node_root, inputs=files, since=parse_when(since, "--since"),
+                        node_root=node_root, node_bundle=node_bundle, inputs=files, since=parse_when(since, "--since"),
                         until=parse_when(until, "--until"), streaming=follow)
     stats = ReaderStats()
     limits = ReaderLimits(max_line_bytes=max_line_bytes)
@@ -447,7 +452,8 @@ def serve_command(listen: str, tls_cert: str, tls_key: str, client_ca: str | Non
                   max_seconds: float | None, formats: tuple[str, ...], outputs: tuple[str, ...], force: bool,
                   fail_on: str, settings_file: str | None, exceptions_file: str | None, show_unused_exceptions: bool,
                   only: tuple[str, ...], skip: tuple[str, ...], baseline_file: str | None, policy_file: str | None,
-                  cluster_state: tuple[str, ...], alertmanager: str | None, node_root: str | None) -> None:
+                  cluster_state: tuple[str, ...], alertmanager: str | None, node_root: str | None,
+                  node_bundle: str | None) -> None:
     """Receive audit.k8s.io/v1 EventList batches over HTTPS (--audit-webhook-config-file) and judge them."""
     import signal
     import ssl
@@ -458,7 +464,8 @@ def serve_command(listen: str, tls_cert: str, tls_key: str, client_ca: str | Non
     pipeline = Pipeline(formats=formats or ("jsonl",), outputs=outputs, force=force, fail_on=fail_on,
                         settings_file=settings_file, exceptions_file=exceptions_file, only=only, skip=skip,
                         baseline_file=baseline_file, policy_file=policy_file, cluster_state=cluster_state,
-                        node_root=node_root, alertmanager=alertmanager, inputs=(), streaming=True)
+                        node_root=node_root, node_bundle=node_bundle, alertmanager=alertmanager, inputs=(),
+                        streaming=True)
     try:
         backend = WebhookBackend(pipeline.run, _listen(listen), tls_cert, tls_key, client_ca=client_ca,
                                  queue_size=queue_size)
