@@ -35,7 +35,7 @@ _EXTENSION_FORMATS = {
 _DEFAULT_LIMITS = Limits()
 # Modules under kubeharden.commands that contribute sub-commands (each has COMMANDS: list).
 COMMAND_MODULES = ("netpol", "rbac", "node", "generate", "snapshot", "audit", "fix", "images", "history", "webhook",
-                   "rbac_review")
+                   "rbac_review", "cis")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "auto_envvar_prefix": "KUBEHARDEN"})

@@ -30,6 +30,7 @@ TOOLS: dict[str, tuple[str, ...]] = {
     "node probe etcd --secrets [--encryption-config]": ("NSA-SEC-6",),
     "images --scan": ("NSA-POD-17", "NSA-UPG-7"),
     "rbac review / rbac diff": ("NSA-RBAC-8",),
+    "cis (kube-bench import)": ("NSA-UPG-5",),
 }
 
 _ROW_RE = re.compile(r"^\| \d+ \| (NSA-([A-Z]+)-\d+) \| ([^|]+) \|[^|]*\|([^|]*)\|", re.M)
