@@ -210,3 +210,17 @@ def test_netpol_namespace_all_and_selector(tmp_path: Path) -> None:
     assert code == 2 and "not both" in err
     code, _, err = run("netpol", "status")
     assert code == 2 and "--cluster" in err
+
+
+def test_node_strict_makes_duplicate_keys_errors(tmp_path: Path) -> None:
+    manifests = tmp_path / "etc" / "kubernetes" / "manifests"
+    manifests.mkdir(parents=True)
+    (manifests / "kube-apiserver.yaml").write_text(
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: kube-apiserver\n  namespace: kube-system\n"
+        "  name: kube-apiserver\nspec:\n  containers:\n  - name: kube-apiserver\n"
+        "    image: registry.k8s.io/kube-apiserver:v1.31.0\n    command: [kube-apiserver]\n")
+    lenient = CliRunner().invoke(cli, ["node", "--root", str(tmp_path), "-f", "json", "--fail-on", "none"])
+    assert lenient.exit_code == 0
+    assert any(w.get("line") == 6 for w in json.loads(lenient.stdout)["warnings"])
+    strict = CliRunner().invoke(cli, ["node", "--root", str(tmp_path), "-f", "json", "--fail-on", "none", "--strict"])
+    assert strict.exit_code == 2 and "kube-apiserver.yaml:6" in strict.stderr

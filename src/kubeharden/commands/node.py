@@ -26,10 +26,12 @@ def _report_options(fn: Any) -> Any:
               help="Read running command lines from /proc (default: only when --root is /).")
 @click.option("--no-builtin-exceptions", "no_builtin_exceptions", is_flag=True,
               help="Do not except the expected findings of control-plane static pods (docs/node.md).")
+@click.option("--strict", is_flag=True,
+              help="Duplicate keys in node files are errors (exit 2), not warnings (kubectl's strict decoding).")
 @_report_options
 @click.pass_context
 def node(click_ctx: click.Context, root: str | None, bundle: str | None, processes: bool | None,
-         no_builtin_exceptions: bool,
+         no_builtin_exceptions: bool, strict: bool,
          formats: tuple[str, ...], outputs: tuple[str, ...], fail_on: str, exceptions_file: str | None,
          show_unused_exceptions: bool, only: tuple[str, ...], skip: tuple[str, ...],
          kubernetes_version: str | None, force: bool, details: bool, min_severity: str | None, quiet: bool,
@@ -38,6 +40,7 @@ def node(click_ctx: click.Context, root: str | None, bundle: str | None, process
     if click_ctx.invoked_subcommand is not None:
         return
     from kubeharden.cli import finish, prepare_outputs, settings_from, view_from
+    from kubeharden.loader import LoadContext
     from kubeharden.scanner import ScanRequest, UsageError, run_scan
 
     if bool(root) == bool(bundle):
@@ -50,7 +53,7 @@ def node(click_ctx: click.Context, root: str | None, bundle: str | None, process
     settings.builtin_exceptions = not no_builtin_exceptions
     source: dict[str, Any] = {"bundle": bundle} if bundle else {"root": root, "processes": processes}
     request = ScanRequest(settings=settings, only=only, skip=skip, exceptions_file=exceptions_file,
-                          sources={"node": source})
+                          sources={"node": source}, load=LoadContext(strict=strict))
     try:
         result = run_scan(request)
     except UsageError as exc:
