@@ -7,7 +7,8 @@
            D14 is not about these third-party manifests)
 
 A benign day should raise nothing; the corpus is ordinary software deployed by the usual path,
-so what fires there is what a user would see on their first day. Not timed: counts only.
+so what fires there is what a user would see on their first day; re-applying it unchanged (an
+operator or a GitOps reconcile) should add nothing. Not timed: counts only.
 
     python benchmarks/bench_audit_noise.py [--shared DIR]
 """
@@ -75,6 +76,17 @@ def main() -> None:
     show("corpus workloads created by the CD system", *count(events, settings))
     no_deployers = {k: v for k, v in settings.items() if k != "deployerIdentities"}
     show("the same, no deployerIdentities set", *count(events, no_deployers))
+    # a second day: the CD system re-applies every named workload unchanged (full updates); the
+    # corpus has several objects of one name (examples), one of each here, as in a cluster
+    unique: dict[tuple[str, str, str], dict] = {}
+    for e in events:
+        ref = e["objectRef"]
+        if ref.get("name"):
+            unique.setdefault((ref["resource"], ref.get("namespace", ""), ref["name"]), e)
+    once = list(unique.values())
+    updates = [{**e, "verb": "update", "auditID": e["auditID"] + "-u"} for e in once]
+    show(f"{len(once)} named workloads created, then re-applied unchanged by the CD system",
+         *count([*once, *updates], settings))
 
 
 if __name__ == "__main__":

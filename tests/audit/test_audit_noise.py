@@ -92,3 +92,32 @@ def test_corpus_may_run_as_root_alerts_are_the_scans_kh_pod_002_findings(shared_
     assert not [f for f in default.findings if f.severity.label != "low" and f.evidence["field"].endswith(
         "runAsNonRoot")]
     assert sum(1 for f in default.findings if f.evidence["field"].endswith("runAsNonRoot")) >= sum(expected.values())
+
+
+def _privileged_ds(verb: str, user: str = "alice@example.com", path: str = "/") -> dict:
+    body = deployment(pod_template([{"name": "agent", "image": "registry.example.com/agent:1",
+                                     "securityContext": {"privileged": True, "runAsNonRoot": True}}],
+                                   volumes=[{"name": "host", "hostPath": {"path": path}}]), name="agent")
+    return event(verb, "daemonsets", group="apps", name="agent", body={**body, "kind": "DaemonSet"}, user=user)
+
+
+def test_a_restated_update_by_the_same_identity_is_not_news() -> None:
+    steady = judge([_privileged_ds("create"), _privileged_ds("update"), _privileged_ds("update")], ["D01", "D02"])
+    assert Counter(f.control_id for f in steady.findings) == {"D01": 1, "D02": 1}  # the create only
+    other = judge([_privileged_ds("create"), _privileged_ds("update", user="mallory")], ["D01", "D02"])
+    assert Counter(f.control_id for f in other.findings) == {"D01": 2, "D02": 2}
+    changed = judge([_privileged_ds("create"), _privileged_ds("update", path="/etc")], ["D02"])
+    assert [f.value for f in changed.findings] == ["/", "/etc"]
+    recreated = judge([_privileged_ds("create"), _privileged_ds("create")], ["D01"])
+    assert len(recreated.findings) == 2  # a create always speaks (deleted and made again)
+
+
+def test_corpus_reapplied_by_the_deployer_adds_no_alert(shared_dir) -> None:
+    from kubeharden.loader import load_paths
+
+    objects = [r.obj for r in load_paths([str(shared_dir / "corpus" / "real")]).resources]
+    creates = list(deployed(objects))
+    updates = [{**e, "verb": "update", "auditID": e["auditID"] + "-u"} for e in creates if e["objectRef"].get("name")]
+    first = judge(creates, ["D01", "D02"])
+    again = judge([*creates, *updates], ["D01", "D02"])
+    assert len(first.findings) > 100 and len(again.findings) == len(first.findings)

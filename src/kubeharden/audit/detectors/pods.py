@@ -55,6 +55,16 @@ def _judged(event: AuditEvent, ctx: DetectorContext) -> bool:
     return event.succeeded and not ctx.pod_actor_exempt(event)
 
 
+def _news(detector_id: str, event: AuditEvent, body: PodBody, v: Violation, ctx: DetectorContext) -> bool:
+    """An update or patch restating what the same identity already set on the object (an operator
+    re-applying its DaemonSet, a GitOps reconcile) says nothing new; a create always speaks, and a
+    change of value, field or identity is news. Bounded by the context's memory of what was said."""
+    key = (detector_id, event.kind, event.namespace, event.name or "", event.user,
+           format_path(body.object_path(v.path)), repr(v.value))
+    first = ctx.once(key)
+    return first or event.verb == "create" or not event.name
+
+
 # ---------------------------------------------------------------------------------------------
 # D01
 
@@ -136,6 +146,10 @@ BAD_DEPLOYMENT = event("create", "deployments", group="apps", code=201,
             pod_template(privileged_containers()))),), "a denied create"),
         AuditExample(False, (event("patch", "deployments", group="apps", body={"spec": {"replicas": 5}}),),
                      "a patch that does not touch the pod spec"),
+        AuditExample(True, (event("update", "deployments", group="apps", body=deployment(pod_template(
+            privileged_containers()))), event("update", "deployments", group="apps", user="bob@example.com",
+                                               body=deployment(pod_template(privileged_containers())))),
+            "the same privileged template re-applied by another identity: news"),
     ),
 )
 def d01_root_or_privileged(event: AuditEvent, ctx: DetectorContext) -> Iterator[Violation]:
@@ -145,7 +159,8 @@ def d01_root_or_privileged(event: AuditEvent, ctx: DetectorContext) -> Iterator[
     for body in pod_bodies(event):
         for v, severity in root_or_privileged(body, ctx):
             found = True
-            yield _rewrap(event, body, v, severity)
+            if _news("D01", event, body, v, ctx):
+                yield _rewrap(event, body, v, severity)
     violations = event.annotations.get(PSA_AUDIT_ANNOTATION)
     if violations and not found and workload_kind(event) is not None:
         yield Violation(None, ("annotations", PSA_AUDIT_ANNOTATION),
@@ -209,7 +224,7 @@ def d02_host_access(event: AuditEvent, ctx: DetectorContext) -> Iterator[Violati
     if event.verb not in WRITES or not _judged(event, ctx):
         return
     for body in pod_bodies(event):
-        yield from (_rewrap(event, body, v) for v in host_access(body, ctx))
+        yield from (_rewrap(event, body, v) for v in host_access(body, ctx) if _news("D02", event, body, v, ctx))
         if body.partial and body.origin == "requestObject":
             for path in _mount_changes(body):
                 yield Violation(None, body.event_path(path), f"patch changes volumeMounts ({_where(event)})",
