@@ -72,7 +72,10 @@ class RecentSet:
         current = self.current
         current.add(key)
         if len(current) >= self.limit:
-            self.previous, self.current = current, set()
+            self.rotate()
+
+    def rotate(self) -> None:
+        self.previous, self.current = self.current, set()
 
     def __contains__(self, key: object) -> bool:
         return key in self.current or key in self.previous
@@ -250,11 +253,14 @@ class AuditRun:
         if pending is not None:
             self.pending_bytes -= pending[1]
             self.events_deduplicated += 1
-        judged = self.judged
-        if audit_id in judged:  # a ResponseComplete after ResponseStarted, or a repeated line
+        judged = self.judged  # RecentSet, inlined: this runs for every event
+        current = judged.current
+        if audit_id in current or audit_id in judged.previous:  # after ResponseStarted, or a repeated line
             self.events_deduplicated += 1
             return
-        judged.add(audit_id)
+        current.add(audit_id)
+        if len(current) >= judged.limit:
+            judged.rotate()
         self.judge(event)
 
     def flush(self) -> None:
