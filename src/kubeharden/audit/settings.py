@@ -58,7 +58,7 @@ DEFAULT_SYSTEM_NAMESPACES = ("kube-system", "kube-public", "kube-node-lease")
 # D01's "may run as root" (no runAsNonRoot: true, no non-root runAsUser): the image decides. Most
 # off-the-shelf manifests are like that (549 of 712 workloads of the shared corpus), so a medium
 # alert on every deploy drowns the explicit cases (privileged, runAsUser: 0), which stay high.
-# The scan's KH-POD-004 is where it is fixed; the audit stream says it at low by default.
+# The scan's KH-POD-002 is where it is fixed; the audit stream says it at low by default.
 MAY_RUN_AS_ROOT_LEVELS = ("off", "low", "medium", "high")
 
 

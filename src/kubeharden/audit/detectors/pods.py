@@ -115,7 +115,7 @@ BAD_DEPLOYMENT = event("create", "deployments", group="apps", code=201,
     "privileged container, runAsUser 0, allowPrivilegeEscalation: true, or added capabilities; or Pod Security "
     "Admission annotated the request with audit violations. A container that may run as root (no runAsNonRoot: "
     "true, no non-root runAsUser: the image decides) is said at the mayRunAsRoot setting's severity, low by "
-    "default (off to leave it to the scan's KH-POD-004).",
+    "default (off to leave it to the scan's KH-POD-002).",
     why="Guidance §3.1 alert 'a Pod running with root permissions' and threat table #1 (malicious pods, possibly "
     "as root): a privileged or root container is one escape away from the node.",
     response="Check who deployed it and why; if not approved, delete the workload, rotate the credentials of the "
