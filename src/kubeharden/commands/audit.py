@@ -477,12 +477,16 @@ def serve_command(listen: str, tls_cert: str, tls_key: str, client_ca: str | Non
     # The consumer thread judges batches in pure Python while the connection threads read the next
     # ones: a short GIL switch interval keeps each TLS read's wait for the GIL (and so the API
     # server's response time) short; this process does nothing else.
+    previous_interval = sys.getswitchinterval()
     sys.setswitchinterval(0.0005)
-    backend.start()
-    host, port = str(backend.address[0]), int(backend.address[1])
-    click.echo(f"kubeharden audit serve: listening on https://{host}:{port}/", err=True)
-    stopping.wait(max_seconds)
-    backend.stop()
+    try:
+        backend.start()
+        host, port = str(backend.address[0]), int(backend.address[1])
+        click.echo(f"kubeharden audit serve: listening on https://{host}:{port}/", err=True)
+        stopping.wait(max_seconds)
+        backend.stop()
+    finally:
+        sys.setswitchinterval(previous_interval)
     s = backend.stats
     pipeline.notes.append(f"webhook: {s.batches} batches, {s.events} events, {s.dropped_batches} refused (queue "
                           f"full), {s.rejected} rejected")
