@@ -85,15 +85,9 @@ def probe_etcd_command(url: str, cacert: str | None, cert: str | None, key: str 
     """Actively test an etcd client URL: plain HTTP, TLS without client certificate, TLS 1.0/1.1.
 
     Connects only to URL's host and port."""
-    from kubeharden.model import Severity
-    from kubeharden.nodeconf.probe import INSECURE, ProbeUsageError, probe_etcd
+    from kubeharden.nodeconf.probe import ProbeUsageError, probe_etcd
 
-    threshold: Severity | None = None
-    if fail_on.lower() != "none":
-        try:
-            threshold = Severity.parse(fail_on)
-        except ValueError as exc:
-            raise click.BadParameter(str(exc), param_hint="--fail-on") from None
+    threshold = _probe_threshold(fail_on)
     if bool(cert) != bool(key):
         raise click.UsageError("--cert and --key go together")
     try:
@@ -111,15 +105,61 @@ def probe_etcd_command(url: str, cacert: str | None, cert: str | None, key: str 
         click.echo(f"etcd probe of {result.host}:{result.port}")
         if result.error:
             click.echo(f"  error: {result.error}")
-        for check in result.checks:
-            mark = {"insecure": "FAIL", "secure": "ok", "not_assessed": "n/a"}[check.status]
-            click.echo(f"  {mark:<5} {check.severity.label:<8} {check.title}: {check.detail}")
+        _print_checks(result.checks)
     if result.error:
         click.echo(f"error: {result.error}", err=True)
         sys.exit(2)
-    if threshold is not None and any(c.status == INSECURE and c.severity >= threshold for c in result.checks):
-        sys.exit(1)
-    sys.exit(0)
+    sys.exit(_probe_exit(result.checks, threshold))
+
+
+def _print_checks(checks: list[Any]) -> None:
+    for check in checks:
+        mark = {"insecure": "FAIL", "secure": "ok", "not_assessed": "n/a"}[check.status]
+        click.echo(f"  {mark:<5} {check.severity.label:<8} {check.title}: {check.detail}")
+
+
+def _probe_exit(checks: list[Any], threshold: Any) -> int:
+    from kubeharden.nodeconf.probe import INSECURE
+
+    return 1 if threshold is not None and any(c.status == INSECURE and c.severity >= threshold for c in checks) else 0
+
+
+def _probe_threshold(fail_on: str) -> Any:
+    from kubeharden.model import Severity
+
+    if fail_on.lower() == "none":
+        return None
+    try:
+        return Severity.parse(fail_on)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--fail-on") from None
+
+
+@probe.command("exposure")
+@click.argument("host")
+@click.option("--timeout", type=float, default=2.0, show_default=True, help="Seconds per connection.")
+@click.option("--format", "-f", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@click.option("--fail-on", default="high", show_default=True, metavar="SEVERITY",
+              help="Exit 1 when an exposed port is at or above: low, medium, high, critical, none.")
+def probe_exposure_command(host: str, timeout: float, fmt: str, fail_on: str) -> None:
+    """Which control-plane and kubelet ports of HOST answer from here, and to anonymous requests:
+    6443, 8080, 2379, 2380, 10250, 10255, 10257, 10259 (NSA-CP-1/2/3/5, NODE-2/4/6).
+
+    Connects only to HOST; sends no credentials."""
+    import json
+
+    from kubeharden.nodeconf.exposure import probe_exposure
+
+    threshold = _probe_threshold(fail_on)
+    if not host or "/" in host or any(c.isspace() for c in host):
+        raise click.BadParameter("a host name or IP address, without scheme or port", param_hint="HOST")
+    checks = probe_exposure(host.strip("[]"), timeout)
+    if fmt == "json":
+        click.echo(json.dumps({"host": host, "checks": [c.to_dict() for c in checks]}, indent=2))
+    else:
+        click.echo(f"exposure probe of {host} (anonymous, from this machine)")
+        _print_checks(checks)
+    sys.exit(_probe_exit(checks, threshold))
 
 
 def _encryption_config(path: str | None) -> dict[str, object] | None:
