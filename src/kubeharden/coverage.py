@@ -27,6 +27,7 @@ TOOLS: dict[str, tuple[str, ...]] = {
     "generate audit-webhook-config": ("NSA-LOG-6",),
     "generate encryption-config": ("NSA-SEC-3", "NSA-SEC-4"),
     "node probe etcd": ("NSA-CP-5", "NSA-CP-6"),
+    "node probe exposure": ("NSA-CP-1", "NSA-CP-2", "NSA-CP-3", "NSA-CP-5", "NSA-NODE-2", "NSA-NODE-4", "NSA-NODE-6"),
     "node probe etcd --secrets [--encryption-config]": ("NSA-SEC-6",),
     "images --scan": ("NSA-POD-17", "NSA-UPG-7"),
     "rbac review / rbac diff": ("NSA-RBAC-8",),
