@@ -31,10 +31,14 @@ STAGE_COMPLETE = "ResponseComplete"
 _NO_REF: dict[str, Any] = {}
 
 
-def _text(value: Any) -> str:
+def as_text(value: Any) -> str:
+    """A field as the view reads it: strings as they are, absent as "", anything else made a string."""
     if type(value) is str:
         return value
     return "" if value is None or value == "" else str(value)
+
+
+_text = as_text
 
 
 def parse_time(text: Any) -> float | None:
@@ -56,49 +60,104 @@ def format_time(epoch: float | None) -> str | None:
     return dt.datetime.fromtimestamp(epoch, dt.UTC).isoformat().replace("+00:00", "Z")
 
 
+# The fields a detector reads, filled from the decoded dict on first use (see AuditEvent).
+_VIEW_FIELDS = frozenset({"annotations", "api_group", "audit_id", "code", "groups", "impersonated", "level",
+                          "name", "namespace", "object_ref", "resource", "stage", "subresource", "user",
+                          "user_agent", "verb"})
+
+
 class AuditEvent:
-    """Fast accessors over the decoded event dict (no copy). Missing or mistyped fields read as empty."""
+    """Fast accessors over the decoded event dict (no copy). Missing or mistyped fields read as empty.
+
+    Building one costs three attribute stores: the runner routes most events on the dict alone and
+    never reads a field, so the view is filled only when something reads one (the first read of
+    any field fills them all, later reads are plain slot reads)."""
 
     __slots__ = ("_time", "annotations", "api_group", "audit_id", "code", "file", "groups", "impersonated",
-                 "level", "line", "name", "namespace", "object_ref", "raw", "resource", "stage",
+                 "level", "line", "memo", "name", "namespace", "object_ref", "raw", "resource", "stage",
                  "subresource", "user", "user_agent", "verb")
+
+    audit_id: str
+    stage: str
+    level: str
+    verb: str
+    user: str
+    groups: tuple[str, ...] | list[str]
+    impersonated: dict[str, Any] | None
+    object_ref: dict[str, Any]
+    resource: str
+    subresource: str
+    namespace: str
+    name: str
+    api_group: str
+    code: int | None
+    annotations: dict[str, Any]
+    user_agent: str
 
     def __init__(self, raw: dict[str, Any], file: str = "", line: int | None = None) -> None:
         self.raw = raw
         self.file = file
         self.line = line
         self._time: float | bool | None = False
+        self.memo: dict[str, Any] | None = None  # what detectors derive once per event (pod bodies)
+
+    def __getattr__(self, name: str) -> Any:
+        # only reached for a slot not yet set: fill the view once
+        if name not in _VIEW_FIELDS:
+            raise AttributeError(name)
+        self._fill()
+        return object.__getattribute__(self, name)
+
+    def _fill(self) -> None:
+        raw = self.raw
         get = raw.get
         # the API server writes strings; anything else (hostile or broken input) is made one
-        self.audit_id = _text(get("auditID"))
-        self.stage = _text(get("stage"))
-        self.level = _text(get("level"))
-        self.verb = _text(get("verb"))
+        v = get("auditID")
+        self.audit_id = v if type(v) is str else _text(v)
+        v = get("stage")
+        self.stage = v if type(v) is str else _text(v)
+        v = get("level")
+        self.level = v if type(v) is str else _text(v)
+        v = get("verb")
+        self.verb = v if type(v) is str else _text(v)
+        v = get("userAgent")
+        self.user_agent = v if type(v) is str else _text(v)
         user = get("user")
         if type(user) is not dict:
-            user = {}
-        self.user = _text(user.get("username"))
+            user = _NO_REF
+        v = user.get("username")
+        self.user = v if type(v) is str else _text(v)
         groups = user.get("groups")
-        self.groups: tuple[str, ...] | list[str] = (
-            groups if type(groups) is list and all(type(g) is str for g in groups)
-            else [str(g) for g in groups] if isinstance(groups, list) else ())
+        if type(groups) is list:
+            for g in groups:
+                if type(g) is not str:
+                    groups = [str(g) for g in groups]
+                    break
+            self.groups = groups
+        else:
+            self.groups = [str(g) for g in groups] if isinstance(groups, list) else ()
         imp = get("impersonatedUser")
-        self.impersonated: dict[str, Any] | None = imp if type(imp) is dict and imp else None
+        self.impersonated = imp if type(imp) is dict and imp else None
         ref = get("objectRef")
         if type(ref) is not dict:
             ref = _NO_REF
-        self.object_ref: dict[str, Any] = ref
-        self.resource = _text(ref.get("resource"))
-        self.subresource = _text(ref.get("subresource"))
-        self.namespace = _text(ref.get("namespace"))
-        self.name = _text(ref.get("name"))
-        self.api_group = _text(ref.get("apiGroup"))
+        self.object_ref = ref
+        rget = ref.get
+        v = rget("resource")
+        self.resource = v if type(v) is str else _text(v)
+        v = rget("subresource")
+        self.subresource = v if type(v) is str else _text(v)
+        v = rget("namespace")
+        self.namespace = v if type(v) is str else _text(v)
+        v = rget("name")
+        self.name = v if type(v) is str else _text(v)
+        v = rget("apiGroup")
+        self.api_group = v if type(v) is str else _text(v)
         status = get("responseStatus")
         code = status.get("code") if type(status) is dict else None
-        self.code: int | None = code if type(code) is int else None
+        self.code = code if type(code) is int else None
         ann = get("annotations")
-        self.annotations: dict[str, Any] = ann if type(ann) is dict else _NO_REF
-        self.user_agent = _text(get("userAgent"))
+        self.annotations = ann if type(ann) is dict else _NO_REF
 
     # --- derived -----------------------------------------------------------------------------
 

@@ -133,8 +133,19 @@ def workload_kind(event: AuditEvent) -> str | None:
     return RESOURCE_KINDS[event.resource]
 
 
-def pod_bodies(event: AuditEvent) -> Iterator[PodBody]:
-    """The pod specs a create/update/patch of a workload carries (nothing at Metadata level)."""
+def pod_bodies(event: AuditEvent) -> list[PodBody]:
+    """The pod specs a create/update/patch of a workload carries (nothing at Metadata level), laid
+    out once per event (D01, D02, D11, D14 and D10 read the same bodies; views are read-only)."""
+    memo = event.memo
+    if memo is None:
+        memo = event.memo = {}
+    bodies: list[PodBody] | None = memo.get("pod_bodies")
+    if bodies is None:
+        bodies = memo["pod_bodies"] = list(_pod_bodies(event))
+    return bodies
+
+
+def _pod_bodies(event: AuditEvent) -> Iterator[PodBody]:
     if event.verb not in WRITE_VERBS:
         return
     kind = workload_kind(event)

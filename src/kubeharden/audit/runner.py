@@ -20,8 +20,8 @@ from typing import Any
 
 from kubeharden import __version__
 from kubeharden.audit.baseline import Baseline
-from kubeharden.audit.detectors import LEVEL_RANK, PROFILE, Detector, all_detectors
-from kubeharden.audit.event import AuditEvent, format_time
+from kubeharden.audit.detectors import FACETS, LEVEL_RANK, PROFILE, Detector, all_detectors
+from kubeharden.audit.event import AuditEvent, as_text, format_time
 from kubeharden.audit.evidence import event_evidence, redact_value
 from kubeharden.audit.podspecs import body_metadata
 from kubeharden.audit.reader import ReaderStats
@@ -38,6 +38,33 @@ MAX_PENDING_BYTES = 64 * 1024 * 1024
 MAX_JUDGED_IDS = 100_000  # per generation: the last 100,000 to 200,000 judged auditIDs are remembered
 MAX_KEPT_FINDINGS = 100_000
 MAX_KEYS = 50_000
+
+
+MAX_ROUTES = 4096  # distinct (verb, resource, subresource, level) keys indexed before the index restarts
+SA_PREFIX = "system:serviceaccount:"
+ANONYMOUS = "system:anonymous"
+UNAUTHENTICATED = "system:unauthenticated"
+FACET_BITS: dict[str, int] = {name: 1 << i for i, name in enumerate(FACETS)}
+FACET_SERVICEACCOUNT = FACET_BITS["serviceaccount"]
+FACET_HUMAN = FACET_BITS["human"]
+FACET_ANONYMOUS = FACET_BITS["anonymous"]
+FACET_DENIED = FACET_BITS["denied"]
+FACET_IMPERSONATED = FACET_BITS["impersonated"]
+FACET_POD_NETWORK = FACET_BITS["pod-network"]
+_NO_USER: dict[str, Any] = {}
+
+
+class _Route:
+    """One key of the dispatch index: its candidate detectors with the facets each needs (0: none),
+    and the chosen detectors per combination of facets (at most 2^6)."""
+
+    __slots__ = ("always", "chosen", "entries", "needed")
+
+    def __init__(self, entries: tuple[tuple[Detector, int], ...], needed: int) -> None:
+        self.entries = entries
+        self.needed = needed
+        self.always = tuple(d for d, mask in entries if not mask)
+        self.chosen: dict[int, tuple[Detector, ...]] = {}
 
 
 class LRU(OrderedDict[Any, Any]):
@@ -119,6 +146,7 @@ class DetectorContext:
     baseline: Baseline | None = None
     memory: LRU = field(default_factory=lambda: LRU(MAX_KEYS))  # last known fingerprint per object
     once_seen: LRU = field(default_factory=lambda: LRU(4 * MAX_KEYS))
+    derived: LRU = field(default_factory=lambda: LRU(1024))  # what detectors derive from repeated bodies
     counters: Counter[str] = field(default_factory=Counter)
     bursts: dict[str, BurstWindow] = field(default_factory=dict)
     _control_plane: dict[str, bool] = field(default_factory=dict)
@@ -208,6 +236,7 @@ class AuditRun:
         self.errors: list[InputError] = []
         self.prelude: list[Finding] = []  # policy coverage findings, first in every report
         self.started = time.perf_counter()
+        # which detectors saw evidence of the level they need: by objectRef.resource, as their metadata says
         self._any: list[Detector] = []
         self._by_resource: dict[str, list[Detector]] = {}
         for det in self.detectors:
@@ -217,7 +246,87 @@ class AuditRun:
             for res in det.resources or ():
                 self._by_resource.setdefault(res, list(self._any)).append(det)
         self._rank = {d.id: LEVEL_RANK.get(d.min_level, 1) for d in self.detectors}
+        # the dispatch index: (verb, resource, subresource, level) -> the detectors whose routes can
+        # match, built once per key from their metadata; detectors that cannot alert with these
+        # settings (their `requires` gives a reason) are left out
+        self.routed = [d for d in self.detectors if d.requires is None or not d.requires(self.ctx)]
+        self._order = {d.id: i for i, d in enumerate(sorted(self.detectors, key=lambda d: d.resources is not None))}
         self._seen: set[tuple[str, str]] = set()
+        self._index: dict[tuple[str, str, str, str], _Route] = {}
+        self._user_facets: dict[str, int] = {}
+        self.reference = False  # tests: every detector on every event, no index
+
+    # --- routing ------------------------------------------------------------------------------
+
+    def _route(self, key: tuple[str, str, str, str]) -> _Route:
+        verb, resource, subresource, level = key
+        seen = (resource, level)
+        if seen not in self._seen:  # bounded: few pairs
+            self._seen.add(seen)
+            rank = LEVEL_RANK.get(level, 1)
+            candidates = self._by_resource.get(resource, self._any)
+            self.saw_level.update(d.id for d in candidates if rank >= self._rank[d.id])
+        entries: list[tuple[Detector, int]] = []
+        for det in self.routed:
+            mask = -1
+            for r in det.dispatch:
+                if r.matches(verb, resource, subresource):
+                    bit = FACET_BITS[r.facet] if r.facet is not None else 0
+                    mask = 0 if bit == 0 or mask == 0 else (bit if mask < 0 else mask | bit)
+            if mask >= 0:
+                entries.append((det, mask))
+        entries.sort(key=lambda e: self._order[e[0].id])  # the order the report has always had
+        needed = 0
+        for _, mask in entries:
+            needed |= mask
+        route = _Route(tuple(entries), needed)
+        if len(self._index) >= MAX_ROUTES:  # hostile input with endless distinct verbs/resources
+            self._index.clear()
+        self._index[key] = route
+        return route
+
+    def _facets(self, raw: dict[str, Any], needed: int) -> int:
+        """The FACET_BITS of one event, from the decoded dict (only those some candidate needs)."""
+        user_info = raw.get("user")
+        if type(user_info) is not dict:
+            user_info = _NO_USER
+        user = user_info.get("username")
+        if type(user) is not str:
+            user = as_text(user)
+        bits = self._user_facets.get(user)
+        if bits is None:
+            bits = 0
+            if user.startswith(SA_PREFIX) and not self.ctx.is_control_plane(user):
+                bits |= FACET_SERVICEACCOUNT
+            if user and not user.startswith("system:"):
+                bits |= FACET_HUMAN
+            if user == ANONYMOUS:
+                bits |= FACET_ANONYMOUS
+            if len(self._user_facets) >= MAX_KEYS:
+                self._user_facets.clear()
+            self._user_facets[user] = bits
+        if needed & FACET_ANONYMOUS and not bits & FACET_ANONYMOUS:
+            groups = user_info.get("groups")
+            if isinstance(groups, list) and UNAUTHENTICATED in groups:
+                bits |= FACET_ANONYMOUS
+        if needed & FACET_DENIED:
+            status = raw.get("responseStatus")
+            code = status.get("code") if type(status) is dict else None
+            if type(code) is int and (code == 401 or code == 403):
+                bits |= FACET_DENIED
+            else:
+                annotations = raw.get("annotations")
+                if type(annotations) is dict and annotations.get("authorization.k8s.io/decision") == "forbid":
+                    bits |= FACET_DENIED
+        if needed & FACET_IMPERSONATED:
+            imp = raw.get("impersonatedUser")
+            if type(imp) is dict and imp:
+                bits |= FACET_IMPERSONATED
+        if needed & FACET_POD_NETWORK:
+            ips = raw.get("sourceIPs")
+            if isinstance(ips, list) and ips and str(ips[0]) in self.ctx.settings.pod_networks:
+                bits |= FACET_POD_NETWORK
+        return bits
 
     # --- intake -------------------------------------------------------------------------------
 
@@ -232,11 +341,14 @@ class AuditRun:
                                   or (self.until is not None and t > self.until)):
                 self.events_filtered += 1
                 return
-        stage = event.stage
-        audit_id = event.audit_id
+        raw = event.raw  # read the dict: most events never need the full view
+        audit_id = raw.get("auditID")
+        if type(audit_id) is not str:
+            audit_id = as_text(audit_id)
         if not audit_id:
             self.judge(event)
             return
+        stage = raw.get("stage")
         if stage == "RequestReceived":
             if audit_id in self.judged or audit_id in self.pending:  # its completion came first, or a repeat
                 self.events_deduplicated += 1
@@ -249,10 +361,11 @@ class AuditRun:
                 self.judged.add(old_id)  # its completion, if it ever comes, is folded
                 self.judge(old)
             return
-        pending = self.pending.pop(audit_id, None)
-        if pending is not None:
-            self.pending_bytes -= pending[1]
-            self.events_deduplicated += 1
+        if self.pending:  # nothing to fold while no RequestReceived waits (logs that omit the stage)
+            pending = self.pending.pop(audit_id, None)
+            if pending is not None:
+                self.pending_bytes -= pending[1]
+                self.events_deduplicated += 1
         judged = self.judged  # RecentSet, inlined: this runs for every event
         current = judged.current
         if audit_id in current or audit_id in judged.previous:  # after ResponseStarted, or a repeated line
@@ -274,15 +387,55 @@ class AuditRun:
 
     def judge(self, event: AuditEvent) -> None:
         self.events_judged += 1
+        if self.reference:
+            self._judge_all(event)
+            return
+        raw = event.raw
+        ref = raw.get("objectRef")
+        if type(ref) is dict:
+            resource = ref.get("resource")
+            subresource = ref.get("subresource")
+            if type(resource) is not str:
+                resource = as_text(resource)
+            if type(subresource) is not str:
+                subresource = as_text(subresource)
+        else:
+            resource = subresource = ""
+        verb = raw.get("verb")
+        level = raw.get("level")
+        if type(verb) is not str:
+            verb = as_text(verb)
+        if type(level) is not str:
+            level = as_text(level)
+        key = (verb, resource, subresource, level)
+        route = self._index.get(key)
+        if route is None:
+            route = self._route(key)
+        needed = route.needed
+        if needed:
+            bits = self._facets(raw, needed)
+            chosen = route.chosen.get(bits)
+            if chosen is None:
+                chosen = route.chosen[bits] = tuple(d for d, mask in route.entries if not mask or mask & bits)
+        else:
+            chosen = route.always
+        if chosen:
+            self._run(chosen, event)
+
+    def _judge_all(self, event: AuditEvent) -> None:
+        """Every detector on the event, as they were called before the index (the reference)."""
         resource = event.resource
         candidates = self._by_resource.get(resource, self._any)
         seen = (resource, event.level)
-        if seen not in self._seen:  # which detectors saw evidence of the level they need (bounded: few pairs)
+        if seen not in self._seen:
             self._seen.add(seen)
             rank = LEVEL_RANK.get(event.level, 1)
             self.saw_level.update(d.id for d in candidates if rank >= self._rank[d.id])
+        self._run(sorted(self.detectors, key=lambda d: self._order[d.id]), event)
+
+    def _run(self, detectors: Iterable[Detector], event: AuditEvent) -> None:
         ctx = self.ctx
-        for det in candidates:
+        for det in detectors:
             try:
                 for v in det.check(event, ctx):  # type: ignore[misc]
                     self.emit(self.finding(det, event, v))

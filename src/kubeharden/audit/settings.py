@@ -73,18 +73,27 @@ class IdentityMatcher:
     """Exact names and shell-style wildcards (``system:serviceaccount:ci:*``); a set lookup first,
     one compiled regex for the wildcards, so the per-event cost is a dict lookup."""
 
-    __slots__ = ("_exact", "_pattern", "patterns")
+    __slots__ = ("_cache", "_exact", "_pattern", "patterns")
 
     def __init__(self, patterns: Iterable[str]) -> None:
         self.patterns = tuple(patterns)
         self._exact = frozenset(p for p in self.patterns if not any(ch in p for ch in "*?["))
         wild = [translate(p) for p in self.patterns if p not in self._exact]
         self._pattern = re.compile("|".join(f"(?:{w})" for w in wild)) if wild else None
+        self._cache: dict[str, bool] = {}  # the regex's answers (names repeat: a dict lookup per event)
 
     def __call__(self, name: str) -> bool:
         if name in self._exact:
             return True
-        return self._pattern is not None and self._pattern.match(name) is not None
+        if self._pattern is None:
+            return False
+        hit = self._cache.get(name)
+        if hit is None:
+            hit = self._pattern.match(name) is not None
+            if len(self._cache) > 65536:  # bounded, as NetworkSet
+                self._cache.clear()
+            self._cache[name] = hit
+        return hit
 
     def __bool__(self) -> bool:
         return bool(self.patterns)

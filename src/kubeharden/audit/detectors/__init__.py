@@ -43,6 +43,47 @@ class AuditExample:
     baseline: dict[str, Any] | None = None
 
 
+# Facets of an event the runner computes from the decoded dict for routing (audit/runner.py):
+FACETS = (
+    "serviceaccount",  # user is a service account outside the control plane
+    "human",  # user is not system:*
+    "anonymous",  # system:anonymous, or the system:unauthenticated group
+    "denied",  # responseStatus.code 401/403, or authorization decision forbid
+    "impersonated",  # impersonatedUser is set
+    "pod-network",  # sourceIPs[0] is inside podCIDRs
+)
+
+
+@dataclass(frozen=True)
+class Route:
+    """Events a detector can alert on, for the runner's index: every field that is set must match
+    (None: any; resource "" is a non-resource request such as /healthz), and ``facet``, when set,
+    must hold. A detector is called for an event only when one of its routes matches, so a route
+    must cover every event the check can alert on or learn from; the reference test (all detectors
+    on every event) holds the index to that."""
+
+    verbs: frozenset[str] | None = None
+    resources: frozenset[str] | None = None
+    subresources: frozenset[str] | None = None
+    facet: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.facet is not None and self.facet not in FACETS:
+            raise ValueError(f"unknown route facet {self.facet!r}")
+
+    def matches(self, verb: str, resource: str, subresource: str) -> bool:
+        return (self.verbs is None or verb in self.verbs) and (
+            self.resources is None or resource in self.resources) and (
+            self.subresources is None or subresource in self.subresources)
+
+
+def route(verbs: Iterable[str] | None = None, resources: Iterable[str] | None = None,
+          subresources: Iterable[str] | None = None, facet: str | None = None) -> Route:
+    return Route(frozenset(verbs) if verbs is not None else None,
+                 frozenset(resources) if resources is not None else None,
+                 frozenset(subresources) if subresources is not None else None, facet)
+
+
 @dataclass(frozen=True)
 class Detector:
     id: str
@@ -58,9 +99,16 @@ class Detector:
     resources: frozenset[str] | None = None  # objectRef.resource values it reads (None: every event)
     needs: tuple[RequestKind, ...] = ()  # requests the audit policy must record at min_level
     needs_users: tuple[str, ...] = ()  # identities the policy must not drop (e.g. system:anonymous)
-    requires: RequiresFn | None = None  # a reason when settings or a baseline it needs are absent
+    # a reason when settings or a baseline it needs are absent: then the check cannot alert, and
+    # the runner does not call it
+    requires: RequiresFn | None = None
     input_needed: str = ""  # for rules over other inputs (metrics, node logs): what they would need
     examples: tuple[AuditExample, ...] = ()
+    routes: tuple[Route, ...] = ()  # which events can make it alert (default: any event on ``resources``)
+
+    @property
+    def dispatch(self) -> tuple[Route, ...]:
+        return self.routes or (Route(resources=self.resources),)
 
     @property
     def implemented(self) -> bool:
@@ -85,13 +133,14 @@ def detector(*, id: str, title: str, guidance: Iterable[str], severity: Severity
              response: str, min_level: str = "Metadata", stages: Iterable[str] = ("ResponseComplete",),
              resources: Iterable[str] | None = None, needs: Iterable[RequestKind] = (),
              needs_users: Iterable[str] = (), requires: RequiresFn | None = None,
-             examples: Iterable[AuditExample] = ()) -> Callable[[CheckFn], CheckFn]:
+             examples: Iterable[AuditExample] = (), routes: Iterable[Route] = ()) -> Callable[[CheckFn], CheckFn]:
     def register(fn: CheckFn) -> CheckFn:
         register_detector(Detector(
             id=id, title=title, guidance=tuple(guidance), severity=severity, what=what, why=why,
             response=response, check=fn, min_level=min_level, stages=tuple(stages),
             resources=frozenset(resources) if resources is not None else None, needs=tuple(needs),
-            needs_users=tuple(needs_users), requires=requires, examples=tuple(examples)))
+            needs_users=tuple(needs_users), requires=requires, examples=tuple(examples),
+            routes=tuple(routes)))
         return fn
 
     return register

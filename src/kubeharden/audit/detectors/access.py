@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from kubeharden.audit.detectors import AuditExample, detector
+from kubeharden.audit.detectors import AuditExample, detector, route
 from kubeharden.audit.detectors._events import event
 from kubeharden.audit.detectors.pods import _where
 from kubeharden.audit.event import AuditEvent
@@ -18,6 +18,8 @@ CREDENTIAL_WORDS = ("credential", "password", "passwd", "secret", "token", "kube
 
 @detector(
     id="D05", title="Exec, attach or port-forward into a pod", guidance=("NSA-LOG-15", "NSA-LOG-14"),
+    routes=(route(("create", "get"), ("pods",), INTERACTIVE),
+            route(("update", "patch"), ("pods",), ("ephemeralcontainers",))),
     severity=Severity.MEDIUM, resources=("pods",), stages=("ResponseStarted", "ResponseComplete"),
     needs=(RequestKind("", "pods", "exec", ("create", "get")), RequestKind("", "pods", "attach", ("create", "get")),
            RequestKind("", "pods", "portforward", ("create", "get")),
@@ -39,6 +41,8 @@ CREDENTIAL_WORDS = ("credential", "password", "passwd", "secret", "token", "kube
     ),
 )
 def d05_interactive(event: AuditEvent, ctx: DetectorContext) -> Iterator[Violation]:
+    if event.resource != "pods":
+        return
     sub = event.subresource
     if sub in INTERACTIVE:
         if event.verb not in ("create", "get"):
@@ -61,6 +65,20 @@ def d05_interactive(event: AuditEvent, ctx: DetectorContext) -> Iterator[Violati
                     severity=severity, evidence={"command": command} if command else {})
 
 
+_CREDENTIAL_NAMES: dict[str, bool] = {}
+
+
+def _credential_like(name: str) -> bool:
+    """A configmap name with a credential word (names repeat: the answer is remembered, bounded)."""
+    hit = _CREDENTIAL_NAMES.get(name)
+    if hit is None:
+        hit = any(w in name for w in CREDENTIAL_WORDS)
+        if len(_CREDENTIAL_NAMES) > 65536:
+            _CREDENTIAL_NAMES.clear()
+        _CREDENTIAL_NAMES[name] = hit
+    return hit
+
+
 def _reader(event: AuditEvent, ctx: DetectorContext) -> bool:
     if ctx.is_control_plane(event.user) or ctx.is_node(event) or ctx.settings.secret_readers(event.user):
         return True
@@ -74,6 +92,8 @@ def _reader(event: AuditEvent, ctx: DetectorContext) -> bool:
 
 @detector(
     id="D13", title="Sensitive data read", guidance=("NSA-LOG-15", "NSA-LOG-14", "NSA-SEC-1"),
+    routes=(route(resources=("nodes",), subresources=("proxy",)),
+            route(("get", "list", "watch"), ("secrets", "configmaps"), ("",))),
     severity=Severity.MEDIUM, resources=("secrets", "nodes", "configmaps"),
     needs=(RequestKind("", "secrets", verbs=("get", "list", "watch")), RequestKind("", "nodes", "proxy")),
     what="Secrets read (get, list, watch) by an identity outside secretReaders, the control plane, nodes and its "
@@ -106,12 +126,12 @@ def d13_sensitive_read(event: AuditEvent, ctx: DetectorContext) -> Iterator[Viol
         return
     if resource == "configmaps":
         name = event.name.lower()
-        if name and any(w in name for w in CREDENTIAL_WORDS) and not _reader(event, ctx):
+        if name and _credential_like(name) and not _reader(event, ctx):
             yield Violation(None, ("objectRef", "name"),
                             f"configmap with a credential-like name read ({_where(event)})", event.name,
                             has_value=True, severity=Severity.LOW)
         return
-    if _reader(event, ctx):
+    if resource != "secrets" or _reader(event, ctx):
         return
     cluster_wide = verb in ("list", "watch") and not event.namespace
     severity = Severity.HIGH if cluster_wide else (Severity.LOW if verb == "get" else None)

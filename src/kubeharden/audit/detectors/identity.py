@@ -10,7 +10,7 @@ import ipaddress
 from collections.abc import Sequence
 
 from kubeharden.audit.baseline import agent_of, hour_of, network_of, pair_of
-from kubeharden.audit.detectors import AuditExample, detector
+from kubeharden.audit.detectors import AuditExample, detector, route
 from kubeharden.audit.detectors._events import event
 from kubeharden.audit.detectors.pods import _where
 from kubeharden.audit.event import AuditEvent
@@ -34,6 +34,9 @@ SENSITIVE_PAIRS = frozenset({
     "create authorization.k8s.io/selfsubjectrulesreviews", "create certificates.k8s.io/certificatesigningrequests",
     "create apps/daemonsets", "create batch/cronjobs",
 })
+# D20's route: the verbs and every name in those pairs (groups and subresources too: a wider net is safe)
+SENSITIVE_VERBS = frozenset(pair.split(" ", 1)[0] for pair in SENSITIVE_PAIRS)
+SENSITIVE_RESOURCES = frozenset(part for pair in SENSITIVE_PAIRS for part in pair.split(" ", 1)[1].split("/"))
 
 _PUBLIC_CACHE: dict[str, bool] = {}
 
@@ -62,6 +65,7 @@ SA_GROUPS = ("system:serviceaccounts", "system:serviceaccounts:apps", "system:au
 
 @detector(
     id="D04", title="Service account token used from outside the cluster or in a new way",
+    routes=(route(facet="serviceaccount"),),
     guidance=("NSA-LOG-15", "NSA-LOG-13"), severity=Severity.HIGH, needs=SAMPLE_NEEDS,
     needs_users=("system:serviceaccounts",),
     what="A request by a service account (system:serviceaccount:*) from an address that is not a pod or node "
@@ -113,6 +117,7 @@ def d04_service_account(event: AuditEvent, ctx: DetectorContext) -> Sequence[Vio
 
 @detector(
     id="D06", title="Burst of forbidden or unauthenticated requests", guidance=("NSA-LOG-15",),
+    routes=(route(facet="denied"),),
     severity=Severity.MEDIUM, needs=SAMPLE_NEEDS,
     what="forbiddenBurst.threshold requests answered 401/403 (or authorization decision forbid) within "
     "forbiddenBurst.windowSeconds for one user or one source address; a service account's first denial (low).",
@@ -167,6 +172,7 @@ def _health(event: AuditEvent, ctx: DetectorContext) -> bool:
 
 @detector(
     id="D07", title="Anonymous request", guidance=("NSA-LOG-15", "NSA-LOG-3", "NSA-AUTH-1"),
+    routes=(route(facet="anonymous"),),
     severity=Severity.HIGH, needs=SAMPLE_NEEDS, needs_users=(ANONYMOUS,),
     what="A request by system:anonymous (or in group system:unauthenticated): high when it succeeded on anything "
     "but healthPaths (/healthz, /livez, /readyz, /version ...), low when denied.",
@@ -200,6 +206,7 @@ def d07_anonymous(event: AuditEvent, ctx: DetectorContext) -> Sequence[Violation
 
 @detector(
     id="D15", title="Unusual behaviour of a human user", guidance=("NSA-LOG-15", "NSA-LOG-13"),
+    routes=(route(facet="human"),),
     severity=Severity.MEDIUM, needs=SAMPLE_NEEDS, requires=_needs_baseline,
     what="With --baseline: a human user (not system:*) seen for the first time, from a new network (/24, /64), "
     "with a new client (user agent product and minor version), at an hour of the day (UTC) never seen, or "
@@ -260,6 +267,8 @@ def d15_unusual_human(event: AuditEvent, ctx: DetectorContext) -> Sequence[Viola
 
 @detector(
     id="D20", title="Unusual API request from inside a pod", guidance=("NSA-LOG-15", "NSA-LOG-13"),
+    routes=(route(SENSITIVE_VERBS, SENSITIVE_RESOURCES, facet="pod-network"),
+            route(resources=("",), facet="pod-network")),
     severity=Severity.HIGH, needs=SAMPLE_NEEDS, requires=lambda ctx: None if ctx.settings.podCIDRs else
     "set podCIDRs in --settings",
     what="A request from a pod address (sourceIPs[0] inside podCIDRs) making a call that is unusual from a pod "

@@ -8,10 +8,10 @@ from typing import Any
 
 import orjson
 
-from kubeharden.audit.detectors import AuditExample, detector
+from kubeharden.audit.detectors import AuditExample, detector, route
 from kubeharden.audit.detectors._events import deployment, event, pod_template, privileged_containers
 from kubeharden.audit.event import WORKLOAD_RESOURCES, AuditEvent
-from kubeharden.audit.podspecs import PodBody, explicit, pod_bodies, workload_kind
+from kubeharden.audit.podspecs import POD_SUBRESOURCES, PodBody, explicit, pod_bodies, workload_kind
 from kubeharden.audit.runner import DetectorContext
 from kubeharden.controls.pod_security import (
     added_capability_violations,
@@ -35,6 +35,8 @@ WORKLOAD_NEEDS = (
     RequestKind("", "replicationcontrollers", verbs=WRITES), RequestKind("", "podtemplates", verbs=WRITES),
 )
 PSA_AUDIT_ANNOTATION = "pod-security.kubernetes.io/audit-violations"
+# the writes that carry a pod spec (podspecs.pod_bodies): the only events D01, D02, D11, D14 read
+POD_SPEC_ROUTES = (route(WRITES, WORKLOAD_RESOURCES, POD_SUBRESOURCES),)
 
 
 def _where(event: AuditEvent) -> str:
@@ -109,6 +111,7 @@ BAD_DEPLOYMENT = event("create", "deployments", group="apps", code=201,
 
 @detector(
     id="D01", title="Root or privileged pod created or updated", guidance=("NSA-LOG-15", "NSA-LOG-14", "NSA-POD-5"),
+    routes=POD_SPEC_ROUTES,
     severity=Severity.HIGH, min_level="Request", resources=WORKLOAD_RESOURCES, needs=WORKLOAD_NEEDS,
     what="A create, update or patch of any pod-spec kind (pods, deployments, replicasets, statefulsets, daemonsets, "
     "jobs, cronjobs, replicationcontrollers, podtemplates; init and ephemeral containers) succeeded with a "
@@ -190,6 +193,7 @@ def _mount_changes(body: PodBody) -> Iterator[Path]:
 
 @detector(
     id="D02", title="Host namespaces or hostPath requested", guidance=("NSA-LOG-15", "NSA-LOG-14", "NSA-POD-9"),
+    routes=POD_SPEC_ROUTES,
     severity=Severity.HIGH, min_level="Request", resources=WORKLOAD_RESOURCES, needs=WORKLOAD_NEEDS,
     what="A create, update or patch of any pod-spec kind succeeded with hostPID, hostIPC or hostNetwork true or a "
     "hostPath volume (critical when a sensitive path is mounted writable); a patch that changes volumeMounts.",
@@ -252,9 +256,29 @@ def _security_fields(node: Any, path: Path, out: list[tuple[Path, Any]]) -> None
             _security_fields(item, (*path, i), out)
 
 
+MAX_MEMO_SPEC_BYTES = 64 * 1024
+
+
 def fingerprint(body: PodBody, ctx: DetectorContext) -> dict[str, Any]:
     """What D11 compares between two states of one object: the predicates' verdicts and the
-    security fields (one source of truth with the scan)."""
+    security fields (one source of truth with the scan). A function of the pod spec, where it sits
+    in the object and the run's settings: controllers write the same template again and again, so
+    it is remembered by the spec's bytes (bounded)."""
+    try:
+        spec_bytes = orjson.dumps(body.view.spec)
+    except (TypeError, orjson.JSONEncodeError):
+        return _fingerprint(body, ctx)
+    if len(spec_bytes) > MAX_MEMO_SPEC_BYTES:
+        return _fingerprint(body, ctx)
+    key = ("D11-fingerprint", body.object_path(body.view.path), spec_bytes)
+    hit = ctx.derived.get(key)
+    if hit is None:
+        hit = _fingerprint(body, ctx)
+        ctx.derived.put(key, hit)
+    return hit
+
+
+def _fingerprint(body: PodBody, ctx: DetectorContext) -> dict[str, Any]:
     fields: list[tuple[Path, Any]] = []
     _security_fields(body.view.spec, (), fields)
     verdicts = sorted({(format_path(body.object_path(v.path)), v.message)
@@ -270,6 +294,7 @@ def _key(event: AuditEvent) -> tuple[str, str, str]:
 
 @detector(
     id="D11", title="securityContext changed on an existing workload", guidance=("NSA-LOG-15", "NSA-LOG-14"),
+    routes=POD_SPEC_ROUTES,
     severity=Severity.MEDIUM, min_level="Request", resources=WORKLOAD_RESOURCES, needs=WORKLOAD_NEEDS,
     what="An update or patch of an existing workload changes a securityContext, host namespaces, capabilities or the "
     "service account: a patch body that sets or removes such a field, or an update whose pod-security verdicts or "
@@ -349,6 +374,7 @@ def _needs_prefixes(ctx: DetectorContext) -> str | None:
 
 @detector(
     id="D14", title="Image from outside the approved registries", guidance=("NSA-LOG-15", "NSA-LOG-14"),
+    routes=POD_SPEC_ROUTES,
     severity=Severity.MEDIUM, min_level="Request", resources=WORKLOAD_RESOURCES, needs=WORKLOAD_NEEDS,
     requires=_needs_prefixes,
     what="A create, update or patch of any pod-spec kind names a container image (init and ephemeral included) "

@@ -8,7 +8,7 @@ from typing import Any
 
 import orjson
 
-from kubeharden.audit.detectors import AuditExample, detector
+from kubeharden.audit.detectors import AuditExample, detector, route
 from kubeharden.audit.detectors._events import event
 from kubeharden.audit.detectors.pods import _where
 from kubeharden.audit.event import AuditEvent
@@ -52,6 +52,7 @@ def _binding(name: str, subjects: list[dict[str, str]], role: str = "view", kind
 
 @detector(
     id="D08", title="Anonymous or unauthenticated users granted a role", guidance=("NSA-LOG-15", "NSA-RBAC-2"),
+    routes=(route(WRITES, BINDINGS),),
     severity=Severity.CRITICAL, min_level="Request", resources=BINDINGS, needs=RBAC_NEEDS,
     what="A RoleBinding or ClusterRoleBinding create, update or patch succeeded with subject system:anonymous or "
     "group system:unauthenticated (critical), or group system:authenticated bound to a role other than the "
@@ -70,7 +71,7 @@ def _binding(name: str, subjects: list[dict[str, str]], role: str = "view", kind
     ),
 )
 def d08_anonymous_binding(event: AuditEvent, ctx: DetectorContext) -> Iterator[Violation]:
-    if event.verb not in WRITES or event.api_group != RBAC or not event.succeeded:
+    if event.verb not in WRITES or event.resource not in BINDINGS or event.api_group != RBAC or not event.succeeded:
         return
     body, base = body_of(event)
     role = str(as_dict(body.get("roleRef")).get("name") or "")
@@ -100,6 +101,8 @@ def _risky_rules(body: dict[str, Any]) -> list[str]:
 
 @detector(
     id="D09", title="RBAC or privilege change", guidance=("NSA-LOG-15", "NSA-LOG-14", "NSA-RBAC-2"),
+    routes=(route(facet="impersonated"), route((*WRITES, "delete"), RBAC_RESOURCES, ("",)),
+            route(("create",), ("serviceaccounts",), ("token",))),
     severity=Severity.MEDIUM, min_level="Request",
     needs=(*RBAC_NEEDS, RequestKind("", "serviceaccounts", "token", ("create",))),
     what="A Role, ClusterRole, RoleBinding or ClusterRoleBinding was created, changed or deleted (high for "
@@ -193,6 +196,8 @@ def _ignore_failure(body: Any) -> bool:
 
 @detector(
     id="D12", title="Admission configuration changed", guidance=("NSA-LOG-15", "NSA-LOG-14", "NSA-POD-1"),
+    routes=(route(("update", "patch"), ("namespaces",), ("",)),
+            route((*WRITES, "delete"), (*ADMISSION_RESOURCES, "podsecuritypolicies"), ("",))),
     severity=Severity.HIGH, min_level="Request",
     resources=(*ADMISSION_RESOURCES, "namespaces", "podsecuritypolicies"),
     needs=(*(RequestKind(ADMISSION, r, verbs=(*WRITES, "delete")) for r in sorted(ADMISSION_RESOURCES)),
@@ -257,7 +262,7 @@ def d12_admission_change(event: AuditEvent, ctx: DetectorContext) -> Iterator[Vi
     if event.resource == "podsecuritypolicies":
         yield Violation(None, (), f"PodSecurityPolicy {verb} ({_where(event)})")
         return
-    if event.api_group != ADMISSION:
+    if event.api_group != ADMISSION or event.resource not in ADMISSION_RESOURCES:
         return
     if verb == "delete":
         yield Violation(None, (), f"admission {event.kind} deleted ({_where(event)})", severity=Severity.CRITICAL)

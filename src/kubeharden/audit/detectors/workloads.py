@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from kubeharden.audit.detectors import AuditExample, detector
+from kubeharden.audit.detectors import AuditExample, detector, route
 from kubeharden.audit.detectors._events import deployment, event, pod_template
 from kubeharden.audit.detectors.pods import WORKLOAD_NEEDS, _where, commands_of, images_of, schedule_of
 from kubeharden.audit.event import WORKLOAD_RESOURCES, AuditEvent
@@ -22,6 +22,7 @@ def _needs_networks(ctx: DetectorContext) -> str | None:
 
 @detector(
     id="D03", title="Pod created from a pod or node address", guidance=("NSA-LOG-15", "NSA-LOG-18"),
+    routes=(route(("create",), ("pods",), ("",)),),
     severity=Severity.HIGH, resources=("pods",), requires=_needs_networks,
     needs=(RequestKind("", "pods", verbs=("create",)),),
     what="A pod create succeeded whose sourceIPs[0] is inside podCIDRs or is a node address (nodeIPs), by an "
@@ -48,7 +49,7 @@ def _needs_networks(ctx: DetectorContext) -> str | None:
     ),
 )
 def d03_pod_from_pod_ip(event: AuditEvent, ctx: DetectorContext) -> Iterator[Violation]:
-    if event.verb != "create" or event.subresource or not event.succeeded:
+    if event.verb != "create" or event.resource != "pods" or event.subresource or not event.succeeded:
         return
     ip = event.client_ip
     if not ip or not ctx.settings.in_cluster(ip) or ctx.pod_actor_exempt(event) or ctx.is_control_plane(event.user):
@@ -68,6 +69,7 @@ def _deployer(event: AuditEvent, ctx: DetectorContext) -> bool:
 
 @detector(
     id="D10", title="CronJob created or modified", guidance=("NSA-LOG-15", "NSA-LOG-14"),
+    routes=(route(("create", "update", "patch"), ("cronjobs",), ("",)),),
     severity=Severity.MEDIUM, min_level="Request", resources=("cronjobs",),
     needs=(RequestKind("batch", "cronjobs", verbs=("create", "update", "patch")),),
     what="A CronJob create, update or patch succeeded (not a status update); high when one of its images is outside "
@@ -86,7 +88,8 @@ def _deployer(event: AuditEvent, ctx: DetectorContext) -> bool:
     ),
 )
 def d10_cronjob_change(event: AuditEvent, ctx: DetectorContext) -> Iterator[Violation]:
-    if event.verb not in ("create", "update", "patch") or event.subresource or not event.succeeded:
+    if event.verb not in ("create", "update", "patch") or event.resource != "cronjobs" or event.subresource \
+            or not event.succeeded:
         return
     if ctx.is_control_plane(event.user):
         return
@@ -114,6 +117,7 @@ def _needs_deployers(ctx: DetectorContext) -> str | None:
 
 @detector(
     id="D19", title="Workload change outside the deployment process", guidance=("NSA-LOG-15", "NSA-LOG-14"),
+    routes=(route(("create", "update", "patch", "delete"), WORKLOAD_RESOURCES, ("",)),),
     severity=Severity.MEDIUM, resources=WORKLOAD_RESOURCES, requires=_needs_deployers,
     needs=tuple(RequestKind(k.group, k.resource, k.subresource, ("create", "update", "patch", "delete"))
                 for k in WORKLOAD_NEEDS),
@@ -133,7 +137,8 @@ def _needs_deployers(ctx: DetectorContext) -> str | None:
     ),
 )
 def d19_outside_process(event: AuditEvent, ctx: DetectorContext) -> Iterator[Violation]:
-    if event.verb not in ("create", "update", "patch", "delete") or not event.succeeded:
+    if event.verb not in ("create", "update", "patch", "delete") or event.resource not in WORKLOAD_RESOURCES \
+            or not event.succeeded:
         return
     if event.subresource or not ctx.settings.deployers:
         return
