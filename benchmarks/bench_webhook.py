@@ -59,11 +59,25 @@ def corpus_reviews(limit: int = 2000) -> list[bytes]:
 
 
 def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """CPU time of the webhook and its worker processes (--workers: the children serve)."""
+    total = 0.0
+    for proc in [pid, *_children(pid)]:
+        try:
+            fields = Path(f"/proc/{proc}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
 
 
-def start_webhook(tmp: Path) -> tuple[subprocess.Popen[bytes], int, str]:
+def _children(pid: int) -> list[int]:
+    try:
+        return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+
+
+def start_webhook(tmp: Path, workers: int = 1) -> tuple[subprocess.Popen[bytes], int, str]:
     from kubeharden.admission import certs
 
     bundle = certs.generate(("localhost",))
@@ -76,7 +90,7 @@ def start_webhook(tmp: Path) -> tuple[subprocess.Popen[bytes], int, str]:
         port = probe.getsockname()[1]
     proc = subprocess.Popen([sys.executable, "-m", "kubeharden", "webhook", "--listen", f"127.0.0.1:{port}",
                              "--tls-cert", str(tmp / "tls.crt"), "--tls-key", str(tmp / "tls.key"),
-                             "--profile", "nsa", "--mode", "enforce"],
+                             "--profile", "nsa", "--mode", "enforce", "--workers", str(workers)],
                             stderr=subprocess.DEVNULL, env={**os.environ, "PYTHONPATH": str(ROOT / "src")})
     context = ssl.create_default_context(cafile=str(tmp / "ca.crt"))
     deadline = time.monotonic() + 30
@@ -159,6 +173,7 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=5.0, help="seconds per rate (bounded to 120)")
     parser.add_argument("--long", action="store_true", help="60 s per rate")
     parser.add_argument("--rates", type=int, nargs="*", default=list(RATES))
+    parser.add_argument("--workers", type=int, default=1, help="webhook worker processes (--workers)")
     args = parser.parse_args()
     duration = min(120.0, 60.0 if args.long else args.duration)
     bodies = corpus_reviews()
@@ -167,9 +182,9 @@ def main() -> None:
     floor_bodies = [review_body(None, operation="DELETE", old={"apiVersion": "v1", "kind": "Pod",
                                                                "metadata": {"name": "x", "namespace": "bench"}})]
     print(f"{len(bodies)} workload objects replayed; {CONNECTIONS} keep-alive connections; {duration:.0f} s per rate; "
-          f"{os.cpu_count()} CPUs")
+          f"{os.cpu_count()} CPUs; {args.workers} webhook worker(s)")
     with tempfile.TemporaryDirectory(prefix="kh-bench-webhook-") as tmp:
-        proc, port, ca = start_webhook(Path(tmp))
+        proc, port, ca = start_webhook(Path(tmp), args.workers)
         try:
             run_rate(port, ca, bodies, 100, 1.0)  # warm-up
             print(f"{'run':>10} {'req':>7} {'err':>4} {'late':>5} {'p50 ms':>7} {'p99 ms':>7} {'max ms':>7} "

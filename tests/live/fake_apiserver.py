@@ -200,6 +200,7 @@ class Behaviour:
     endless: dict[str, Any] = field(default_factory=dict)  # plural -> continue token of every page, "fresh": a new one
     trickle: dict[str, float] = field(default_factory=dict)  # plural -> seconds between the bytes of its LIST answer
     retry_after: str | None = None  # Retry-After header of injected 429/503 answers (429 default: "0")
+    watch_gone_once: set[str] = field(default_factory=set)  # plurals: the next WATCH gets an ERROR 410 event
 
 
 class FakeApiServer:
@@ -209,6 +210,10 @@ class FakeApiServer:
         self._lock = threading.Lock()
         self._resource_version = 1000
         self._store: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+        self._changes = threading.Condition()
+        self._events: list[tuple[int, str, str, str, dict[str, Any]]] = []
+        self._compacted = 0
+        self._closing = False
         self._by_plural = {(g, v, p): (k, ns) for g, v, p, k, ns in RESOURCES}
         kind_index = {(g, k): (g, v, p) for g, v, p, k, _ in RESOURCES}
         for obj in objects:
@@ -246,6 +251,9 @@ class FakeApiServer:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        with self._changes:
+            self._closing = True  # watches in progress end
+            self._changes.notify_all()
         self._httpd.shutdown()
         self._httpd.server_close()
         self._thread.join(timeout=5)
@@ -264,6 +272,74 @@ class FakeApiServer:
         }
         path.write_text(yaml.safe_dump(config))
         return path
+
+    # -- changes and WATCH (for the webhook's live cluster context) --------------------------------
+
+    def put(self, obj: dict[str, Any]) -> None:
+        """Create or replace an object, as a client's apply would: a new resourceVersion and a watch event."""
+        api_version = str(obj.get("apiVersion", ""))
+        group = api_version.rpartition("/")[0] if "/" in api_version else ""
+        plural = next(p for g, _v, p, k, _ns in RESOURCES if g == group and k == obj["kind"])
+        stored = json.loads(json.dumps(obj))
+        with self._changes:
+            self._resource_version += 1
+            stored.setdefault("metadata", {})["resourceVersion"] = str(self._resource_version)
+            items = self._store[(group, plural)]
+            key = (stored["metadata"].get("namespace"), stored["metadata"]["name"])
+            old = [i for i, o in enumerate(items) if (o["metadata"].get("namespace"), o["metadata"]["name"]) == key]
+            if old:
+                items[old[0]] = stored
+            else:
+                items.append(stored)
+            self._events.append((self._resource_version, group, plural, "MODIFIED" if old else "ADDED", stored))
+            self._changes.notify_all()
+
+    def delete(self, api_version: str, kind: str, namespace: str | None, name: str) -> None:
+        group = api_version.rpartition("/")[0] if "/" in api_version else ""
+        plural = next(p for g, _v, p, k, _ns in RESOURCES if g == group and k == kind)
+        with self._changes:
+            items = self._store[(group, plural)]
+            gone = [o for o in items if (o["metadata"].get("namespace"), o["metadata"]["name"]) == (namespace, name)]
+            for obj in gone:
+                items.remove(obj)
+                self._resource_version += 1
+                obj = dict(obj, metadata=dict(obj["metadata"], resourceVersion=str(self._resource_version)))
+                self._events.append((self._resource_version, group, plural, "DELETED", obj))
+            self._changes.notify_all()
+
+    def compact(self) -> None:
+        """Forget the events so far: a WATCH from an older version gets 410 Gone, as after etcd compaction."""
+        with self._changes:
+            self._compacted = self._resource_version
+            self._events.clear()
+
+    def watch_events(self, group: str, plural: str, namespace: str | None, query: dict[str, list[str]],
+                     closing: Any) -> Any:
+        """The event lines of one WATCH: from resourceVersion on, until timeoutSeconds (at most 30 s) or the
+        server stops."""
+        kind, _ = self._by_plural[next(k for k in self._by_plural if k[0] == group and k[2] == plural)]
+        with self._lock:
+            self.requests.append({"plural": plural, "namespace": namespace, "query": query, "accept": "watch"})
+        version = int((query.get("resourceVersion") or ["0"])[0] or 0)
+        seconds = min(float((query.get("timeoutSeconds") or ["30"])[0]), 30.0)
+        deadline = time.monotonic() + seconds
+        with self._lock:
+            gone = plural in self.behaviour.watch_gone_once
+            self.behaviour.watch_gone_once.discard(plural)
+        if gone or version < self._compacted:
+            yield {"type": "ERROR", "object": _status(410, "Expired", f"too old resource version: {version}")}
+            return
+        while not closing() and time.monotonic() < deadline:
+            with self._changes:
+                fresh = [e for e in self._events if e[0] > version and e[1] == group and e[2] == plural
+                         and (namespace is None or e[4]["metadata"].get("namespace") == namespace)]
+                if not fresh:
+                    self._changes.wait(min(0.2, max(0.0, deadline - time.monotonic())))
+                    continue
+            for rv, _g, _p, kind_of_event, obj in fresh:
+                version = rv
+                body = {k: v for k, v in obj.items() if k not in ("kind", "apiVersion")}
+                yield {"type": kind_of_event, "object": {"kind": kind, "apiVersion": obj.get("apiVersion"), **body}}
 
     def list_requests(self, plural: str) -> list[dict[str, Any]]:
         return [r for r in self.requests if r["plural"] == plural]
@@ -413,6 +489,10 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         split = urlsplit(self.path)
+        query = parse_qs(split.query)
+        if (query.get("watch") or [""])[0] in ("1", "true"):
+            self._watch(split.path, query)
+            return
         try:
             status, body = self.api.handle(split.path, parse_qs(split.query), self.headers)
         except Exception as exc:  # a bug in the fake must show as a 500, not a hang
@@ -438,6 +518,37 @@ class _Handler(BaseHTTPRequestHandler):
                     time.sleep(trickle)
         except OSError:  # broken pipe, reset, TLS errors
             pass  # the client gave up (timeout tests)
+
+    def _watch(self, path: str, query: dict[str, list[str]]) -> None:
+        """A WATCH: 401 without the token, else a chunked stream of JSON event lines."""
+        api = self.api
+        status, body = api.handle(path, {k: v for k, v in query.items() if k != "watch"} | {"limit": ["1"]},
+                                  self.headers)
+        parts = [p for p in path.split("/") if p]
+        if status != 200:
+            data = orjson.dumps(body)
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+            return
+        group = "" if parts[0] == "api" else parts[1]
+        namespace = parts[parts.index("namespaces") + 1] if "namespaces" in parts[:-1] else None
+        try:
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            for event in api.watch_events(group, parts[-1], namespace, query, lambda: api._closing):
+                line = orjson.dumps(event) + b"\n"
+                self.wfile.write(f"{len(line):x}\r\n".encode() + line + b"\r\n")
+                self.wfile.flush()
+            self.wfile.write(b"0\r\n\r\n")
+            self.wfile.flush()
+        except OSError:
+            pass
+        self.close_connection = True
 
     def log_message(self, format: str, *args: Any) -> None:
         pass

@@ -178,10 +178,11 @@ class AdmissionEvaluator:
                                                                                 list[InputError]]:
         """Run the controls on one object; results and findings concern that object only."""
         resource = Resource.from_obj(_with_namespace(obj, namespace), Source(ADMISSION_SOURCE))
-        if self.context is not None:
+        context = self.context  # read once: a cluster watch may swap in a newer one meanwhile
+        if context is not None:
             own = (resource.kind, resource.namespace, resource.name)
-            others = [r for r in self.context.resources if (r.kind, r.namespace, r.name) != own]
-            inventory = Inventory([*others, resource], dict(self.context.facts))
+            others = [r for r in context.resources if (r.kind, r.namespace, r.name) != own]
+            inventory = Inventory([*others, resource], dict(context.facts))
         else:
             unreadable = {kind: NO_CONTEXT_REASON for kind in CONTEXT_KINDS if kind != resource.kind}
             inventory = Inventory([resource], {"forbidden_kinds": unreadable})

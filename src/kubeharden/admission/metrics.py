@@ -5,6 +5,7 @@ from __future__ import annotations
 import bisect
 import threading
 from collections import Counter
+from collections.abc import Sequence
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
@@ -41,7 +42,10 @@ class Metrics:
         with self._lock:
             self.timeouts += 1
 
-    def render(self, in_flight: int, tls_reloads: int, tls_reload_failures: int) -> bytes:
+    def render(self, in_flight: int, tls_reloads: int, tls_reload_failures: int,
+               extra: Sequence[tuple[str, str, str, float]] = ()) -> bytes:
+        """The text format; ``extra`` adds (name, help, type, value) series of other parts (connections,
+        the cluster context)."""
         with self._lock:
             lines = [
                 "# HELP kubeharden_admission_requests_total Admission reviews answered.",
@@ -79,4 +83,6 @@ class Metrics:
                   "# HELP kubeharden_tls_reload_failures_total Changed certificate files that could not be loaded.",
                   "# TYPE kubeharden_tls_reload_failures_total counter",
                   f"kubeharden_tls_reload_failures_total {tls_reload_failures}"]
+        for name, text, kind, value in extra:
+            lines += [f"# HELP {name} {text}", f"# TYPE {name} {kind}", f"{name} {value:g}"]
         return ("\n".join(lines) + "\n").encode()

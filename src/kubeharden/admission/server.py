@@ -25,19 +25,25 @@ from kubeharden.admission.evaluate import AdmissionEvaluator, Decision
 from kubeharden.admission.metrics import Metrics
 from kubeharden.admission.review import DEFAULT_TIMEOUT_SECONDS, ReviewError, parse_review, response_body
 from kubeharden.model import internal_error_site
-from kubeharden.tlsserver import ReloadingTLS, TLSServer
+from kubeharden.tlsserver import ConnectionLimits, ReloadingTLS, TLSServer
 
 MAX_BODY = 8 * 1024 * 1024  # an object is at most ~1.5 MiB in etcd; a review carries object and oldObject
 DEADLINE_MARGIN = 0.5  # seconds kept for the answer to travel back before the API server gives up
 DRAIN_LIMIT = 64 * 1024 * 1024  # an over-limit body up to this size is read and dropped before the 413
 IDLE_TIMEOUT = 90.0  # keep-alive connections idle longer than this are closed (the API server reconnects)
+HEADER_TIMEOUT = 10.0  # from a request's first byte to the end of its headers (the API server takes < 1 ms)
+ANSWER_GRACE = 2.0  # beyond the review's budget, for the answer to be written to a client that reads slowly
+MAX_CONNECTIONS = 512  # one thread each; the API server keeps a pool of a few per replica
 
 
 class WebhookServer:
     def __init__(self, evaluator: AdmissionEvaluator, listen: tuple[str, int], cert: str, key: str, *,
                  client_ca: str | None = None, max_body: int = MAX_BODY,
                  timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS, on_timeout: str = "deny",
-                 workers: int = 8, log: Callable[[str], object] | None = None) -> None:
+                 workers: int = 8, log: Callable[[str], object] | None = None,
+                 max_connections: int = MAX_CONNECTIONS, header_timeout: float = HEADER_TIMEOUT,
+                 idle_timeout: float = IDLE_TIMEOUT, reuse_port: bool = False,
+                 context_status: Callable[[], list[tuple[str, str, str, float]]] | None = None) -> None:
         if on_timeout not in ("deny", "allow"):
             raise ValueError("on_timeout must be deny or allow")
         self.evaluator = evaluator
@@ -49,7 +55,13 @@ class WebhookServer:
         self.ready = threading.Event()
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="kubeharden-review")
         self.tls = ReloadingTLS(cert, key, client_ca, name="kubeharden webhook", log=self.log)
-        self.server = TLSServer(listen, _handler_for(self), self.tls)
+        # Every phase of a connection is bounded: a review's is its budget plus the time to write the answer.
+        limits = ConnectionLimits(max_connections=max_connections, handshake_timeout=header_timeout,
+                                  header_timeout=header_timeout, idle_timeout=idle_timeout,
+                                  request_timeout=self.budget + ANSWER_GRACE)
+        self.context_status = context_status
+        self.on_stop: Callable[[], object] | None = None  # e.g. the cluster watch's stop
+        self.server = TLSServer(listen, _handler_for(self), self.tls, limits, reuse_port=reuse_port)
         self.address = self.server.server_address
         self._thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.1},
                                         name="kubeharden-webhook", daemon=True)
@@ -70,7 +82,22 @@ class WebhookServer:
         self.server.shutdown()
         clean = self.server.drain(timeout)
         self._pool.shutdown(wait=False, cancel_futures=True)
+        if self.on_stop is not None:
+            self.on_stop()
         return clean
+
+    def extra_metrics(self) -> list[tuple[str, str, str, float]]:
+        server = self.server
+        series = [
+            ("kubeharden_connections_open", "Connections open (one thread each).", "gauge", server.connections),
+            ("kubeharden_connections_refused_total", "Connections refused at the cap, every slot in a request.",
+             "counter", server.refused),
+            ("kubeharden_connections_evicted_total", "Waiting connections closed at the cap to make room.",
+             "counter", server.evicted),
+            ("kubeharden_connections_timed_out_total", "Connections closed when a phase outlived its deadline "
+             "(handshake, headers, idle, request).", "counter", server.timed_out),
+        ]
+        return series + (self.context_status() if self.context_status else [])
 
     # -- one review ------------------------------------------------------------------------------
 
@@ -153,7 +180,7 @@ def _handler_for(webhook: WebhookServer) -> type[BaseHTTPRequestHandler]:
                 self._answer(200 if ready else 503, b"ok\n" if ready else b"draining\n", "text/plain")
             elif path == "/metrics":
                 self._answer(200, webhook.metrics.render(self.state.in_flight, webhook.tls.reloads,
-                                                         webhook.tls.failures),
+                                                         webhook.tls.failures, webhook.extra_metrics()),
                              "text/plain; version=0.0.4; charset=utf-8")
             else:
                 self._refuse(404, "not found")

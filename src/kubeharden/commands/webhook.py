@@ -101,19 +101,27 @@ def control_options(fn: Any) -> Any:
 @click.option("--exempt-namespace", multiple=True, metavar="NAME", help="Admit everything in this namespace.")
 @click.option("--exempt-user", multiple=True, metavar="NAME", help="Admit everything this user sends.")
 @click.option("--cluster-context", multiple=True, metavar="PATH",
-              help="Snapshot (kubeharden snapshot) or manifests for the controls that read other objects; read once.")
+              help="Snapshot (kubeharden snapshot) or manifests for the controls that read other objects, read "
+              "once; or 'live': read the cluster at start and keep it fresh with a watch.")
 @click.option("--deny-existing", is_flag=True, help="On UPDATE, also deny findings the old object already had.")
 @click.option("--timeout-seconds", type=click.IntRange(1, 30), default=10, show_default=True,
               help="The webhook's timeoutSeconds: every review is answered before it.")
 @click.option("--on-timeout", type=click.Choice(["deny", "allow"]), default="deny", show_default=True)
 @click.option("--max-body-bytes", type=click.IntRange(min=1024), default=8 * 1024 * 1024, show_default=True)
+@click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True,
+              help="Processes serving the port (SO_REUSEPORT): the controls hold the GIL, so one per core.")
+@click.option("--max-connections", type=click.IntRange(1, 100_000), default=512, show_default=True,
+              help="Connections per worker (one thread each); at the cap idle ones make room, else refused.")
+@click.option("--kubeconfig", type=click.Path(dir_okay=False), help="For --cluster-context live.")
+@click.option("--kube-context", metavar="NAME", help="Context of the kubeconfig, for --cluster-context live.")
 @click.pass_context
 def webhook(ctx: click.Context, listen: tuple[str, int], tls_cert: str | None, tls_key: str | None,
             client_ca: str | None, profile: str, only: tuple[str, ...], skip: tuple[str, ...],
             kubernetes_version: str | None, pss_version: str | None, allowed_registries: tuple[str, ...],
             mode: str, deny_at: Severity, warn_at: Severity, exceptions_file: str | None,
             exempt_namespace: tuple[str, ...], exempt_user: tuple[str, ...], cluster_context: tuple[str, ...],
-            deny_existing: bool, timeout_seconds: int, on_timeout: str, max_body_bytes: int) -> None:
+            deny_existing: bool, timeout_seconds: int, on_timeout: str, max_body_bytes: int, workers: int,
+            max_connections: int, kubeconfig: str | None, kube_context: str | None) -> None:
     """Admission webhook: AdmissionReview v1 over HTTPS on POST /validate, judged by the scan's controls.
 
     Also /healthz, /readyz and /metrics (Prometheus). SIGTERM drains the reviews in flight."""
@@ -130,22 +138,77 @@ def webhook(ctx: click.Context, listen: tuple[str, int], tls_cert: str | None, t
         rules = exception_rules(exceptions_file)
     except UsageError as exc:
         raise click.UsageError(str(exc)) from None
+    live = "live" in cluster_context
+    if live and len(cluster_context) > 1:
+        raise click.UsageError("--cluster-context live reads the cluster: give no files with it")
+    if (kubeconfig or kube_context) and not live:
+        raise click.UsageError("--kubeconfig and --kube-context go with --cluster-context live")
     context = None
-    if cluster_context:
+    if cluster_context and not live:
         try:
             context = ClusterContext.load(cluster_context)
         except ContextError as exc:
             raise click.UsageError(f"--cluster-context: {exc}") from None
         click.echo(f"kubeharden webhook: cluster context of {len(context.resources)} objects from {context.origin}",
                    err=True)
+    elif live:
+        context = ClusterContext([], {"cluster": True}, "live cluster (not read yet)")  # read in each worker
     policy = AdmissionPolicy(mode=mode, deny_at=deny_at, warn_at=warn_at, exempt_namespaces=frozenset(exempt_namespace),
                              exempt_users=frozenset(exempt_user), deny_existing=deny_existing)
     evaluator = AdmissionEvaluator(controls, settings, rules, policy, context)
-    try:
-        server = WebhookServer(evaluator, listen, tls_cert, tls_key, client_ca=client_ca, max_body=max_body_bytes,
-                               timeout_seconds=timeout_seconds, on_timeout=on_timeout)
-    except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError: a bad pair, a busy port
-        raise click.UsageError(f"cannot serve on {listen[0]}:{listen[1]}: {exc}") from None
+
+    def log(text: str) -> None:
+        click.echo(text, err=True)
+
+    def make_server(index: int | None = None, reuse_port: bool = False) -> WebhookServer:
+        watch = None
+        if live:
+            from kubeharden.admission.watch import ContextWatch
+            from kubeharden.sources.cluster import ClusterError, ClusterOptions
+
+            try:
+                watch = ContextWatch(ClusterOptions(kubeconfig=kubeconfig, context=kube_context), log=log)
+                watch.start_and_wait()  # the first LISTs: the webhook is not ready before its context is
+            except ClusterError as exc:
+                raise click.UsageError(f"--cluster-context live: {exc}") from None
+            watch.attach(evaluator)
+        try:
+            server = WebhookServer(evaluator, listen, tls_cert, tls_key, client_ca=client_ca,
+                                   max_body=max_body_bytes, timeout_seconds=timeout_seconds, on_timeout=on_timeout,
+                                   max_connections=max_connections, reuse_port=reuse_port, log=log,
+                                   context_status=watch.metrics if watch else None)
+        except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError: a bad pair, a busy port
+            if watch:
+                watch.stop()
+            raise click.UsageError(f"cannot serve on {listen[0]}:{listen[1]}: {exc}") from None
+        if watch:
+            server.on_stop = watch.stop
+        return server
+
+    # Latency: the catalog and context are long-lived (frozen out of the collector's scans), and a review
+    # waiting for the GIL gets it after 1 ms rather than the default 5 ms switch interval.
+    gc.collect()
+    gc.freeze()
+    sys.setswitchinterval(0.001)
+    described = (f"{len(controls)} controls, profile {profile}, mode {mode}, deny at {deny_at.label}")
+    if workers > 1:
+        from kubeharden.admission.workers import Supervisor, reserve_port
+
+        try:
+            reservation = reserve_port(*listen)
+        except OSError as exc:
+            raise click.UsageError(f"cannot serve on {listen[0]}:{listen[1]}: {exc}") from None
+        listen = (listen[0], reservation.getsockname()[1])
+        click.echo(f"kubeharden webhook: serving https://{listen[0]}:{listen[1]}/validate with {workers} workers "
+                   f"({described})", err=True)
+        try:
+            code = Supervisor(workers, lambda index: make_server(index, reuse_port=True),
+                              drain_timeout=max(1.0, timeout_seconds), log=log).run()
+        finally:
+            reservation.close()
+        click.echo("kubeharden webhook: stopped" + ("" if code == 0 else " (some reviews were cut off)"), err=True)
+        sys.exit(code)
+    server = make_server()
     stop = threading.Event()
 
     def on_signal(signum: int, _frame: Any) -> None:
@@ -153,16 +216,10 @@ def webhook(ctx: click.Context, listen: tuple[str, int], tls_cert: str | None, t
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    # Latency: the catalog and context are long-lived (frozen out of the collector's scans), and a review
-    # waiting for the GIL gets it after 1 ms rather than the default 5 ms switch interval.
-    gc.collect()
-    gc.freeze()
-    sys.setswitchinterval(0.001)
     server.start()
     host, port = server.address[:2]
     host = host.decode() if isinstance(host, bytes) else host
-    click.echo(f"kubeharden webhook: serving https://{host}:{port}/validate ({len(controls)} controls, "
-               f"profile {profile}, mode {mode}, deny at {deny_at.label})", err=True)
+    click.echo(f"kubeharden webhook: serving https://{host}:{port}/validate ({described})", err=True)
     while not stop.wait(0.5):
         pass
     click.echo("kubeharden webhook: draining", err=True)

@@ -186,6 +186,7 @@ class ListOutcome:
     failed: str | None = None  # reason when the server failed after retries
     restarts: int = 0
     pages: int = 0
+    resource_version: str | None = None  # of the list (its snapshot): where a WATCH of the kind starts
 
 
 @dataclass
@@ -414,6 +415,64 @@ class ApiReader:
         if not isinstance(value, dict):
             raise _Malformed(f"{path}: the answer is {_json_type(value)}, not an object")
         return value
+
+
+    def watch(self, target: ListTarget, resource_version: str, timeout_seconds: int,
+              max_event_bytes: int = 16 << 20) -> Iterator[dict[str, Any]]:
+        """The events of one WATCH of ``target`` from ``resource_version`` (BOOKMARKs asked for), until the
+        server ends it after ``timeout_seconds``. Bounded: the whole watch by a deadline a request timeout
+        beyond that, one event by ``max_event_bytes``. An ERROR event (410 Gone: the version is too old) and
+        a refused WATCH raise _HttpError with the server's status; not retried here."""
+        query: list[tuple[str, Any]] = [("watch", "1"), ("resourceVersion", resource_version),
+                                        ("allowWatchBookmarks", "true"), ("timeoutSeconds", timeout_seconds)]
+        method, url, headers, _body, _post = self.api.param_serialize(
+            "GET", target.path, query_params=query, header_params={"Accept": "application/json"},
+            auth_settings=["BearerToken"])
+        timeout = self.options.timeout
+        with _Deadline(timeout_seconds + timeout):
+            try:
+                response = self.api.call_api(method, url, header_params=headers,
+                                             _request_timeout=(timeout, timeout_seconds + timeout))
+            except Exception as exc:  # ApiException (TLS: status 0), urllib3 and socket errors
+                raise _HttpError(int(getattr(exc, "status", 0) or 0), _clip(f"{type(exc).__name__}: {exc}")) from None
+            raw = response.response
+            try:
+                if response.status >= 400:
+                    data = raw.read(1 << 16)
+                    raise _HttpError(response.status, _status_message(data, response.reason),
+                                     _retry_after(response.headers))
+                pending = b""
+                while True:
+                    try:
+                        chunk = raw.read1(1 << 16) if hasattr(raw, "read1") else raw.read(1 << 16)
+                    except Exception as exc:  # the deadline cut the connection, or the server did
+                        raise _HttpError(0, _clip(f"watch of {target.path} broken: {type(exc).__name__}")) from None
+                    if not chunk:
+                        return
+                    pending += chunk
+                    *lines, pending = pending.split(b"\n")
+                    if len(pending) > max_event_bytes:
+                        raise _Malformed(f"watch of {target.path}: an event over {max_event_bytes >> 20} MiB")
+                    for line in lines:
+                        if line.strip():
+                            yield _watch_event(line, target.path)
+            finally:
+                raw.close()
+                raw.release_conn()
+
+
+def _watch_event(line: bytes, path: str) -> dict[str, Any]:
+    try:
+        event = orjson.loads(line)
+    except orjson.JSONDecodeError as exc:
+        raise _Malformed(f"watch of {path}: invalid JSON event: {exc.msg}") from None
+    if not isinstance(event, dict) or not isinstance(event.get("object"), dict):
+        raise _Malformed(f"watch of {path}: an event without an object")
+    if event.get("type") == "ERROR":
+        status = event["object"]
+        code = status.get("code") if isinstance(status.get("code"), int) else 0
+        raise _HttpError(code, _clip(str(status.get("message") or "watch error")))
+    return event
 
 
 def _read_body(response: Any, path: str) -> bytes:
@@ -864,6 +923,7 @@ def list_all(reader: ApiReader, target: ListTarget, on_page: Callable[[int], Non
                 outcome.failed = f"{exc.described}{where}{tried}"
             return outcome
         outcome.items = items
+        outcome.resource_version = _field(list_meta, "resourceVersion", str, target.path, "metadata") or None
         return outcome
 
 
