@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from collections import Counter
 from typing import Any
@@ -11,7 +10,7 @@ import click
 import yaml
 
 from kubeharden.catalog import Settings
-from kubeharden.fix.files import ensure_line_end
+from kubeharden.fix.files import ensure_line_end, outside_of
 from kubeharden.fix.plan import (
     FileChange,
     Fixer,
@@ -20,7 +19,7 @@ from kubeharden.fix.plan import (
     Outcome,
     apply_ops,
     parse_assignments,
-    parse_ops,
+    read_ops,
 )
 from kubeharden.loader import LoadContext
 from kubeharden.model import FixLevel, Severity
@@ -172,21 +171,13 @@ def fix(paths: tuple[str, ...], dry_run: bool, controls: tuple[str, ...], level:
 
 def _run_ops(ops_file: str, paths: tuple[str, ...], dry_run: bool, backup: bool) -> None:
     try:
-        with open(ops_file, encoding="utf-8") as fp:
-            data = json.load(fp)
-    except (OSError, ValueError) as exc:
-        raise click.UsageError(f"--ops {ops_file}: cannot read: {exc}") from None
-    try:
-        specs = parse_ops(data, ops_file)
+        specs = read_ops(ops_file)
     except UsageError as exc:
         raise click.UsageError(str(exc)) from None
     if paths:
-        import os
-
-        allowed = {os.path.realpath(p) for p in paths}
-        outside = sorted({s.file for s in specs if os.path.realpath(s.file) not in allowed})
+        outside = sorted({s.file for s in specs if outside_of(s.file, paths) is not None})
         if outside:
-            raise click.UsageError(f"--ops names files not given as paths: {', '.join(outside)}")
+            raise click.UsageError(f"--ops names files not given as paths (or inside them): {', '.join(outside)}")
     changes, problems = apply_ops(specs, LoadContext(), dry_run, backup)
     for change in changes:
         if dry_run:

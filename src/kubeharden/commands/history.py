@@ -117,13 +117,44 @@ def read_report(path: str) -> dict[str, Any]:
     except orjson.JSONDecodeError:
         try:  # integers beyond 64 bits, which orjson refuses
             report = json.loads(data)
+        except RecursionError:
+            raise ReportError(f"{path}: JSON nested too deeply") from None
         except ValueError as exc:
-            raise ReportError(f"{path}: not JSON (line {getattr(exc, 'lineno', '?')})") from None
+            raise ReportError(f"{path}:{getattr(exc, 'lineno', 1)}: not JSON") from None
     if (not isinstance(report, dict) or not isinstance(report.get("findings"), list)
             or not isinstance(report.get("tool"), dict) or report["tool"].get("name") != "kubeharden"):
         raise ReportError(f"{path}: not a kubeharden JSON report (write one with `kubeharden scan -f json`)")
     report["findings"] = [f for f in report["findings"] if isinstance(f, dict)]
+    for index, finding in enumerate(report["findings"]):
+        problem = _finding_problem(finding)
+        if problem is not None:
+            raise ReportError(f"{path}: finding {index}: {problem}: not a kubeharden JSON report")
     return report
+
+
+_REPORT_TEXT_FIELDS = ("control_id", "severity", "section", "path", "message", "fingerprint", "file")
+
+
+def _finding_problem(item: Mapping[str, Any]) -> str | None:
+    """What in one report finding has a type `scan -f json` never writes (None when nothing)."""
+    for key in _REPORT_TEXT_FIELDS:
+        if item.get(key) is not None and not isinstance(item[key], str):
+            return f"{key!r} is not a string"
+    for key in ("resource", "source"):
+        value = item.get(key)
+        if value is not None and not isinstance(value, dict):
+            return f"{key!r} is not an object"
+    resource, source = item.get("resource") or {}, item.get("source") or {}
+    if any(v is not None and not isinstance(v, str) for v in resource.values()):
+        return "'resource' holds a value that is not a string"
+    if source.get("file") is not None and not isinstance(source["file"], str):
+        return "'source.file' is not a string"
+    line = source.get("line")
+    if line is not None and (not isinstance(line, int) or isinstance(line, bool)):
+        return "'source.line' is not a number"
+    if item.get("excepted") is not None and not isinstance(item["excepted"], bool):
+        return "'excepted' is not true or false"
+    return None
 
 
 # -- scan: baseline and store ------------------------------------------------------------------------
@@ -419,7 +450,9 @@ def history(store_url: str, labels: tuple[str, ...], limit: int | None, fmt: str
         with open_store(store_url) as store:
             runs = store.runs(wanted, limit)
     except StoreError as exc:
-        raise click.ClickException(str(exc)) from None
+        # exit 2 (bad input), as scan's store errors: 1 means findings to CI
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
     series = series_of(runs)
     if fmt == "json":
         doc = {"store": redact_url(store_url), "labels": wanted,

@@ -14,6 +14,7 @@ a duplicated key, a path through a scalar, a sequence index that does not exist.
 
 from __future__ import annotations
 
+import codecs
 import json
 import re
 from collections.abc import Iterator
@@ -67,15 +68,32 @@ class Style:
     json: bool = False
 
 
+# The encodings the loader reads (UTF-8, UTF-16/UTF-32 with a byte order mark): a file is
+# written back in the encoding it came in.
+_BOMS = (
+    (codecs.BOM_UTF32_LE, "utf-32-le"), (codecs.BOM_UTF32_BE, "utf-32-be"),
+    (codecs.BOM_UTF16_LE, "utf-16-le"), (codecs.BOM_UTF16_BE, "utf-16-be"),
+    (codecs.BOM_UTF8, "utf-8"),
+)
+
+
 class Text:
-    """A document stream being edited: text without BOM, with its BOM kept aside."""
+    """A document stream being edited: text without BOM, with its BOM and encoding kept aside.
+    EditRefused when the bytes are not text in one of those encodings."""
 
     def __init__(self, data: bytes) -> None:
-        self.bom = data.startswith(b"\xef\xbb\xbf")
-        self.text = data[3:].decode("utf-8") if self.bom else data.decode("utf-8")
+        self.bom, self.codec = b"", "utf-8"
+        for bom, codec in _BOMS:
+            if data.startswith(bom):
+                self.bom, self.codec = bom, codec
+                break
+        try:
+            self.text = data[len(self.bom):].decode(self.codec)
+        except UnicodeDecodeError:
+            raise EditRefused(f"the file is not {self.codec.upper()} text") from None
 
     def encode(self) -> bytes:
-        return (b"\xef\xbb\xbf" if self.bom else b"") + self.text.encode("utf-8")
+        return self.bom + self.text.encode(self.codec)
 
 
 def compose_all(text: str) -> list[Node | None]:

@@ -13,6 +13,7 @@ import difflib
 import hashlib
 import os
 import stat
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from kubeharden import safeio
@@ -96,7 +97,9 @@ def backup_name(path: str) -> str:
 
 
 def write_backup(original: ReadFile) -> str:
-    """A copy of the original bytes next to the file, created exclusively (never replacing one)."""
+    """A copy of the original bytes next to the file, created exclusively (never replacing one,
+    never following a planted symlink). A copy that cannot be completed (full disk) is removed:
+    FileProblem."""
     for _ in range(100):
         name = backup_name(original.real)
         try:
@@ -104,12 +107,31 @@ def write_backup(original: ReadFile) -> str:
                          stat.S_IMODE(original.st.st_mode))
         except FileExistsError:
             continue  # taken between the check and the create: try the next name
-        with os.fdopen(fd, "wb") as fp:
-            fp.write(original.data)
-            fp.flush()
-            os.fsync(fp.fileno())
+        except OSError as exc:
+            raise FileProblem(f"not written: cannot create the backup {name}: {exc.strerror or exc}") from None
+        try:
+            with os.fdopen(fd, "wb") as fp:
+                fp.write(original.data)
+                fp.flush()
+                os.fsync(fp.fileno())
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                os.unlink(name)
+            raise FileProblem(f"not written: cannot write the backup {name}: {exc.strerror or exc}") from None
         return name
-    raise FileProblem("no free backup name")
+    raise FileProblem("not written: no free backup name")
+
+
+def outside_of(name: str, roots: Iterable[str]) -> str | None:
+    """Why a file reached through a symlink must not be written: its real path is outside every
+    path the user gave (None when it is inside one of them, or is one of them). A link in a
+    checked-out repository must not make `fix` edit the rest of the machine."""
+    real = os.path.realpath(name)
+    for root in roots:
+        top = os.path.realpath(root)
+        if real == top or os.path.commonpath([top, real]) == top:
+            return None
+    return f"it leads to {real}, outside the paths given (name that file itself to fix it)"
 
 
 def write_file(original: ReadFile, data: bytes, backup: bool) -> str | None:
@@ -120,6 +142,9 @@ def write_file(original: ReadFile, data: bytes, backup: bool) -> str | None:
         raise FileProblem(f"not written: {why}")
     if original.st.st_nlink > 1:
         raise FileProblem("not written: the file has other hard links, which an atomic replace would separate")
+    if not original.st.st_mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH) or not os.access(original.real,
+                                                                                              os.W_OK):
+        raise FileProblem("not written: the file is read-only (make it writable to fix it)")
     # The scan remembered every file it read so that no report lands on an input; replacing
     # inputs is what `fix` is for, and it writes no report.
     safeio.forget_inputs()

@@ -19,16 +19,20 @@
 
 from __future__ import annotations
 
+import json
+import math
+import os
 import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from kubeharden import safeio
 from kubeharden.catalog import Settings, controls_for_profile, profiles
 from kubeharden.engine import Engine, ScanResult, select_controls
 from kubeharden.fix.edit import DocumentEditor, Edit, EditRefused, Text, compose_all
-from kubeharden.fix.files import FileProblem, Hunk, ReadFile, hunks, read_file, write_file
+from kubeharden.fix.files import FileProblem, Hunk, ReadFile, hunks, outside_of, read_file, write_file
 from kubeharden.inventory import Inventory
 from kubeharden.loader import LoadContext, LoadResult, load_bytes
 from kubeharden.model import Finding, Fix, FixLevel, InputError, Resource, Severity, format_path
@@ -187,6 +191,7 @@ class Fixer:
         bad_files = {e.source for e in loaded.errors}
         outcomes: list[Outcome] = []
         by_file: dict[str, list[tuple[Finding, Resource, list[Any]]]] = {}
+        names_of_real: dict[str, str] = {}
         for f in before.findings:
             if f.fix is None:
                 continue
@@ -204,6 +209,11 @@ class Fixer:
                 continue
             if file in bad_files:
                 outcomes.append(Outcome(f, file, "refused", "the file has input errors: fix them first"))
+                continue
+            # one file reached by two names (a symlink beside its target) is edited once
+            claimed = names_of_real.setdefault(os.path.realpath(file), file)
+            if claimed != file:
+                outcomes.append(Outcome(f, file, "skipped", f"the same file as {claimed}: fixed there"))
                 continue
             by_file.setdefault(file, []).append((f, res, ops))
         baseline_keys = _active_keys(before, resources)
@@ -235,6 +245,9 @@ class Fixer:
                   baseline: Counter[FindingKey], resources: dict[int, Resource], offered: set[FindingKey],
                   ) -> tuple[FileChange | None, list[Outcome], list[Resource]]:
         try:
+            outside = outside_of(file, self.request.paths)
+            if outside is not None:
+                raise FileProblem(f"not written: {outside}")
             original = read_file(file)
         except FileProblem as problem:
             return None, [Outcome(f, file, "refused", problem.message) for f, _, _ in items], []
@@ -453,6 +466,35 @@ class OpSpec:
     edit: Edit
 
 
+MAX_OPS_BYTES = 16 * 1024 * 1024
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON value")
+
+
+def read_ops(path: str) -> list[OpSpec]:
+    """The operations of an --ops file: a regular file of at most MAX_OPS_BYTES of strict JSON
+    (no NaN/Infinity); UsageError `FILE:LINE: reason` otherwise."""
+    try:
+        raw = safeio.read_regular(path, MAX_OPS_BYTES)
+    except OSError as exc:
+        reason = exc.message if isinstance(exc, safeio.UnsafePathError) else (exc.strerror or type(exc).__name__)
+        raise UsageError(f"{path}: cannot read: {reason}") from None
+    try:
+        data = json.loads(raw.decode("utf-8-sig"), parse_constant=_no_constant)
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise UsageError(f"{path}:{line}: not UTF-8 text") from None
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"{path}:{exc.lineno}: invalid JSON: {exc.msg}") from None
+    except RecursionError:
+        raise UsageError(f"{path}: JSON nested too deeply") from None
+    except ValueError as exc:  # NaN, Infinity; integers of more than 4300 digits
+        raise UsageError(f"{path}: invalid JSON: {exc}") from None
+    return parse_ops(data, path)
+
+
 def parse_ops(data: Any, origin: str) -> list[OpSpec]:
     """A JSON list of {"file", "doc", "op", "path", "value"} (UsageError naming the entry otherwise)."""
     if not isinstance(data, list):
@@ -472,12 +514,35 @@ def parse_ops(data: Any, origin: str) -> list[OpSpec]:
             raise UsageError(f"{where}: \"path\" must be a non-empty list of keys and indices")
         if op in ("set", "append", "remove-item") and "value" not in item:
             raise UsageError(f"{where}: {op} needs a \"value\"")
+        problem = _value_problem(item.get("value"))
+        if problem is not None:
+            raise UsageError(f"{where}: \"value\" {problem}")
         try:
             edit = Edit(str(op), tuple(path), item.get("value"))
         except ValueError as exc:
             raise UsageError(f"{where}: {exc}") from None
         out.append(OpSpec(file, doc, edit))
     return out
+
+
+MAX_VALUE_DEPTH = 64  # deeper than any manifest field; the editor writes values recursively
+
+
+def _value_problem(value: Any) -> str | None:
+    """Why a value cannot be written into a manifest (None when it can): only what JSON and
+    Kubernetes hold, finite numbers, nested at most MAX_VALUE_DEPTH levels."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > MAX_VALUE_DEPTH:
+            return f"is nested deeper than {MAX_VALUE_DEPTH} levels"
+        if isinstance(item, float) and not math.isfinite(item):
+            return "holds a number out of range"
+        if isinstance(item, dict):
+            stack.extend((v, depth + 1) for v in item.values())
+        elif isinstance(item, list):
+            stack.extend((v, depth + 1) for v in item)
+    return None
 
 
 def apply_ops(specs: list[OpSpec], ctx: LoadContext, dry_run: bool, backup: bool) -> tuple[list[FileChange],

@@ -18,7 +18,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from kubeharden.fingerprint import fingerprint
 from kubeharden.model import Severity
@@ -123,7 +123,8 @@ def parse_labels(items: Iterable[str]) -> dict[str, str]:
         key = key.strip()
         if not sep or not _LABEL_KEY.match(key):
             raise ValueError(f"label {item!r}: expected KEY=VALUE with a key of letters, digits, '-', '_', '.', '/'")
-        if len(value) > MAX_LABEL_VALUE or any(ord(ch) < 32 or ch == "," for ch in value):
+        # printable only: a control or bidi character would rewrite the terminal or the HTML trend
+        if len(value) > MAX_LABEL_VALUE or any(not ch.isprintable() or ch == "," for ch in value):
             raise ValueError(f"label {key!r}: the value must be at most {MAX_LABEL_VALUE} printable characters "
                              "without ','")
         if key in labels and labels[key] != value:
@@ -132,28 +133,46 @@ def parse_labels(items: Iterable[str]) -> dict[str, str]:
     return labels
 
 
+def _secrets(url: str) -> list[str]:
+    """The password of a URL, in its userinfo or as a `password=` query parameter (libpq reads
+    both), as written and percent-decoded; found even in a URL that urlsplit refuses."""
+    rest = url.partition("://")[2]
+    found: list[str] = []
+    authority = rest.split("?", 1)[0]
+    if "@" in authority:
+        userinfo = authority.rpartition("@")[0]
+        if ":" in userinfo:
+            found.append(userinfo.partition(":")[2])
+    for match in _PASSWORD_PARAM.finditer(url):
+        found.append(match.group(1))
+    out = {s for s in found if s} | {unquote(s) for s in found if s}
+    return sorted((s for s in out if s), key=len, reverse=True)
+
+
+_PASSWORD_PARAM = re.compile(r"[?&]password=([^&#]*)", re.IGNORECASE)
+
+
 def redact_url(url: str) -> str:
-    """The URL without its password, for messages."""
+    """The URL without its password (userinfo or query parameter), for messages."""
     try:
         parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError on a port that is not a number in range
     except ValueError:
         return "<store URL>"
-    if parts.password is None:
-        return url
-    host = parts.hostname or ""
-    if parts.port is not None:
-        host += f":{parts.port}"
-    user = f"{parts.username}:***@" if parts.username else ":***@"
-    return urlunsplit((parts.scheme, user + host, parts.path, parts.query, parts.fragment))
+    netloc = parts.netloc
+    if parts.password is not None:
+        host = netloc.rpartition("@")[2]
+        user = f"{parts.username}:***@" if parts.username else ":***@"
+        netloc = user + host
+    query = _PASSWORD_PARAM.sub(lambda m: m.group(0)[:1] + "password=***", "?" + parts.query)[1:]
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
 def scrub(message: str, url: str) -> str:
     """A driver's message with the URL's password taken out, should the driver quote it."""
-    try:
-        password = urlsplit(url).password
-    except ValueError:
-        password = None
-    return message.replace(password, "***") if password else message
+    for secret in _secrets(url):
+        message = message.replace(secret, "***")
+    return message
 
 
 def store_kind(url: str) -> str:

@@ -62,6 +62,10 @@ class PostgresStore(SQLStore):
         except self._psycopg.Error as exc:
             raise self._error("cannot read the store", exc) from None
 
+    def _table_names(self, cur: Any) -> set[str]:
+        cur.execute("SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()")
+        return {row[0] for row in cur.fetchall()}
+
     def _insert_run(self, cur: Any, columns: Sequence[str], values: Sequence[Any]) -> int:
         marks = ", ".join("%s" for _ in columns)
         cur.execute(f"INSERT INTO kh_runs ({', '.join(columns)}) VALUES ({marks}) RETURNING id", tuple(values))

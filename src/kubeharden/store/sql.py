@@ -120,19 +120,42 @@ class SQLStore(Store):
 
     # -- shared ----------------------------------------------------------------------------------
 
+    @property
+    def display(self) -> str:
+        """The store as messages name it (never with a password)."""
+        from kubeharden.store import redact_url, sqlite_path
+
+        return sqlite_path(self.url) if self.placeholder == "?" else redact_url(self.url)
+
     def sql(self, text: str) -> str:
         return text if self.placeholder == "?" else text.replace("?", self.placeholder)
 
+    @abstractmethod
+    def _table_names(self, cur: Any) -> set[str]:
+        """The tables of the database (schema) the store lives in."""
+
+    # True where a database with tables of its own is not ours to add tables to (a SQLite file).
+    foreign_tables_refused = False
+
     def _migrate(self) -> None:
+        from kubeharden.store import StoreError
+
         steps = migrations(self.id_column)
         with self._transaction(lock="schema") as cur:
+            tables = self._table_names(cur)
+            if "kh_schema" not in tables:
+                ours = sorted(t for t in tables if t.startswith("kh_"))
+                if ours or (tables and self.foreign_tables_refused):
+                    raise StoreError(f"{self.display}: not a kubeharden results store (it has tables "
+                                     f"{', '.join(sorted(ours or tables)[:5])} but no kh_schema); nothing changed")
             cur.execute("CREATE TABLE IF NOT EXISTS kh_schema (version INTEGER NOT NULL)")
             cur.execute("SELECT version FROM kh_schema")
-            row = cur.fetchone()
-            current = row[0] if row else 0
+            rows = cur.fetchall()
+            current = rows[0][0] if rows else 0
+            if len(rows) > 1 or not isinstance(current, int) or isinstance(current, bool) or current < 0:
+                raise StoreError(f"{self.display}: the store's schema version is unreadable (kh_schema holds "
+                                 f"{len(rows)} row(s)); nothing changed")
             if current > len(steps):
-                from kubeharden.store import StoreError
-
                 raise StoreError(f"the store's schema is version {current}, newer than this kubeharden knows "
                                  f"({len(steps)}): upgrade kubeharden")
             for version in range(current + 1, len(steps) + 1):
@@ -198,7 +221,14 @@ class SQLStore(Store):
         if where:
             sql += " WHERE " + " AND ".join(where)
         rows = self._execute(self.sql(sql + " ORDER BY id"), params)
-        out = [_run_info(row) for row in rows]
+        out = []
+        for row in rows:
+            try:
+                out.append(_run_info(row))
+            except (ValueError, TypeError, AttributeError):  # a row not written by kubeharden
+                from kubeharden.store import StoreError
+
+                raise StoreError(f"{self.display}: run {row[0]!r} cannot be read (a corrupt row)") from None
         if limit is None:
             return out
         # the newest `limit` of each series, still oldest first
@@ -228,10 +258,14 @@ class SQLStore(Store):
 def _run_info(row: Sequence[Any]) -> RunInfo:
     (run_id, labels, started_at, tool_version, profile, kubernetes_version, resources, duration, score, sections,
      findings, excepted, errors, critical, high, medium, low, new, fixed, previous) = row[:len(_RUN_COLUMNS)]
+    labels, sections = json.loads(labels), json.loads(sections)
+    if (not isinstance(labels, dict) or not all(isinstance(v, str) for v in labels.values())
+            or not isinstance(sections, dict) or not isinstance(started_at, str)):
+        raise ValueError("not a run kubeharden wrote")
     return RunInfo(
-        id=int(run_id), labels=json.loads(labels), started_at=started_at, tool_version=tool_version,
+        id=int(run_id), labels=labels, started_at=started_at, tool_version=tool_version,
         profile=profile, kubernetes_version=kubernetes_version, resources=resources, duration=duration,
-        score=score, sections=json.loads(sections),
+        score=score, sections=sections,
         by_severity=dict(zip(SEVERITY_ORDER, (critical, high, medium, low), strict=True)),
         findings=findings, excepted=excepted, errors=errors, new=new, fixed=fixed, previous=previous,
     )

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import stat
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+from kubeharden import safeio
 from kubeharden.store import StoreError, sqlite_path
 from kubeharden.store.sql import FINDING_COLUMNS, SQLStore
 
@@ -28,6 +30,16 @@ class SQLiteStore(SQLStore):
         directory = os.path.dirname(os.path.abspath(path))
         if not os.path.isdir(directory):
             raise StoreError(f"{path}: the directory {directory} does not exist")
+        try:
+            st = os.stat(path)  # through a symlink: what SQLite would open
+        except FileNotFoundError:
+            st = None
+        except OSError as exc:
+            raise StoreError(f"{path}: cannot open the store: {exc.strerror or exc}") from None
+        if st is not None and not stat.S_ISREG(st.st_mode):
+            raise StoreError(f"{path}: the store must be a regular file, not {safeio.kind_of(st.st_mode)}")
+        if safeio.is_input(path):
+            raise StoreError(f"{path}: refusing to use an input file as the store")
         try:
             # autocommit mode: transactions are ours (BEGIN IMMEDIATE), not the module's implicit ones
             self._db = sqlite3.connect(path, timeout=BUSY_TIMEOUT, isolation_level=None)
@@ -55,6 +67,13 @@ class SQLiteStore(SQLStore):
             return self._db.execute(sql, tuple(params)).fetchall()
         except sqlite3.Error as exc:
             raise StoreError(f"{sqlite_path(self.url)}: cannot read the store: {exc}") from None
+
+    def _table_names(self, cur: Any) -> set[str]:
+        cur.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+        return {row[0] for row in cur.fetchall()}
+
+    # A SQLite file is a database of its own: one with other tables is someone else's.
+    foreign_tables_refused = True
 
     def _insert_run(self, cur: Any, columns: Sequence[str], values: Sequence[Any]) -> int:
         marks = ", ".join("?" for _ in columns)
