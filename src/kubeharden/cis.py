@@ -122,6 +122,8 @@ def parse_report(text: str) -> list[CisResult]:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise ReportError(f"not JSON ({exc.msg} at line {exc.lineno})") from None
+    except RecursionError:
+        raise ReportError("JSON nested too deeply") from None
     if isinstance(data, dict) and "Controls" in data:
         controls = data["Controls"]
     elif isinstance(data, list):
@@ -138,8 +140,10 @@ def parse_report(text: str) -> list[CisResult]:
             continue
         node_type = str(control.get("node_type") or "").lower()
         benchmark = str(control.get("version") or "")
-        for section in control.get("tests") or []:
-            for item in (section.get("results") or []) if isinstance(section, dict) else []:
+        sections = control.get("tests")
+        for section in sections if isinstance(sections, list) else []:
+            items = section.get("results") if isinstance(section, dict) else None
+            for item in items if isinstance(items, list) else []:
                 if not isinstance(item, dict):
                     continue
                 description = str(item.get("test_desc") or "")

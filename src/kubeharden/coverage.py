@@ -16,8 +16,8 @@ import json
 import re
 from dataclasses import dataclass, field
 from importlib import resources
-from pathlib import Path
 
+from kubeharden import safeio
 from kubeharden.catalog import Control, all_controls
 
 # Commands that implement a recommendation without being a control: they generate hardened
@@ -60,6 +60,9 @@ class Coverage:
         return "manual" if self.manual else "missing"
 
 
+MAX_SPEC_BYTES = 16 * 1024 * 1024
+
+
 def parse_spec(text: str) -> list[Recommendation]:
     """The recommendations of the spec's §2 tables, in order."""
     return [Recommendation(m.group(1), m.group(2), m.group(3).strip(), m.group(4).strip())
@@ -76,7 +79,18 @@ def load_recommendations(spec: str | None = None) -> list[Recommendation]:
     """From the given spec file, else the packaged list. A spec without any row is an error."""
     if spec is None:
         return packaged_recommendations()
-    found = parse_spec(Path(spec).read_text("utf-8"))
+    try:  # a regular file only (a FIFO or /dev/zero would never end), within a limit
+        raw = safeio.read_regular(spec, MAX_SPEC_BYTES)
+    except safeio.UnsafePathError as exc:
+        raise ValueError(f"{spec}: {exc}") from None
+    except OSError as exc:
+        raise ValueError(f"{spec}: cannot read: {exc.strerror or exc}") from None
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise ValueError(f"{spec}:{line}: not UTF-8 text") from None
+    found = parse_spec(text)
     if not found:
         raise ValueError(f"{spec}: no recommendation rows (| # | NSA-... |) found")
     return found

@@ -19,7 +19,7 @@ from kubeharden.cis import MAX_REPORT_BYTES, CisResult, ReportError, parse_repor
 def _our_statuses(path: str) -> dict[str, str]:
     try:
         doc = json.loads(safeio.read_regular(path, MAX_REPORT_BYTES))
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, RecursionError) as exc:
         raise click.BadParameter(f"{path}: not a readable kubeharden JSON report ({type(exc).__name__})",
                                  param_hint="--report") from None
     controls = doc.get("controls") if isinstance(doc, dict) else None

@@ -142,7 +142,7 @@ def print_diff(diff: dict[str, Any], console: Console | None = None) -> None:
 def _read_review(path: str) -> dict[str, Any]:
     try:
         data = json.loads(safeio.read_regular(path, MAX_REVIEW_BYTES))
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, RecursionError) as exc:
         raise click.BadParameter(f"{path}: not a readable review file ({type(exc).__name__})") from None
     if not isinstance(data, dict) or data.get("kind") != REVIEW_KIND or not isinstance(data.get("subjects"), list):
         raise click.BadParameter(f"{path}: not a `kubeharden rbac review` file (kind {REVIEW_KIND})")
