@@ -44,7 +44,7 @@ class ScanRequest:
 
 # Modules with enrich(request, loaded) -> facts, run once the inputs are read: they add evidence
 # about what the inputs name (image configs from registries, vulnerability reports).
-ENRICHER_MODULES = ("kubeharden.images.enrich",)
+ENRICHER_MODULES = ("kubeharden.images.enrich", "kubeharden.logpipeline.enrich")
 
 
 def build_inventory(request: ScanRequest) -> tuple[Inventory, LoadResult]:

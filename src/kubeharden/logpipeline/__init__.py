@@ -15,6 +15,9 @@ from kubeharden.model import Resource
 
 MAX_CONFIG_BYTES = 4 * 1024 * 1024
 MAX_INCLUDE_DEPTH = 8
+# Included files read for one configuration in all: a glob that includes itself (or several files
+# that include each other) would otherwise read files**depth times.
+MAX_INCLUDES = 256
 MAX_BLOCKS = 10_000
 
 
@@ -53,6 +56,8 @@ class Problem:
     message: str
     line: int | None = None
     file: str = ""
+    # an @include not among the ConfigMap's keys: the agent may mount it from another volume
+    maybe_elsewhere: bool = False
 
 
 @dataclass
@@ -67,6 +72,18 @@ class AgentConfig:
     key: str = ""  # its data key
     node_path: str = ""  # the node file, for --root
     display: str = ""  # the file as findings name it
+    includes_read: int = 0  # included files read so far (bounded by MAX_INCLUDES)
+
+    def may_include(self, line: int, file: str) -> bool:
+        """False (with a problem, once) when the configuration has read MAX_INCLUDES included files."""
+        if self.includes_read < MAX_INCLUDES:
+            self.includes_read += 1
+            return True
+        if self.includes_read == MAX_INCLUDES:
+            self.includes_read += 1
+            self.problems.append(Problem(f"more than {MAX_INCLUDES} included files (an include loop?): the rest "
+                                         "is not read", line, file))
+        return False
 
     def of_kind(self, kind: str) -> list[Block]:
         return [b for b in self.blocks if b.kind == kind]

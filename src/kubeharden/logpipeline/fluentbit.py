@@ -60,8 +60,10 @@ def _parse_classic_into(config: AgentConfig, text: str, file: str, include: Incl
                 continue
             found = include(file, target) if include is not None else []
             if not found:
-                config.problems.append(Problem(f"@INCLUDE {target}: not found", number, file))
+                config.problems.append(Problem(f"@INCLUDE {target}: not found", number, file, maybe_elsewhere=True))
             for name, included in found:
+                if not config.may_include(number, file):
+                    break
                 _parse_classic_into(config, included, name, include, variables, depth + 1)
             current = None  # an included file starts its own sections
             continue

@@ -74,8 +74,10 @@ def _parse_into(config: AgentConfig, text: str, file: str, include: Includer | N
                 continue
             found = include(file, target) if include is not None else []
             if not found:
-                config.problems.append(Problem(f"@include {target}: not found", number, file))
+                config.problems.append(Problem(f"@include {target}: not found", number, file, maybe_elsewhere=True))
             for name, included in found:
+                if not config.may_include(number, file):
+                    break
                 _parse_into(config, included, name, include, stack, depth + 1)
             continue
         if not stack:

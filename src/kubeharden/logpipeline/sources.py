@@ -98,8 +98,11 @@ def from_configmaps(inventory: Inventory) -> list[AgentConfig]:
         if not isinstance(data, dict):
             continue
         texts = {str(k): v for k, v in data.items() if isinstance(v, str) and len(v) <= MAX_CONFIG_BYTES}
-        included = {name for text in texts.values() for target in _INCLUDE_RE.findall(text)
-                    for name in texts if fnmatch.fnmatchcase(name, posixpath.basename(target))}
+        # a key another key includes is read as part of it (a key including itself does not count)
+        included = {name for key, text in texts.items() for target in _INCLUDE_RE.findall(text)
+                    for name in texts if name != key and fnmatch.fnmatchcase(name, posixpath.basename(target))}
+        if texts and included >= set(texts):
+            included = set()  # keys that all include each other: none is the main file, read each
         include = fluentbit.include_from(texts)
         for key in sorted(texts):
             if key in included:

@@ -43,7 +43,6 @@ class SQLiteStore(SQLStore):
         try:
             # autocommit mode: transactions are ours (BEGIN IMMEDIATE), not the module's implicit ones
             self._db = sqlite3.connect(path, timeout=BUSY_TIMEOUT, isolation_level=None)
-            self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")  # with WAL: durable at checkpoints, never corrupt
         except sqlite3.Error as exc:
             raise StoreError(f"{path}: cannot open the store: {exc}") from None
@@ -93,6 +92,8 @@ class SQLiteStore(SQLStore):
     def _migrate(self) -> None:
         try:
             super()._migrate()
+            # WAL is written into the file's header: only once the file is known to be a store
+            self._db.execute("PRAGMA journal_mode=WAL")
         except sqlite3.Error as exc:
             raise StoreError(f"{sqlite_path(self.url)}: cannot create the schema: {exc}") from None
 
