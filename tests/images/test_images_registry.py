@@ -247,3 +247,18 @@ def test_image_config_secrets_are_not_kept(tmp_path, public, images):
     assert info.exposed_ports == ("8080/tcp",) and info.created == "2024-01-02T03:04:05Z"
     config_files = [p for p in (tmp_path / "c").iterdir() if p.name.startswith("config-")]
     assert config_files and all(b"s3cr3t" not in p.read_bytes() for p in config_files)
+
+
+def test_a_planted_or_corrupt_cache_entry_is_a_miss_not_a_crash(tmp_path, public, images, monkeypatch):
+    image = f"{public.host}/shop/root-app@{images['root']}"
+    warm, _ = scan(tmp_path, pod(image), public)
+    assert warm.status is Status.FAIL
+    [config] = [p for p in (tmp_path / "cache").iterdir() if p.name.startswith("config-")]
+    for planted in (b'{"user": 5, "exposedPorts": "x"}', b"[" * 100_000, b"\xff\xfe"):
+        config.write_bytes(planted)
+        guard = _ConnectGuard(monkeypatch)
+        outcome, _ = scan(tmp_path, pod(image), public, offline=True)
+        # offline, the entry is not trusted: not assessed with the reason, never a crash or a verdict from it
+        assert outcome.status is Status.NOT_ASSESSED and "not in the cache" in (outcome.reason or ""), outcome.reason
+        assert not guard.attempts
+        monkeypatch.undo()

@@ -333,10 +333,10 @@ class RegistryClient:
         if cached is not None:
             try:
                 value = json.loads(cached)
-                if isinstance(value, dict):
+                if _is_kept_config(value):
                     return value
-            except ValueError:
-                pass
+            except (ValueError, RecursionError):
+                pass  # a corrupt or planted cache entry is a miss, never trusted
         if self.options.offline:
             raise RegistryError(f"{ref.normalized()}: --offline and the image config is not in the cache")
         response = self._get(ref, f"blobs/{digest}", {}, MAX_CONFIG_BYTES, "image config", follow_redirects=True)
@@ -538,6 +538,13 @@ class RegistryClient:
                 fp.write(data)
         except OSError:
             pass  # a cache that cannot be written only costs a lookup next time
+
+
+def _is_kept_config(value: Any) -> bool:
+    """The shape `_config` writes to the cache, and nothing else."""
+    return (isinstance(value, dict) and isinstance(value.get("user"), str)
+            and isinstance(value.get("exposedPorts"), list) and all(isinstance(p, str) for p in value["exposedPorts"])
+            and all(value.get(k) is None or isinstance(value.get(k), str) for k in ("created", "os", "architecture")))
 
 
 def _json_object(body: bytes, what: str) -> dict[str, Any]:
