@@ -29,6 +29,7 @@ from typing import Any
 import click
 import yaml
 
+from kubeharden import safeio
 from kubeharden.fix.edit import DocumentEditor, Edit, EditRefused, Style, Text, render_block_entry
 from kubeharden.fix.files import FileProblem, hunks, read_file, write_file
 from kubeharden.fix.helmvalues import TemplateMap, parse_template
@@ -40,6 +41,7 @@ from kubeharden.sources.render import KUSTOMIZATION_FILES
 
 PATCH_NAME = "kubeharden-fixes"
 MAX_RETRIES = 4
+MAX_VALUES_BYTES = 16 * 1024 * 1024  # a values file larger than this is not a values file
 
 ObjKey = tuple[str, str | None, str]
 
@@ -320,9 +322,9 @@ def merge_values(base: Any, over: Any) -> Any:
 
 def _load_values(path: FsPath) -> Any:
     try:
-        return yaml.safe_load(path.read_bytes()) or {}
-    except (OSError, yaml.YAMLError):
-        return {}
+        return yaml.safe_load(safeio.read_regular(path, MAX_VALUES_BYTES)) or {}
+    except (OSError, yaml.YAMLError, RecursionError):
+        return {}  # no mapping can be made: the fixes become template hints
 
 
 def _values_fix(chart: FsPath, c: Chosen, values: Any, maps: dict[FsPath, TemplateMap]) -> ValuesFix | str:
@@ -496,6 +498,25 @@ def _fix_chart(chart: FsPath, fixer: Fixer, request: FixRequest, values_file: Fs
     return out
 
 
+# What a chart's or overlay's own files can raise while being read or edited: an error for that
+# path, the others still fixed (never a traceback, never the file's text: YAML errors quote it).
+_PROBLEMS = (FileProblem, EditRefused, yaml.YAMLError, OSError, RecursionError)
+
+
+def _problem_text(exc: BaseException) -> str:
+    if isinstance(exc, FileProblem):
+        return exc.message
+    if isinstance(exc, EditRefused):
+        return f"not edited: {exc.reason}"
+    if isinstance(exc, yaml.MarkedYAMLError) and exc.problem_mark is not None:
+        return f"invalid YAML at line {exc.problem_mark.line + 1}"
+    if isinstance(exc, yaml.YAMLError):
+        return "invalid YAML"
+    if isinstance(exc, OSError):
+        return f"cannot read: {exc.strerror or exc}"
+    return "nested too deeply"
+
+
 def run(request: FixRequest, helm: bool, values_file: str | None, fail_on: Severity | None) -> int:
     fixer = Fixer(request)
     if helm:
@@ -507,7 +528,10 @@ def run(request: FixRequest, helm: bool, values_file: str | None, fail_on: Sever
                 request.load.options["helm_values"] = [*given, values_file]
         total = HelmOutcome()
         for chart_path in request.paths:
-            one = _fix_chart(FsPath(chart_path), fixer, request, FsPath(values_file) if values_file else None)
+            try:
+                one = _fix_chart(FsPath(chart_path), fixer, request, FsPath(values_file) if values_file else None)
+            except _PROBLEMS as exc:
+                one = HelmOutcome(errors=[f"{chart_path}: {_problem_text(exc)}"])
             total.written += one.written
             total.hinted += one.hinted
             total.refused += one.refused
@@ -521,7 +545,10 @@ def run(request: FixRequest, helm: bool, values_file: str | None, fail_on: Sever
     total_refused = 0
     all_errors: list[str] = []
     for overlay in request.paths:
-        _, refused, errors = _fix_overlay(FsPath(overlay), fixer, request)
+        try:
+            _, refused, errors = _fix_overlay(FsPath(overlay), fixer, request)
+        except _PROBLEMS as exc:
+            refused, errors = 0, [f"{overlay}: {_problem_text(exc)}"]
         total_refused += refused
         all_errors.extend(errors)
     for error in all_errors:
