@@ -28,7 +28,7 @@ from urllib.parse import parse_qs, unquote
 from kubeharden import safeio
 from kubeharden.images import API_VERSION, IMAGE_SCAN_KIND
 from kubeharden.images.reference import DIGEST_RE, parse_image
-from kubeharden.inventory import as_dict
+from kubeharden.inventory import as_dict, as_list
 
 SEVERITIES = ("critical", "high", "medium", "low", "negligible", "unknown")
 _ID_RE = re.compile(r"(CVE-\d{4}-\d{4,}|GHSA(?:-[23456789cfghjmpqrvwx]{4}){3}|[A-Z]+-\d{4}-\d+)", re.I)
@@ -123,7 +123,7 @@ def _trivy_vulns(results: Any) -> list[dict[str, Any]]:
     for result in results if isinstance(results, list) else []:
         if not isinstance(result, dict):
             continue
-        for v in result.get("Vulnerabilities") or []:
+        for v in as_list(result.get("Vulnerabilities")):
             if isinstance(v, dict) and v.get("VulnerabilityID"):
                 out.append(_vuln(v["VulnerabilityID"], v.get("PkgName"), v.get("InstalledVersion"),
                                  v.get("FixedVersion"), severity_of(v.get("Severity")), v.get("Title"),
@@ -146,10 +146,10 @@ def _trivy_k8s(doc: dict[str, Any]) -> list[dict[str, Any]]:
         if not isinstance(res, dict):
             continue
         workload = {"kind": res.get("Kind"), "namespace": res.get("Namespace"), "name": res.get("Name")}
-        metas = [m for m in (res.get("Metadata") or []) if isinstance(m, dict)] if isinstance(
+        metas = [m for m in as_list(res.get("Metadata")) if isinstance(m, dict)] if isinstance(
             res.get("Metadata"), list) else []
         by_image: dict[str, list[Any]] = {}
-        for result in res.get("Results") or []:
+        for result in as_list(res.get("Results")):
             if isinstance(result, dict):
                 target = str(result.get("Target") or "").split(" (", 1)[0].strip()
                 by_image.setdefault(target, []).append(result)
@@ -176,17 +176,17 @@ def _grype(doc: dict[str, Any]) -> list[dict[str, Any]]:
     source = as_dict(doc.get("source"))
     target = as_dict(source.get("target"))
     user_input = target.get("userInput") if isinstance(target.get("userInput"), str) else None
-    digests = _digests([*(target.get("repoDigests") or []), target.get("manifestDigest")])
+    digests = _digests([*as_list(target.get("repoDigests")), target.get("manifestDigest")])
     refs = _references(user_input, target.get("tags"))
     vulns = []
-    for match in doc.get("matches") or []:
+    for match in as_list(doc.get("matches")):
         if not isinstance(match, dict):
             continue
         v = as_dict(match.get("vulnerability"))
         artifact = as_dict(match.get("artifact"))
         vid = v.get("id")
         # GHSA matches name the CVE they alias in relatedVulnerabilities
-        for related in match.get("relatedVulnerabilities") or []:
+        for related in as_list(match.get("relatedVulnerabilities")):
             if isinstance(related, dict) and str(related.get("id", "")).upper().startswith("CVE-") and \
                     not str(vid or "").upper().startswith("CVE-"):
                 vid = f"{related['id']} ({vid})"
@@ -194,7 +194,7 @@ def _grype(doc: dict[str, Any]) -> list[dict[str, Any]]:
         if not vid:
             continue
         fix = as_dict(v.get("fix"))
-        fixed = ", ".join(str(x) for x in fix.get("versions") or [] if x)
+        fixed = ", ".join(str(x) for x in as_list(fix.get("versions")) if x)
         vulns.append(_vuln(vid, artifact.get("name"), artifact.get("version"), fixed, severity_of(v.get("severity")),
                            v.get("description"), v.get("dataSource")))
     descriptor = as_dict(doc.get("descriptor"))
@@ -229,30 +229,30 @@ def _cyclonedx(doc: dict[str, Any]) -> list[dict[str, Any]]:
             image, digests = str(component["name"]), [version]
         else:
             image = f"{component['name']}:{version}" if version else str(component["name"])
-    for prop in component.get("properties") or []:
+    for prop in as_list(component.get("properties")):
         if isinstance(prop, dict) and str(prop.get("name", "")).endswith(("RepoDigest", "repoDigest")):
             digests.extend(d for d in _digests([prop.get("value")]) if d not in digests)
     components = {}
-    for comp in doc.get("components") or []:
+    for comp in as_list(doc.get("components")):
         if isinstance(comp, dict) and comp.get("bom-ref"):
             components[str(comp["bom-ref"])] = comp
     vulns = []
-    for v in doc.get("vulnerabilities") or []:
+    for v in as_list(doc.get("vulnerabilities")):
         if not isinstance(v, dict) or not v.get("id"):
             continue
         analysis = as_dict(v.get("analysis"))
         if analysis.get("state") in ("not_affected", "false_positive", "resolved"):
             continue  # VEX: the producer says it does not apply
-        ratings = [r for r in v.get("ratings") or [] if isinstance(r, dict)]
+        ratings = [r for r in as_list(v.get("ratings")) if isinstance(r, dict)]
         severities = [severity_of(r.get("severity")) for r in ratings]
         known = [s for s in severities if s != "unknown"]
         if not known:
             known = [severity_of_score(r.get("score")) for r in ratings if r.get("score") is not None]
         severity = min(known, key=SEVERITIES.index) if known else "unknown"
-        affects = [a for a in v.get("affects") or [] if isinstance(a, dict)] or [{}]
+        affects = [a for a in as_list(v.get("affects")) if isinstance(a, dict)] or [{}]
         for affected in affects:
             comp = components.get(str(affected.get("ref") or ""), {})
-            fixed = [str(x.get("version")) for x in affected.get("versions") or []
+            fixed = [str(x.get("version")) for x in as_list(affected.get("versions"))
                      if isinstance(x, dict) and x.get("status") == "unaffected" and x.get("version")]
             source = as_dict(v.get("source"))
             vulns.append(_vuln(v["id"], comp.get("name"), comp.get("version"), ", ".join(fixed) or
@@ -273,22 +273,22 @@ def _fixed_from_text(text: Any) -> str:
 
 def _sarif(doc: dict[str, Any], image: str | None) -> list[dict[str, Any]]:
     out = []
-    for run in doc.get("runs") or []:
+    for run in as_list(doc.get("runs")):
         if not isinstance(run, dict):
             continue
         driver = (run.get("tool") or {}).get("driver") if isinstance(run.get("tool"), dict) else None
         driver = driver if isinstance(driver, dict) else {}
         tool = str(driver.get("name") or "sarif").lower()
-        rules = {str(r.get("id")): r for r in driver.get("rules") or [] if isinstance(r, dict)}
+        rules = {str(r.get("id")): r for r in as_list(driver.get("rules")) if isinstance(r, dict)}
         props = as_dict(run.get("properties"))
         run_image = image or (props.get("imageName") if isinstance(props.get("imageName"), str) else None)
         if run_image is None:
             raise ReportError(f"the SARIF run of {tool} does not name the image it scanned: give it as "
                               "--vulns IMAGE=FILE")
         refs = _references(run_image, props.get("repoTags"))
-        digests = _digests(props.get("repoDigests") or [])
+        digests = _digests(as_list(props.get("repoDigests")))
         vulns = []
-        for result in run.get("results") or []:
+        for result in as_list(run.get("results")):
             if not isinstance(result, dict):
                 continue
             rule_id = str(result.get("ruleId") or "")
