@@ -16,8 +16,12 @@ SCENARIOS_FILE = Path(__file__).with_name("netpol_scenarios.yaml")
 
 
 def load_scenarios() -> list[dict[str, Any]]:
-    with SCENARIOS_FILE.open("rb") as fh:
-        return list(yaml.load(fh, Loader=yaml.CSafeLoader))
+    """networking.k8s.io scenarios, then Cilium and admin network policy ones (netpol_ext_scenarios.yaml)."""
+    scenarios: list[dict[str, Any]] = []
+    for path in (SCENARIOS_FILE, SCENARIOS_FILE.with_name("netpol_ext_scenarios.yaml")):
+        with path.open("rb") as fh:
+            scenarios += yaml.load(fh, Loader=yaml.CSafeLoader)
+    return scenarios
 
 
 def _container_ports(specs: list[str]) -> list[dict[str, Any]]:

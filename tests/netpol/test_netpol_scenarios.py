@@ -55,6 +55,10 @@ def test_can(scenario: dict[str, Any], question: dict[str, Any]) -> None:
     rules = {f"{m.policy.key} {m.rule.field_name}" for m in verdict.deciding}
     for rule in question.get("by", []):
         assert rule in rules, f"{rule} not among the deciding rules {rules}"
+    denials = {f"{m.policy.key} {m.rule.field_name}" for side in (verdict.egress, verdict.ingress) if side
+               for m in side.denials}
+    for rule in question.get("denied_by", []):
+        assert rule in denials, f"{rule} not among the denying rules {denials}"
     if not verdict.allowed:
         assert not verdict.deciding
     # every answer explains both sides it judged
